@@ -1,0 +1,163 @@
+"""A tiny, real OpenAI-compatible HTTP server on 127.0.0.1 for testing judges offline.
+
+It serves ``POST /v1/chat/completions`` from a background thread and answers like a very simple judge:
+it reads the ``<ground_truth>`` and ``<prediction>`` sections of the last user message and replies
+``SCORE: 1`` when the ground truth, lowercased, occurs in the prediction, lowercased (so
+``"The capital is Paris"`` is accepted for ``"Paris"``, which the exact GAIA scorer rejects), else
+``SCORE: 0``. A prompt without those sections gets ``SCORE: 0``.
+
+Misbehaviour on demand, for testing retries and failures:
+
+* ``fail_next(status, n)``: the next ``n`` requests get HTTP ``status`` with an OpenAI-shaped error body.
+* ``delay``: seconds to sleep before answering each request.
+* ``reply``: a fixed message content to send instead of the rule's verdict (e.g. garbage).
+* ``raw_body``: a fixed non-JSON body to send with HTTP 200.
+
+Every request (and what was done with it) is recorded in ``requests``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+_SECTION = re.compile(r"<(ground_truth|prediction)>\n?(.*?)\n?</\1>", re.DOTALL)
+
+
+def verdict_for(prompt: str) -> str:
+    """The server's deterministic judging rule (see the module docstring)."""
+    sections = dict(_SECTION.findall(prompt))
+    truth, prediction = sections.get("ground_truth"), sections.get("prediction")
+    if truth is None or prediction is None:
+        return "No answer sections found.\nSCORE: 0"
+    correct = truth.strip().lower() in prediction.strip().lower()
+    return f"Comparing {prediction.strip()!r} with {truth.strip()!r}.\nSCORE: {1 if correct else 0}"
+
+
+@dataclass
+class RecordedRequest:
+    """One request the server received."""
+
+    path: str
+    body: dict[str, Any] | None
+    status: int
+
+
+class FakeOpenAIServer:
+    """An OpenAI-compatible chat-completions server in a background thread; use as a context manager."""
+
+    def __init__(self) -> None:
+        self.requests: list[RecordedRequest] = []
+        self.delay = 0.0
+        self.reply: str | None = None
+        self.raw_body: str | None = None
+        self._failures: list[int] = []
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd.daemon_threads = True
+        self._httpd.block_on_close = False
+        self.port = self._httpd.server_address[1]
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
+        self._thread.start()
+
+    def fail_next(self, status: int, n: int = 1) -> None:
+        """Answer the next ``n`` requests with HTTP ``status``."""
+        with self._lock:
+            self._failures.extend([status] * n)
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        """Requests made to the chat-completions route."""
+        with self._lock:
+            return [r for r in self.requests if r.path == "/v1/chat/completions"]
+
+    def stop(self) -> None:
+        """Stop serving and close the port (later connections are refused)."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _next_failure(self) -> int | None:
+        with self._lock:
+            return self._failures.pop(0) if self._failures else None
+
+    def _record(self, path: str, body: dict[str, Any] | None, status: int) -> None:
+        with self._lock:
+            self.requests.append(RecordedRequest(path, body, status))
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence the access log
+                pass
+
+            def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout test)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = None
+                if self.path != "/v1/chat/completions":
+                    server._record(self.path, body, 404)
+                    self._send(404, json.dumps({"error": {"message": "not found"}}).encode())
+                    return
+                if server.delay:
+                    time.sleep(server.delay)
+                status = server._next_failure()
+                if status is not None:
+                    server._record(self.path, body, status)
+                    error = {"error": {"message": f"injected HTTP {status}", "type": "test", "code": None}}
+                    self._send(status, json.dumps(error).encode())
+                    return
+                server._record(self.path, body, 200)
+                if server.raw_body is not None:
+                    self._send(200, server.raw_body.encode(), content_type="text/plain")
+                    return
+                prompt = ""
+                if isinstance(body, dict):
+                    users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+                    prompt = str(users[-1].get("content", "")) if users else ""
+                content = server.reply if server.reply is not None else verdict_for(prompt)
+                response = {
+                    "id": f"chatcmpl-test-{len(server.requests)}",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": (body or {}).get("model", "test-judge"),
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": content},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                }
+                self._send(200, json.dumps(response).encode())
+
+        return Handler

@@ -1,0 +1,482 @@
+"""The host side of the sandbox: start a fork server, run code in a persistent worker, enforce limits.
+
+See the package docstring (``toolr1_env.sandbox``) for what is covered and what is not.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolr1_env.sandbox import isolation
+from toolr1_env.sandbox.runtime import protocol
+
+#: Imports allowed by default: the useful standard library plus numpy and pandas. ``os``, ``sys``,
+#: ``subprocess``, ``socket``, ``ctypes``, ``importlib`` and friends are left out on purpose.
+DEFAULT_ALLOWED_IMPORTS: tuple[str, ...] = (
+    "array", "base64", "bisect", "calendar", "cmath", "collections", "copy", "csv", "dataclasses",
+    "datetime", "decimal", "difflib", "enum", "fractions", "functools", "glob", "hashlib", "heapq",
+    "html", "io", "itertools", "json", "math", "numbers", "operator", "pathlib", "pprint", "random", "re",
+    "statistics", "string", "textwrap", "time", "typing", "unicodedata", "uuid", "xml", "zipfile",
+    "zoneinfo", "numpy", "pandas", "openpyxl", "docx", "pypdf",
+)
+#: Packages hidden from the sandbox's view of site-packages (answers and generators live there).
+HIDDEN_PACKAGES: tuple[str, ...] = ("toolr1_env", "toolr1", "agents")
+#: The final-answer function every sandbox offers; user tools may not take its name.
+FINAL_ANSWER = "final_answer"
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (could not start, broke its protocol): our bug or the machine's."""
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Limits and policy of one sandbox. Every limit applies to each episode's worker separately."""
+
+    step_timeout: float = 10.0
+    """Wall-clock seconds one ``run`` may take (host tool calls included) before the worker is killed."""
+    memory_limit_mb: int = 4096
+    """Address-space limit of a worker (RLIMIT_AS), in MiB; numpy and pandas alone reserve ~1 GiB."""
+    cpu_time_limit: int = 300
+    """CPU seconds a worker may use over the whole episode (RLIMIT_CPU)."""
+    max_processes: int = 64
+    """Processes the unprivileged sandbox user may own (RLIMIT_NPROC; only when the host is root)."""
+    max_file_size_mb: int = 64
+    """Largest file a worker may write (RLIMIT_FSIZE), in MiB."""
+    max_open_files: int = 256
+    """Open file descriptors per worker (RLIMIT_NOFILE)."""
+    max_output_chars: int = 10_000
+    """Cap on captured stdout and on stderr, each; the head and tail halves are kept."""
+    max_value_chars: int = 4_000
+    """Cap on the ``repr`` of a trailing expression."""
+    max_code_chars: int = 200_000
+    """Longer actions are refused with an error result, without running."""
+    allowed_imports: tuple[str, ...] | None = DEFAULT_ALLOWED_IMPORTS
+    """Top-level modules agent code may import; ``None`` allows every import."""
+    network: bool = False
+    """Allow network access (off by default: the sandbox gets no network namespace, TCP is blocked)."""
+    preload: tuple[str, ...] = ("numpy", "pandas")
+    """Modules the fork server imports once so episodes start warm; missing ones are skipped."""
+    use_bwrap: bool | None = None
+    """Use bubblewrap namespaces: None = when available, True = required, False = never."""
+    use_landlock: bool | None = None
+    """Use Landlock: None = when the kernel has it, True = required, False = never."""
+    drop_privileges: bool = True
+    """When the host is root, run agent code as ``nobody``."""
+    extra_read_paths: tuple[str, ...] = ()
+    """Additional host paths agent code may read (under Landlock)."""
+    startup_timeout: float = 60.0
+    """Seconds to wait for the fork server (interpreter + preloads) and for a worker to come up."""
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What one ``run`` produced. ``error`` is a traceback written for the model to read."""
+
+    stdout: str = ""
+    stderr: str = ""
+    value: str | None = None
+    error: str | None = None
+    error_type: str | None = None
+    final_answer: str | None = None
+    final_answer_called: bool = False
+    timed_out: bool = False
+    worker_died: bool = False
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when the code ran to completion (or to ``final_answer``) without an error."""
+        return self.error is None and not self.timed_out and not self.worker_died
+
+    def render(self) -> str:
+        """The result as the text a model observes: output, trailing value, then any error."""
+        parts = []
+        if self.stdout:
+            parts.append(self.stdout.rstrip("\n"))
+        if self.value is not None:
+            parts.append(f"Out: {self.value}")
+        if self.stderr:
+            parts.append(f"[stderr]\n{self.stderr.rstrip()}")
+        if self.error:
+            parts.append(self.error)
+        if self.final_answer_called:
+            parts.append(f"final_answer received: {self.final_answer}")
+        if not parts:
+            parts.append("(the code ran and printed nothing)")
+        return "\n".join(parts)
+
+
+@dataclass
+class _Tool:
+    name: str
+    fn: Callable[..., Any]
+    signature: inspect.Signature | None
+    spec: dict[str, str] = field(default_factory=dict)
+
+
+def _collect_tools(tools: Iterable[Callable[..., Any]] | Mapping[str, Callable[..., Any]]) -> dict[str, _Tool]:
+    items = tools.items() if isinstance(tools, Mapping) else ((getattr(t, "__name__", ""), t) for t in tools)
+    collected: dict[str, _Tool] = {}
+    for name, fn in items:
+        if not callable(fn):
+            raise TypeError(f"tool {name!r} is not callable")
+        if not name.isidentifier() or name.startswith("_") or name == FINAL_ANSWER:
+            raise ValueError(f"invalid tool name {name!r}: use a public identifier other than {FINAL_ANSWER}")
+        if name in collected:
+            raise ValueError(f"two tools are named {name!r}")
+        try:
+            signature = inspect.signature(fn)
+        except (TypeError, ValueError):
+            signature = None
+        spec = {"name": name, "signature": str(signature) if signature else "(*args, **kwargs)",
+                "doc": inspect.getdoc(fn) or ""}
+        collected[name] = _Tool(name, fn, signature, spec)
+    return collected
+
+
+class Sandbox:
+    """A persistent, isolated Python interpreter for one episode at a time.
+
+    ``run`` executes code like a notebook cell; variables survive until ``reset``. Host tools are plain
+    callables that run in *this* process: agent code calls a stub, the call crosses the worker channel
+    as JSON, and the result (or the tool's error) comes back. ``prelude`` is Python run inside each
+    fresh worker before the agent's first action: the place for sandbox-side helper functions.
+
+    Example::
+
+        with Sandbox(tools=[search]) as sb:
+            sb.run("x = 2")
+            assert sb.run("x + 1").value == "3"
+    """
+
+    def __init__(self, config: SandboxConfig | None = None,
+                 tools: Iterable[Callable[..., Any]] | Mapping[str, Callable[..., Any]] = (),
+                 prelude: str = "") -> None:
+        self.config = config or SandboxConfig()
+        self.tools = _collect_tools(tools)
+        self.prelude = prelude
+        self.layers: dict[str, Any] = {}
+        self._root: str | None = None
+        self._episode = 0
+        self._workdir: Path | None = None
+        self._zygote: subprocess.Popen | None = None
+        self._ctrl: socket.socket | None = None
+        self._channel: socket.socket | None = None
+        self._stderr_file: Any = None
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    @property
+    def workdir(self) -> Path:
+        """The current episode's working directory on the host (the agent's current directory)."""
+        if self._workdir is None:
+            raise SandboxError("the sandbox is not started: call start() or reset() first")
+        return self._workdir
+
+    def start(self) -> None:
+        """Start the fork server and the first worker (idempotent)."""
+        if self._ctrl is None:
+            self._start_zygote()
+        if self._channel is None:
+            self.reset()
+
+    def reset(self, files: Iterable[str | os.PathLike] | Mapping[str, str | os.PathLike] = ()) -> None:
+        """Kill the current worker and its children; start a clean namespace in a clean directory.
+
+        ``files`` are host files copied into the new working directory (a mapping renames them).
+        """
+        if self._ctrl is None:
+            self._start_zygote()
+        self._close_channel()
+        assert self._root is not None
+        old = self._workdir
+        self._episode += 1
+        workdir = Path(self._root) / f"episode-{self._episode}"
+        workdir.mkdir(mode=0o700)
+        items = files.items() if isinstance(files, Mapping) else ((Path(f).name, f) for f in files)
+        for name, src in items:
+            shutil.copyfile(src, workdir / Path(name).name)
+        if self._drops_uid:
+            for path in [workdir, *workdir.iterdir()]:
+                os.chown(path, isolation.NOBODY_UID, isolation.NOBODY_GID)
+        self._workdir = workdir
+        self._spawn_worker()
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def close(self) -> None:
+        """Stop the worker and the fork server and delete the sandbox's files."""
+        self._close_channel()
+        if self._ctrl is not None:
+            try:
+                protocol.send_frame(self._ctrl, {"op": "exit"})
+            except OSError:
+                pass
+            self._ctrl.close()
+            self._ctrl = None
+        if self._zygote is not None:
+            try:
+                self._zygote.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self._zygote.kill()
+                self._zygote.wait()
+            self._zygote = None
+        if self._stderr_file is not None:
+            self._stderr_file.close()
+            self._stderr_file = None
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+            self._root = None
+            self._workdir = None
+
+    def __enter__(self) -> Sandbox:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    # -- running code ------------------------------------------------------------------------------
+    def run(self, code: str | bytes) -> ExecResult:
+        """Execute ``code`` in the episode's namespace; never raises for anything the code does."""
+        if isinstance(code, bytes):
+            try:
+                code = code.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return _input_error(f"the code is not valid UTF-8 ({exc}); send text")
+        if not isinstance(code, str):
+            raise TypeError(f"code must be str or bytes, got {type(code).__name__}")
+        if not code.strip():
+            return _input_error("the action holds no code: write Python to run")
+        if len(code) > self.config.max_code_chars:
+            return _input_error(f"the code is {len(code)} characters long; the limit is "
+                                f"{self.config.max_code_chars}. Send shorter code.")
+        if self._channel is None:
+            self.start() if self._ctrl is None else self._spawn_worker()
+        assert self._channel is not None
+        started = time.perf_counter()
+        deadline = started + self.config.step_timeout
+        try:
+            protocol.send_frame(self._channel, {"op": "exec", "code": code})
+            while True:
+                message = self._recv(self._channel, deadline)
+                if message["op"] == "tool_call":
+                    self._answer_tool_call(message)
+                elif message["op"] == "done":
+                    return _result_from(message, time.perf_counter() - started)
+                else:
+                    raise protocol.ProtocolError(f"unexpected message {message['op']!r}")
+        except TimeoutError:
+            self._restart_worker()
+            return ExecResult(
+                error=(f"TimeoutError: the code did not finish within {self.config.step_timeout:g} seconds "
+                       "and was stopped. The interpreter was restarted: variables from earlier steps are "
+                       "lost. Make the computation smaller or faster."),
+                error_type="TimeoutError", timed_out=True, duration=time.perf_counter() - started)
+        except (protocol.ProtocolError, OSError) as exc:
+            self._restart_worker()
+            return ExecResult(
+                error=("WorkerDied: the Python process running the code died (a resource limit such as "
+                       f"memory or CPU time, os._exit, or a crash: {exc}). The interpreter was restarted: "
+                       "variables from earlier steps are lost."),
+                error_type="WorkerDied", worker_died=True, duration=time.perf_counter() - started)
+
+    def _answer_tool_call(self, message: dict[str, Any]) -> None:
+        name, args, kwargs = message.get("name"), message.get("args"), message.get("kwargs")
+        tool = self.tools.get(name) if isinstance(name, str) else None
+        if tool is None or not isinstance(args, list) or not isinstance(kwargs, dict):
+            reply = {"op": "tool_result", "ok": False, "error": f"no tool named {name!r}"}
+        else:
+            reply = _call_tool(tool, args, kwargs)
+        try:
+            frame = protocol.encode_frame(reply)
+        except (TypeError, ValueError) as exc:
+            frame = protocol.encode_frame({"op": "tool_result", "ok": False, "error": (
+                f"{name}() returned a value that is not plain data (str, int, float, bool, None, list, "
+                f"dict): {exc}")})
+        assert self._channel is not None
+        self._channel.sendall(frame)
+
+    # -- internals ---------------------------------------------------------------------------------
+    @property
+    def _drops_uid(self) -> bool:
+        return self.config.drop_privileges and os.getuid() == 0
+
+    def _start_zygote(self) -> None:
+        cfg = self.config
+        self._root = tempfile.mkdtemp(prefix="toolr1-sandbox-")
+        os.chmod(self._root, 0o711)
+        use_bwrap = cfg.use_bwrap
+        if use_bwrap is None:
+            use_bwrap = isolation.bwrap_path() is not None
+        elif use_bwrap and isolation.bwrap_path() is None:
+            raise SandboxError("use_bwrap=True but bubblewrap is missing or cannot create namespaces here")
+        abi = isolation.available_layers()["landlock_abi"]
+        if cfg.use_landlock and not abi:
+            raise SandboxError("use_landlock=True but this kernel has no Landlock")
+        host_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        runtime_parent = isolation.RUNTIME_MOUNT if use_bwrap else str(Path(protocol.__file__).parents[1])
+        bootstrap = (f"import sys; sys.path.insert(0, {runtime_parent!r}); from runtime.zygote import main; "
+                     f"main({child_end.fileno()}, {json.dumps(list(cfg.preload))})")
+        command = [sys.executable, "-I", "-B", "-c", bootstrap]
+        if use_bwrap:
+            command = isolation.bwrap_command(sandbox_root=self._root, network=cfg.network,
+                                              hidden_packages=HIDDEN_PACKAGES, as_root=os.getuid() == 0) + command
+        self._stderr_file = open(Path(self._root) / "fork-server.log", "w+b")  # noqa: SIM115
+        self._zygote = subprocess.Popen(
+            command, pass_fds=[child_end.fileno()], env=_scrubbed_environ(self._root), cwd=self._root,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr_file,
+            start_new_session=True)
+        child_end.close()
+        self._ctrl = host_end
+        try:
+            ready = self._recv(host_end, time.perf_counter() + cfg.startup_timeout)
+        except (TimeoutError, protocol.ProtocolError, OSError) as exc:
+            log = self._fork_server_log()
+            self.close()
+            raise SandboxError(f"the sandbox fork server did not start ({exc}). Its log:\n{log}") from None
+        self.layers = {"bwrap": bool(use_bwrap), "bwrap_netns": bool(use_bwrap) and not cfg.network,
+                       "bwrap_pidns": bool(use_bwrap), "preloaded": ready.get("preloaded", [])}
+        self._use_landlock = bool(abi) and cfg.use_landlock is not False
+
+    def _spawn_worker(self) -> None:
+        assert self._ctrl is not None and self._workdir is not None
+        cfg = self.config
+        host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        limits = {"AS": cfg.memory_limit_mb << 20, "CPU": max(int(cfg.cpu_time_limit), 1),
+                  "FSIZE": cfg.max_file_size_mb << 20, "NOFILE": cfg.max_open_files, "CORE": 0}
+        if self._drops_uid:
+            limits["NPROC"] = cfg.max_processes
+        workdir = str(self._workdir)
+        config = {
+            "workdir": workdir, "rlimits": limits,
+            "uid": isolation.NOBODY_UID if self._drops_uid else os.getuid(),
+            "gid": isolation.NOBODY_GID if self._drops_uid else os.getgid(),
+            "landlock": self._use_landlock, "block_network": not cfg.network,
+            "read_paths": list(cfg.extra_read_paths), "write_paths": [os.devnull],
+            "hidden_packages": list(HIDDEN_PACKAGES),
+            "allowed_imports": None if cfg.allowed_imports is None else list(cfg.allowed_imports),
+            "output_head": cfg.max_output_chars // 2, "output_tail": cfg.max_output_chars - cfg.max_output_chars // 2,
+            "value_chars": cfg.max_value_chars, "tools": [t.spec for t in self.tools.values()],
+            "prelude": self.prelude, "environ": _worker_environ(workdir),
+        }
+        try:
+            protocol.send_frame(self._ctrl, {"op": "spawn", "config": config})
+            socket.send_fds(self._ctrl, [b"F"], [worker_end.fileno()])
+            worker_end.close()
+            deadline = time.perf_counter() + cfg.startup_timeout
+            spawned = self._recv(self._ctrl, deadline)
+            if spawned["op"] != "spawned":
+                raise SandboxError(f"fork server refused to spawn: {spawned}")
+            ready = self._recv(host_end, deadline)
+        except (TimeoutError, protocol.ProtocolError, OSError) as exc:
+            host_end.close()
+            raise SandboxError(f"could not start a sandbox worker ({exc}). "
+                               f"Fork server log:\n{self._fork_server_log()}") from None
+        if ready["op"] != "ready":
+            host_end.close()
+            raise SandboxError(f"sandbox worker failed: {ready.get('error', ready)}")
+        if ready.get("prelude_error"):
+            host_end.close()
+            raise SandboxError(f"the sandbox prelude raised:\n{ready['prelude_error']}")
+        self.layers.update(ready.get("layers", {}))
+        self._channel = host_end
+
+    def _restart_worker(self) -> None:
+        """Kill the worker and everything it started, then bring up a fresh one in the same directory."""
+        self._close_channel()
+        try:
+            protocol.send_frame(self._ctrl, {"op": "kill"})  # type: ignore[arg-type]
+            self._recv(self._ctrl, time.perf_counter() + self.config.startup_timeout)  # type: ignore[arg-type]
+        except (TimeoutError, protocol.ProtocolError, OSError):
+            self.close()
+            self._start_zygote()
+            self._workdir = Path(self._root) / f"episode-{self._episode}"  # type: ignore[arg-type]
+            self._workdir.mkdir(mode=0o700, exist_ok=True)
+            if self._drops_uid:
+                os.chown(self._workdir, isolation.NOBODY_UID, isolation.NOBODY_GID)
+        self._spawn_worker()
+
+    def _close_channel(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+    @staticmethod
+    def _recv(sock: socket.socket, deadline: float) -> dict[str, Any]:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            raise TimeoutError
+        sock.settimeout(remaining)
+        try:
+            return protocol.recv_frame(sock)
+        except socket.timeout:
+            raise TimeoutError from None
+
+    def _fork_server_log(self) -> str:
+        if self._stderr_file is None:
+            return "(no log)"
+        self._stderr_file.seek(0)
+        return self._stderr_file.read()[-4000:].decode("utf-8", "replace") or "(empty)"
+
+
+def _call_tool(tool: _Tool, args: list, kwargs: dict) -> dict[str, Any]:
+    """Run a host tool; binding errors and exceptions become an error the model reads."""
+    if tool.signature is not None:
+        try:
+            tool.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            return {"op": "tool_result", "ok": False,
+                    "error": f"{tool.name}() {exc} (signature: {tool.name}{tool.signature})"}
+    try:
+        value = tool.fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - a failing tool is the model's observation, not our crash
+        return {"op": "tool_result", "ok": False, "error": f"{tool.name}() raised {type(exc).__name__}: {exc}"}
+    return {"op": "tool_result", "ok": True, "value": value}
+
+
+def _result_from(message: dict[str, Any], duration: float) -> ExecResult:
+    def text(key: str) -> str | None:
+        value = message.get(key)
+        return value if isinstance(value, str) else None
+
+    return ExecResult(stdout=text("stdout") or "", stderr=text("stderr") or "", value=text("value"),
+                      error=text("error"), error_type=text("error_type"), final_answer=text("final_answer"),
+                      final_answer_called=message.get("final_answer_called") is True, duration=duration)
+
+
+def _input_error(message: str) -> ExecResult:
+    return ExecResult(error=f"InvalidAction: {message}", error_type="InvalidAction")
+
+
+def _thread_vars() -> dict[str, str]:
+    return {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                   "NUMEXPR_NUM_THREADS")}
+
+
+def _scrubbed_environ(home: str) -> dict[str, str]:
+    """The fork server's whole environment: nothing of the host's (API keys stay out)."""
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home, **_thread_vars()}
+
+
+def _worker_environ(workdir: str) -> dict[str, str]:
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": workdir, "TMPDIR": workdir,
+            "MPLCONFIGDIR": workdir, **_thread_vars()}

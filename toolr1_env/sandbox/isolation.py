@@ -1,0 +1,116 @@
+"""Which isolation layers this machine offers, and the bubblewrap command line that uses them.
+
+Detection runs once per process and is cached. Each layer is optional: the sandbox uses the strongest
+combination available and reports it (see :func:`available_layers` and ``Sandbox.layers``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from toolr1_env.sandbox.runtime import confine
+
+#: Where the runtime folder is mounted inside bubblewrap.
+RUNTIME_MOUNT = "/opt/toolr1"
+#: The unprivileged account workers switch to when the host runs as root.
+NOBODY_UID = NOBODY_GID = 65534
+
+
+@functools.lru_cache(maxsize=1)
+def bwrap_path() -> str | None:
+    """Path of a working ``bwrap`` (it must manage a pid and network namespace here), else None."""
+    path = shutil.which("bwrap")
+    if path is None:
+        return None
+    probe = [path, "--ro-bind", "/", "/", "--unshare-pid", "--unshare-net", "--die-with-parent",
+             "--proc", "/proc", "--dev", "/dev", "true"]
+    try:
+        ok = subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    return path if ok else None
+
+
+def available_layers() -> dict[str, object]:
+    """The isolation layers this machine can provide, before any sandbox is started."""
+    abi = confine.landlock_abi()
+    return {
+        "process": True,
+        "rlimits": True,
+        "env_scrubbed": True,
+        "uid_drop": os.getuid() == 0,
+        "landlock_abi": abi,
+        "landlock_fs": abi >= 1,
+        "landlock_net": abi >= 4,
+        "landlock_signal_scope": abi >= 6,
+        "bwrap": bwrap_path() is not None,
+    }
+
+
+def _system_binds() -> list[str]:
+    args: list[str] = ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    for name in confine.SYSTEM_READ_PATHS:
+        if name.startswith("/etc/") and os.path.exists(name):
+            args += ["--ro-bind", name, name]
+    return args
+
+
+def _python_binds(hidden_packages: tuple[str, ...]) -> list[str]:
+    """Bind the interpreter and its import path read-only, hiding this project's own packages."""
+    roots: list[str] = []
+    for path in [sys.base_prefix, sys.prefix, *[p for p in sys.path if p and os.path.isdir(p)]]:
+        real = str(Path(path).resolve())
+        if real.startswith(("/usr/", "/opt/toolr1")) or any(real.startswith(r + "/") or real == r for r in roots):
+            continue
+        roots = [r for r in roots if not r.startswith(real + "/")] + [real]
+    args: list[str] = []
+    project_root = str(Path(__file__).resolve().parents[2])
+    for root in roots:
+        if root == project_root or project_root.startswith(root + "/"):
+            continue  # an editable checkout or a folder above it: never mount the project itself
+        args += ["--ro-bind", root, root]
+        for entry in Path(root).glob("lib/python3*/site-packages/*"):
+            if confine._is_hidden(entry.name, set(hidden_packages)) and entry.is_dir():
+                args += ["--tmpfs", str(entry)]
+    exe = str(Path(sys.executable).absolute())
+    if not any(exe.startswith(r + "/") for r in roots):
+        args += ["--ro-bind", exe, exe]
+    return args
+
+
+def bwrap_command(*, sandbox_root: str, network: bool, hidden_packages: tuple[str, ...],
+                  as_root: bool) -> list[str]:
+    """The bubblewrap prefix that starts the fork server in its own namespaces.
+
+    New pid, ipc, uts and (unless ``network``) network namespaces; a minimal read-only view of the
+    filesystem (system libraries, the interpreter, the runtime folder) with only ``sandbox_root``
+    writable; a private ``/tmp``, ``/proc`` and ``/dev``; no environment variables; a new session (no
+    terminal injection). When the host is root the fork server keeps only the capabilities it needs to
+    switch workers to ``nobody`` and to kill them.
+    """
+    path = bwrap_path()
+    assert path is not None
+    runtime_dir = str(Path(confine.__file__).resolve().parent)
+    args = [path, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+            "--unshare-cgroup-try"]
+    if not network:
+        args.append("--unshare-net")
+    args += _system_binds() + _python_binds(hidden_packages)
+    # /tmp first: the sandbox root usually lives under it and must be mounted on top, not hidden.
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+             "--ro-bind", runtime_dir, f"{RUNTIME_MOUNT}/runtime", "--bind", sandbox_root, sandbox_root,
+             "--clearenv", "--chdir", sandbox_root]
+    if as_root:
+        args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+                 "--cap-add", "CAP_KILL"]
+    return args

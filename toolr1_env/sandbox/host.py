@@ -127,6 +127,25 @@ class _Tool:
     spec: dict[str, str] = field(default_factory=dict)
 
 
+class _Annotation:
+    """Shows a string annotation (from ``from __future__ import annotations``) without quotes."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def signature_text(signature: inspect.Signature) -> str:
+    """``(city: str, unit: str = 'C') -> dict``: a signature as a model should read it."""
+    def clean(annotation: Any) -> Any:
+        return _Annotation(annotation) if isinstance(annotation, str) else annotation
+
+    params = [p.replace(annotation=clean(p.annotation)) for p in signature.parameters.values()]
+    return str(signature.replace(parameters=params, return_annotation=clean(signature.return_annotation)))
+
+
 def _collect_tools(tools: Iterable[Callable[..., Any]] | Mapping[str, Callable[..., Any]]) -> dict[str, _Tool]:
     items = tools.items() if isinstance(tools, Mapping) else ((getattr(t, "__name__", ""), t) for t in tools)
     collected: dict[str, _Tool] = {}
@@ -141,7 +160,7 @@ def _collect_tools(tools: Iterable[Callable[..., Any]] | Mapping[str, Callable[.
             signature = inspect.signature(fn)
         except (TypeError, ValueError):
             signature = None
-        spec = {"name": name, "signature": str(signature) if signature else "(*args, **kwargs)",
+        spec = {"name": name, "signature": signature_text(signature) if signature else "(*args, **kwargs)",
                 "doc": inspect.getdoc(fn) or ""}
         collected[name] = _Tool(name, fn, signature, spec)
     return collected
@@ -318,7 +337,10 @@ class Sandbox:
     # -- internals ---------------------------------------------------------------------------------
     @property
     def _drops_uid(self) -> bool:
-        return self.config.drop_privileges and os.getuid() == 0
+        # Without bubblewrap the sandbox user must reach the interpreter's files on the real filesystem
+        # (a pyenv under a 0700 /root is not reachable): then the uid switch is skipped and reported.
+        return (self.config.drop_privileges and os.getuid() == 0
+                and (self.layers.get("bwrap", False) or isolation.interpreter_reachable_by_others()))
 
     def _start_zygote(self) -> None:
         cfg = self.config
@@ -428,7 +450,7 @@ class Sandbox:
         sock.settimeout(remaining)
         try:
             return protocol.recv_frame(sock)
-        except socket.timeout:
+        except TimeoutError:
             raise TimeoutError from None
 
     def _fork_server_log(self) -> str:

@@ -52,6 +52,15 @@ def available_layers() -> dict[str, object]:
     }
 
 
+def interpreter_reachable_by_others() -> bool:
+    """Whether an unprivileged user could load this interpreter's files (every parent folder traversable)."""
+    for prefix in {sys.base_prefix, sys.prefix}:
+        for folder in [Path(prefix).resolve(), *Path(prefix).resolve().parents]:
+            if not folder.stat().st_mode & 0o001:
+                return False
+    return True
+
+
 def _system_binds() -> list[str]:
     args: list[str] = ["--ro-bind", "/usr", "/usr"]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):
@@ -74,10 +83,15 @@ def _python_binds(hidden_packages: tuple[str, ...]) -> list[str]:
             continue
         roots = [r for r in roots if not r.startswith(real + "/")] + [real]
     args: list[str] = []
+    made: set[str] = set()
     project_root = str(Path(__file__).resolve().parents[2])
     for root in roots:
         if root == project_root or project_root.startswith(root + "/"):
             continue  # an editable checkout or a folder above it: never mount the project itself
+        for parent in reversed(Path(root).parents[:-1]):  # e.g. /root: traversable by the sandbox user
+            if str(parent) not in made:
+                made.add(str(parent))
+                args += ["--perms", "0755", "--dir", str(parent)]
         args += ["--ro-bind", root, root]
         for entry in Path(root).glob("lib/python3*/site-packages/*"):
             if confine._is_hidden(entry.name, set(hidden_packages)) and entry.is_dir():

@@ -255,7 +255,7 @@ def test_outage_is_an_infra_error_and_not_cached(tmp_path: Path) -> None:
     verdict = judge.judge(Q, "It is Paris", "Paris")
     assert verdict.score == 0.0
     assert verdict.infra_error is not None
-    assert "unreachable" in verdict.infra_error and "APIConnectionError" in verdict.infra_error
+    assert "unavailable" in verdict.infra_error and "APIConnectionError" in verdict.infra_error
     assert judge.cached(Q, "It is Paris", "Paris") is None
     assert not cache.exists() or cache.read_text() == ""
 

@@ -24,8 +24,8 @@ Choices made for :class:`LLMJudge`, and why:
   ``exact_match_shortcut`` (default on) a prediction the exact scorer accepts scores 1 with no call:
   the LLM would only add noise and cost there.
 * **Retries.** Connection errors, timeouts, HTTP 408/409/429 and HTTP 5xx are retried ``max_retries`` times
-  with exponential backoff (``backoff_seconds * 2**attempt``, no jitter). Other HTTP errors (400, 401,
-  404: a wrong model name or key) fail at once, since retrying cannot fix them.
+  with exponential backoff (wait ``backoff_seconds``, doubling before each next retry; no jitter).
+  Other HTTP errors (400, 401, 404: a wrong model name or key) fail at once: retrying cannot fix them.
 * **Failures are flagged, never hidden.** When the judge cannot be reached or its reply cannot be
   parsed, the verdict is ``score=0.0`` with ``infra_error`` saying why, and it is *not* cached, so the
   next call tries again.
@@ -322,7 +322,7 @@ class LLMJudge:
                     f"judge reply unparseable: not a chat completion with text content: {text[:200]!r}",
                 )
             return content, None
-        return last, f"judge unreachable at {self.base_url} after {attempts} attempts: {last}"
+        return last, f"judge unavailable at {self.base_url} after {attempts} attempts: {last}"
 
 
 def _message_content(response: Any) -> str | None:

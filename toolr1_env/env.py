@@ -1,0 +1,261 @@
+"""``ToolR1-GAIA-v0``: GAIA-style questions solved by writing Python in a persistent sandbox."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+from gymnasium.error import ResetNeeded
+
+from toolr1_env.judge import Judge, make_judge
+from toolr1_env.parsing import FORMAT_HELP, extract_code, text_final_answer
+from toolr1_env.prompts import render_task_prompt, truncate_middle
+from toolr1_env.reward import RewardWeights, episode_reward, exec_success
+from toolr1_env.sandbox import ExecResult, Sandbox, SandboxConfig
+from toolr1_env.spaces import UnicodeText
+from toolr1_env.tasks import Task, TaskSet
+
+DEFAULT_MAX_TURNS = 8
+DEFAULT_TASKS = "train"
+TasksSpec = str | os.PathLike | TaskSet | Sequence[Task]
+
+
+def resolve_tasks(tasks: TasksSpec) -> TaskSet:
+    """Turn the ``tasks`` argument into a :class:`TaskSet`.
+
+    A bundled split name (``"train"``, ``"validation"``, ...), a GAIA-layout folder (``metadata.jsonl``
+    beside the files), a JSONL file of our task format, a ``TaskSet``, or a list of ``Task``.
+    """
+    if isinstance(tasks, TaskSet):
+        return tasks
+    if isinstance(tasks, (str, os.PathLike)):
+        from toolr1_env import gaia, suite
+
+        name = os.fspath(tasks)
+        if name in suite.SPLITS:
+            return suite.load_split(name)
+        path = Path(name)
+        if path.is_dir() or path.name == "metadata.jsonl":
+            return gaia.load_gaia_folder(path)
+        if path.is_file():
+            return gaia.load_task_file(path)
+        raise ValueError(f"tasks={name!r} is neither a bundled split ({', '.join(suite.SPLITS)}) nor an "
+                         "existing GAIA folder or task file")
+    tasks = list(tasks)
+    if not all(isinstance(t, Task) for t in tasks):
+        raise TypeError("tasks must be a split name, a path, a TaskSet or a list of toolr1_env.Task")
+    return TaskSet("custom", tasks)
+
+
+class ToolR1Env(gym.Env[str, str]):
+    """GAIA-style tasks solved by an agent that acts by writing Python code.
+
+    ## Description
+    Each episode poses one question (GAIA levels 1-3, or our warm-up level 0), possibly with attached
+    files. The agent answers by writing Python that runs in a persistent, isolated interpreter
+    (``toolr1_env.sandbox``): variables survive between steps, the allowed standard library, numpy and
+    pandas are importable, and the task set's tools (for the bundled suite: ``web_search``,
+    ``read_page``, ``inspect_file``) plus any user tools are callable. The agent ends the episode by
+    calling ``final_answer(answer)``. This follows Tool-R1 (Thought -> Code -> Observation).
+
+    ## Action Space
+    :class:`~toolr1_env.spaces.UnicodeText`: any string. Raw Python, or a whole LLM completion whose
+    code sits in ```` ```py ```` / ```` ```python ```` fences or ``<code>`` tags (a missing closing
+    fence is tolerated; several blocks run in order). An action without code is a failed step whose
+    observation explains the expected format; if it holds ``FINAL ANSWER: ...`` in prose (and
+    ``text_answers`` is on) that counts as the final answer.
+
+    ## Observation Space
+    :class:`~toolr1_env.spaces.UnicodeText`. After ``reset``: the task prompt (question, attached file
+    names, every tool as a Python signature with its docstring, GAIA's answer-format rules, how to
+    finish). After ``step``: the execution output (prints, ``Out:`` value of a trailing expression,
+    stderr, error traceback or timeout notice), truncated head + tail to ``max_observation_chars``.
+
+    ## Rewards
+    0 on every step but the last. At the end: ``answer_weight * answer_score + exec_weight *
+    exec_success`` (see ``toolr1_env.reward``; defaults 1.0 and 0.2): ``answer_score`` is the judge's
+    score of the final answer (GAIA exact match by default), ``exec_success`` the share of steps whose
+    code ran without error. ``info["reward_components"]`` holds every part. If the judge could not be
+    reached, ``info["infra_error"]`` says why and the episode should be left out of training and scores.
+
+    ## Starting State
+    A task picked deterministically from ``reset``'s seed (``options={"task_id": ...}`` picks one by
+    id), a fresh interpreter, and a working directory holding copies of the task's files.
+
+    ## Episode End
+    Termination: ``final_answer`` was called (or a prose ``FINAL ANSWER:`` was given). Truncation: the
+    turn limit (``max_turns``, also honoured when set as ``gym.make(..., max_episode_steps=N)``), which
+    still pays the execution part of the reward.
+
+    ## Arguments
+    * ``tasks``: split name (default ``"train"``, unlimited generated tasks), GAIA folder, task JSONL,
+      ``TaskSet`` or list of ``Task``.
+    * ``tools``: extra plain Python callables (run in the host; arguments and results are plain data).
+    * ``judge``: ``None`` (exact match), a ``Judge``, or ``{"base_url", "model", "api_key"}`` for an
+      LLM judge through the ``openai`` client.
+    * ``step_timeout``: seconds per code action (default 10). ``sandbox``: a ``SandboxConfig`` for
+      every other limit (its ``step_timeout`` is overridden by ``step_timeout``).
+    * ``max_turns``: steps per episode (default 8). ``max_observation_chars``: default 4000.
+    * ``answer_weight``, ``exec_weight``: reward weights. ``text_answers``: accept ``FINAL ANSWER:`` prose.
+
+    ## Version History
+    * v0: initial release.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 1, "autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
+
+    def __init__(self, tasks: TasksSpec = DEFAULT_TASKS,
+                 tools: Sequence[Callable[..., Any]] | Mapping[str, Callable[..., Any]] = (),
+                 judge: Judge | Mapping[str, Any] | None = None, step_timeout: float = 10.0,
+                 max_turns: int | None = None, max_observation_chars: int = 4000, answer_weight: float = 1.0,
+                 exec_weight: float = 0.2, sandbox: SandboxConfig | None = None, text_answers: bool = True,
+                 render_mode: str | None = None) -> None:
+        self.task_set = resolve_tasks(tasks)
+        self.judge = make_judge(judge)
+        self.weights = RewardWeights(answer_weight, exec_weight)
+        if max_turns is not None and max_turns < 1:
+            raise ValueError(f"max_turns must be >= 1, got {max_turns}")
+        self._max_turns_arg = max_turns
+        self._time_limit: int | None = None
+        self.max_observation_chars = max_observation_chars
+        self.text_answers = text_answers
+        self.render_mode = render_mode
+        extra = dict(tools) if isinstance(tools, Mapping) else {t.__name__: t for t in tools}
+        self.tools = {**{t.__name__: t for t in self.task_set.tools}, **extra}
+        base = sandbox or SandboxConfig()
+        self.sandbox_config = SandboxConfig(**{**base.__dict__, "step_timeout": float(step_timeout)})
+        self._sandbox: Sandbox | None = None
+        self.action_space = UnicodeText(self.sandbox_config.max_code_chars * 4)
+        self.observation_space = UnicodeText(1 << 20)
+        self.task: Task | None = None
+        self._done = True
+        self._history: list[str] = []
+
+    @property
+    def max_turns(self) -> int:
+        """The turn limit: ``max_turns`` and ``gym.make``'s ``max_episode_steps``, whichever is smaller."""
+        limits = [v for v in (self._max_turns_arg, self._time_limit) if v]
+        return min(limits) if limits else DEFAULT_MAX_TURNS
+
+    def set_time_limit(self, max_episode_steps: int | None) -> None:
+        """Tell the env the ``TimeLimit`` that wraps it, so its own truncation (which pays the final
+        reward) happens on the same step. Called by :class:`TurnLimitSync`; rarely needed by hand."""
+        self._time_limit = max_episode_steps if max_episode_steps and max_episode_steps > 0 else None
+
+    @property
+    def sandbox(self) -> Sandbox:
+        """The episode's sandbox (started at the first ``reset``)."""
+        if self._sandbox is None:
+            self._sandbox = Sandbox(self.sandbox_config, tools=self.tools)
+        return self._sandbox
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        """Start an episode: pick a task, give it a clean sandbox, return the task prompt."""
+        super().reset(seed=seed)
+        options = options or {}
+        if "task" in options:
+            task = options["task"]
+            if not isinstance(task, Task):
+                raise TypeError(f"options['task'] must be a toolr1_env.Task, got {type(task).__name__}")
+        elif "task_id" in options:
+            task = self.task_set.get(str(options["task_id"]))
+        else:
+            task = self.task_set.pick(int(self.np_random.integers(0, 2**31 - 1)))
+        for path in task.files:
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"task {task.task_id!r}: attached file {path!r} does not exist")
+        self.sandbox.reset(files=task.files)
+        self.task, self._done = task, False
+        self._turn = self._errors = 0
+        prompt = render_task_prompt(task.question, [Path(f).name for f in task.files], self.tools, self.max_turns)
+        self._history = [prompt]
+        return prompt, {"task_id": task.task_id, "level": task.level}
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """Run the action's code; end the episode on ``final_answer`` or at the turn limit."""
+        if self.task is None:
+            raise ResetNeeded("call reset() before step()")
+        if self._done:
+            raise ResetNeeded("the episode has ended: call reset() before step()")
+        if isinstance(action, bytes):
+            action = action.decode("utf-8", errors="replace")
+        if not isinstance(action, str):
+            raise TypeError(f"an action is a str of code or an LLM completion, got {type(action).__name__}")
+        self._turn += 1
+        code = extract_code(action)
+        answer: str | None = None
+        answered = False
+        if code is None:
+            prose_answer = text_final_answer(action) if self.text_answers else None
+            if prose_answer is not None:
+                answer, answered = prose_answer, True
+                observation = f"final answer received: {answer}"
+            else:
+                self._errors += 1
+                observation = ("FormatError: no code found in the action. " + FORMAT_HELP)
+            error_type = None if answered else "FormatError"
+        else:
+            result: ExecResult = self.sandbox.run(code)
+            observation = truncate_middle(result.render(), self.max_observation_chars)
+            self._errors += 0 if result.ok else 1
+            answered, answer, error_type = result.final_answer_called, result.final_answer, result.error_type
+        terminated = answered
+        truncated = not terminated and self._turn >= self.max_turns
+        info: dict[str, Any] = {"task_id": self.task.task_id, "level": self.task.level, "turn": self._turn,
+                                "error_type": error_type}
+        reward = 0.0
+        if terminated or truncated:
+            self._done = True
+            reward = self._final_reward(answer if answered else None, info)
+        self._history += [action, observation]
+        return observation, reward, terminated, truncated, info
+
+    def _final_reward(self, answer: str | None, info: dict[str, Any]) -> float:
+        assert self.task is not None
+        verdict = self.judge.judge(self.task.question, answer, self.task.answer)
+        success = exec_success(self._turn, self._errors)
+        answer_score = verdict.score if answer is not None else 0.0
+        info["final_answer"] = answer
+        info["ground_truth"] = self.task.answer
+        info["reward_components"] = {
+            "answer_score": answer_score, "exec_success": success, "judge_raw": verdict.raw,
+            "steps": self._turn, "errors": self._errors, "answered": answer is not None,
+        }
+        if verdict.infra_error:
+            info["infra_error"] = verdict.infra_error
+        return episode_reward(answer_score, success, self.weights)
+
+    def render(self) -> str | None:
+        """With ``render_mode="ansi"``: the episode so far as text (prompt, actions, observations)."""
+        if self.render_mode != "ansi":
+            return None
+        return "\n\n".join(self._history)
+
+    def close(self) -> None:
+        """Stop the sandbox's processes and delete its files."""
+        if self._sandbox is not None:
+            self._sandbox.close()
+            self._sandbox = None
+
+
+class TurnLimitSync(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Outermost wrapper added by registration: hands ``gym.make``'s ``max_episode_steps`` to the env.
+
+    Gymnasium applies the turn limit with a ``TimeLimit`` wrapper the env cannot see, so on its own the
+    env would not know that a step is the last one and could not pay the end-of-episode reward there.
+    This wrapper looks up the ``TimeLimit`` below it once, at construction, and passes the limit down.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
+        layer: Any = env
+        while isinstance(layer, gym.Wrapper):
+            if isinstance(layer, gym.wrappers.TimeLimit):
+                if isinstance(env.unwrapped, ToolR1Env):
+                    env.unwrapped.set_time_limit(layer._max_episode_steps)
+                break
+            layer = layer.env

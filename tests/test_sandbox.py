@@ -332,6 +332,13 @@ def test_final_answer_cannot_be_swallowed(fresh):
     assert result.final_answer == "Paris"  # first call wins, even through a bare except
 
 
+def test_final_answer_and_tools_cannot_be_redefined(tool_box):
+    result = tool_box.run("def final_answer(x):\n    return x")
+    assert result.error_type == "SyntaxError" and "'final_answer' is provided by the environment" in result.error
+    assert "'lookup' is provided" in tool_box.run("lookup = 3").error
+    assert tool_box.run("final_answer_text = 'fine'\nfinal_answer_text").value == "'fine'"
+
+
 # -- worker death and bad input --------------------------------------------------------------------
 @pytest.mark.parametrize("code", ["import os\nos._exit(3)", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
                                   "import ctypes\nctypes.string_at(0)"])

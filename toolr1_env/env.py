@@ -12,7 +12,7 @@ from gymnasium.error import ResetNeeded
 
 from toolr1_env.judge import Judge, make_judge
 from toolr1_env.parsing import FORMAT_HELP, extract_code, text_final_answer
-from toolr1_env.prompts import render_task_prompt, truncate_middle
+from toolr1_env.prompts import render_compact_prompt, render_task_prompt, truncate_middle
 from toolr1_env.reward import RewardWeights, episode_reward, exec_success
 from toolr1_env.sandbox import ExecResult, Sandbox, SandboxConfig
 from toolr1_env.spaces import UnicodeText
@@ -100,6 +100,8 @@ class ToolR1Env(gym.Env[str, str]):
       every other limit (its ``step_timeout`` is overridden by ``step_timeout``).
     * ``max_turns``: steps per episode (default 8). ``max_observation_chars``: default 4000.
     * ``answer_weight``, ``exec_weight``: reward weights. ``text_answers``: accept ``FINAL ANSWER:`` prose.
+    * ``prompt_style``: ``"full"`` (every tool with its docstring; for capable models) or ``"compact"``
+      (one instruction, one worked example, one-line tool summaries; for small models).
 
     ## Version History
     * v0: initial release.
@@ -112,7 +114,10 @@ class ToolR1Env(gym.Env[str, str]):
                  judge: Judge | Mapping[str, Any] | None = None, step_timeout: float = 10.0,
                  max_turns: int | None = None, max_observation_chars: int = 4000, answer_weight: float = 1.0,
                  exec_weight: float = 0.2, sandbox: SandboxConfig | None = None, text_answers: bool = True,
-                 render_mode: str | None = None) -> None:
+                 prompt_style: str = "full", render_mode: str | None = None) -> None:
+        if prompt_style not in ("full", "compact"):
+            raise ValueError(f"prompt_style must be 'full' or 'compact', got {prompt_style!r}")
+        self.prompt_style = prompt_style
         self.task_set = resolve_tasks(tasks)
         self.judge = make_judge(judge)
         self.weights = RewardWeights(answer_weight, exec_weight)
@@ -170,7 +175,11 @@ class ToolR1Env(gym.Env[str, str]):
         self.sandbox.reset(files=task.files)
         self.task, self._done = task, False
         self._turn = self._errors = 0
-        prompt = render_task_prompt(task.question, [Path(f).name for f in task.files], self.tools, self.max_turns)
+        names = [Path(f).name for f in task.files]
+        if self.prompt_style == "compact":
+            prompt = render_compact_prompt(task.question, names, self.tools)
+        else:
+            prompt = render_task_prompt(task.question, names, self.tools, self.max_turns)
         self._history = [prompt]
         return prompt, {"task_id": task.task_id, "level": task.level}
 

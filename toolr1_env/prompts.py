@@ -50,6 +50,34 @@ def render_task_prompt(question: str, file_names: Iterable[str], tools: dict[str
     return "\n\n".join(parts)
 
 
+COMPACT_EXAMPLE = "Task: What is 123456 * 789?\n```py\nresult = 123456 * 789\nfinal_answer(result)\n```"
+
+
+def render_compact_prompt(question: str, file_names: Iterable[str], tools: dict[str, Callable[..., Any]]) -> str:
+    """A short prompt for small models: one instruction, one worked example, one-line tool summaries.
+
+    Long tool documentation distracts a 135M-parameter model into copying it; this style keeps the
+    task close to where generation starts.
+    """
+    lines = ["Solve the task by writing Python code in a ```py block. The code runs and you see what it "
+             "prints. Call final_answer(answer) with the answer.", "", "Example:", COMPACT_EXAMPLE, ""]
+    if tools:
+        summaries = []
+        for name, fn in tools.items():
+            try:
+                signature = signature_text(inspect.signature(fn))
+            except (TypeError, ValueError):
+                signature = "(...)"
+            first = (inspect.getdoc(fn) or "").strip().splitlines()
+            summaries.append(f"- {name}{signature}" + (f": {first[0]}" if first else ""))
+        lines += ["Functions you can call:", *summaries, ""]
+    files = sorted(file_names)
+    if files:
+        lines.append("Attached files (in the current folder): " + ", ".join(files))
+    lines.append(f"Task: {question}")
+    return "\n".join(lines)
+
+
 def truncate_middle(text: str, limit: int) -> str:
     """Keep the head and tail of ``text`` within about ``limit`` characters, marking the cut."""
     if len(text) <= limit:

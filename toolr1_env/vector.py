@@ -93,6 +93,10 @@ class ThreadVectorEnv(gym.vector.VectorEnv):
                 self._live[i] = False
         return outcomes
 
+    def abandon(self, index: int) -> None:
+        """Give up sub-env ``index``'s episode (e.g. its token budget ran out); reset it before reuse."""
+        self._live[index] = False
+
     def reset(self, *, seed: int | Sequence[int | None] | None = None,
               options: dict[str, Any] | None = None) -> tuple[tuple[str, ...], dict[str, Any]]:
         """Reset every sub-env (gymnasium API); an int seed gives sub-env i the seed ``seed + i``."""
@@ -129,6 +133,12 @@ class ThreadVectorEnv(gym.vector.VectorEnv):
         for i, info in enumerate(infos):
             merged = self._add_info(merged, info, i)
         return merged
+
+    def __enter__(self) -> ThreadVectorEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close_extras(self, **kwargs: Any) -> None:
         """Close every sub-env and the thread pool."""

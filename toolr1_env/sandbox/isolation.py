@@ -75,30 +75,40 @@ def _system_binds() -> list[str]:
 
 
 def _python_binds(hidden_packages: tuple[str, ...]) -> list[str]:
-    """Bind the interpreter and its import path read-only, hiding this project's own packages."""
-    roots: list[str] = []
-    for path in [sys.base_prefix, sys.prefix, *[p for p in sys.path if p and os.path.isdir(p)]]:
-        real = str(Path(path).resolve())
-        if real.startswith(("/usr/", "/opt/toolr1")) or any(real.startswith(r + "/") or real == r for r in roots):
+    """Bind the interpreter and its import path read-only, hiding this project's own packages.
+
+    Import-path entries inside the project checkout (or above it) are never mounted: only the
+    interpreter's prefixes are, even when a virtualenv lives inside the checkout.
+    """
+    project_root = Path(__file__).resolve().parents[2]
+    prefixes = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}
+
+    def allowed(path: Path) -> bool:
+        if any(path == p or p in path.parents for p in prefixes):
+            return True
+        return not (path == project_root or path in project_root.parents or project_root in path.parents)
+
+    candidates = sorted({p for p in prefixes} | {Path(e).resolve() for e in sys.path if e and os.path.isdir(e)})
+    roots: list[Path] = []
+    for path in candidates:  # sorted: a parent comes before its children
+        if str(path).startswith(("/usr/", "/opt/toolr1")) or not allowed(path):
             continue
-        roots = [r for r in roots if not r.startswith(real + "/")] + [real]
+        if not any(r == path or r in path.parents for r in roots):
+            roots.append(path)
     args: list[str] = []
-    made: set[str] = set()
-    project_root = str(Path(__file__).resolve().parents[2])
+    made: set[Path] = set()
     for root in roots:
-        if root == project_root or project_root.startswith(root + "/"):
-            continue  # an editable checkout or a folder above it: never mount the project itself
-        for parent in reversed(Path(root).parents[:-1]):  # e.g. /root: traversable by the sandbox user
-            if str(parent) not in made:
-                made.add(str(parent))
+        for parent in reversed(root.parents[:-1]):  # e.g. /root: traversable by the sandbox user
+            if parent not in made:
+                made.add(parent)
                 args += ["--perms", "0755", "--dir", str(parent)]
-        args += ["--ro-bind", root, root]
-        for entry in Path(root).glob("lib/python3*/site-packages/*"):
+        args += ["--ro-bind", str(root), str(root)]
+        for entry in root.glob("lib/python3*/site-packages/*"):
             if confine._is_hidden(entry.name, set(hidden_packages)) and entry.is_dir():
                 args += ["--tmpfs", str(entry)]
-    exe = str(Path(sys.executable).absolute())
-    if not any(exe.startswith(r + "/") for r in roots):
-        args += ["--ro-bind", exe, exe]
+    exe = Path(sys.executable).absolute()
+    if not any(r in exe.parents for r in roots):
+        args += ["--ro-bind", str(exe), str(exe)]
     return args
 
 

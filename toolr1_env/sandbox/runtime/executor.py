@@ -125,6 +125,7 @@ class Session:
         self.namespace["ToolError"] = ToolError
         for spec in tools:
             self.namespace[spec["name"]] = _make_tool_stub(spec, call_tool)
+        self.reserved = frozenset(["final_answer", *(spec["name"] for spec in tools)])
 
     def _final_answer(self, answer: Any) -> None:
         """Submit the final answer and end the episode. Call it exactly once, with the answer."""
@@ -144,7 +145,7 @@ class Session:
         old_out, old_err = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = stdout, stderr
         try:
-            body, last = _compile(code, filename)
+            body, last = _compile(code, filename, self.reserved)
             linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
             exec(body, self.namespace)
             if last is not None:
@@ -169,16 +170,36 @@ class Session:
         return result
 
 
-def _compile(code: str, filename: str) -> tuple[Any, Any]:
-    """Compile to (statements, trailing expression or None); errors surface as SyntaxError."""
+def _compile(code: str, filename: str, reserved: frozenset[str] = frozenset()) -> tuple[Any, Any]:
+    """Compile to (statements, trailing expression or None); errors surface as SyntaxError.
+
+    Binding a ``reserved`` name (``final_answer`` and the tools) is refused: a model that defines its own
+    ``final_answer`` would otherwise silently never answer.
+    """
     try:
         tree = ast.parse(code, filename=filename, mode="exec")
     except (ValueError, UnicodeError) as exc:  # NUL bytes, lone surrogates
         raise SyntaxError(f"the code cannot be parsed: {exc}") from None
+    for node in ast.walk(tree):
+        name = _bound_name(node)
+        if name in reserved:
+            raise SyntaxError(f"line {getattr(node, 'lineno', '?')}: {name!r} is provided by the environment; "
+                              f"call it, do not redefine it")
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
         last = compile(ast.Expression(tree.body.pop().value), filename, "eval")
     return compile(tree, filename, "exec"), last
+
+
+def _bound_name(node: ast.AST) -> str | None:
+    """The name a definition, assignment target or import binds at this node, if any."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return node.name
+    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+        return node.id
+    if isinstance(node, ast.alias):
+        return node.asname or node.name.partition(".")[0]
+    return None
 
 
 def _format_agent_traceback(exc: BaseException) -> str:

@@ -1,0 +1,125 @@
+"""One GRPO update: groups -> advantages -> several clipped-loss passes with gradient accumulation.
+
+The loss itself lives in :mod:`agents.grpo` (pure functions); this module only batches trajectories,
+runs the forward passes through :class:`agents.policy.Policy` and steps the optimiser.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from agents.grpo import AdvantageScale, group_advantages, grpo_loss
+from agents.policy import Policy
+from agents.records import TrainBatch, Trajectory
+
+
+@dataclass(frozen=True)
+class UpdateConfig:
+    """Optimisation settings of one update (see ``agents/train_grpo.py`` for their help texts)."""
+
+    epochs: int = 1
+    micro_batch_size: int = 4
+    clip_low: float = 0.2
+    clip_high: float = 0.28
+    kl_coef: float = 0.0
+    max_grad_norm: float = 1.0
+    advantage_scale: AdvantageScale = "std"
+    zero_signal_tol: float = 1e-6
+    mask_truncated: bool = False
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss or the gradient was NaN/inf; the optimiser step was skipped."""
+
+
+def compute_advantages(trajectories: Sequence[Trajectory], config: UpdateConfig) -> list[float]:
+    """Group-normalised advantages, one per trajectory, grouped by ``group_id``."""
+    if not trajectories:
+        return []
+    advantages = group_advantages([t.reward for t in trajectories], [t.group_id for t in trajectories],
+                                  scale=config.advantage_scale, tol=config.zero_signal_tol)  # [N]
+    return advantages.tolist()
+
+
+def trainable(trajectories: Sequence[Trajectory], advantages: Sequence[float],
+              config: UpdateConfig) -> list[tuple[Trajectory, float]]:
+    """The (trajectory, advantage) pairs that carry gradient.
+
+    Zero-advantage trajectories are dropped when there is no KL term (their loss is exactly 0), and
+    truncated ones when ``mask_truncated`` (DAPO's overlong masking: a cut episode is not evidence of a
+    bad answer); both still counted in their group's mean and std above.
+    """
+    pairs = []
+    for traj, adv in zip(trajectories, advantages, strict=True):
+        if config.mask_truncated and traj.truncated:
+            continue
+        if adv == 0.0 and config.kl_coef == 0.0:
+            continue
+        if traj.num_generated_tokens == 0:
+            continue
+        pairs.append((traj, adv))
+    return pairs
+
+
+def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, pairs: Sequence[tuple[Trajectory, float]],
+                  config: UpdateConfig, *, rng: random.Random | None = None,
+                  sync_gradients: Callable[[list[torch.nn.Parameter]], None] | None = None) -> dict[str, float]:
+    """Run ``config.epochs`` passes over ``pairs`` (one optimiser step per pass) and return mean metrics.
+
+    ``sync_gradients`` averages gradients across data-parallel processes before clipping (accelerate).
+    Raises :class:`NonFiniteLossError` (after zeroing the gradient) when a loss or gradient is not finite.
+    """
+    if not pairs:
+        return {"update/skipped": 1.0}
+    rng = rng or random.Random(0)
+    params = policy.trainable_parameters()
+    totals: dict[str, list[float]] = defaultdict(list)
+    num_tokens = float(sum(t.num_generated_tokens for t, _ in pairs))
+    policy.model.train()
+    for _ in range(config.epochs):
+        order = list(pairs)
+        rng.shuffle(order)
+        optimizer.zero_grad(set_to_none=True)
+        for start in range(0, len(order), config.micro_batch_size):
+            chunk = order[start: start + config.micro_batch_size]
+            batch = TrainBatch.collate([t for t, _ in chunk], [a for _, a in chunk], policy.pad_token_id)
+            out = policy.sequence_logprobs(batch.token_ids, batch.attention_mask,
+                                           first_position=batch.first_position, with_entropy=True)
+            ref = None
+            if config.kl_coef > 0:
+                with torch.no_grad():
+                    ref = policy.sequence_logprobs(batch.token_ids, batch.attention_mask,
+                                                   first_position=batch.first_position, use_adapter=False).logprobs
+            loss, metrics = grpo_loss(out.logprobs, batch.old_logprobs, batch.advantages, batch.loss_mask,
+                                      clip_low=config.clip_low, clip_high=config.clip_high, ref_logprobs=ref,
+                                      kl_coef=config.kl_coef, num_tokens=num_tokens)
+            if not torch.isfinite(loss):
+                optimizer.zero_grad(set_to_none=True)
+                raise NonFiniteLossError(f"non-finite loss {float(loss)}; the update was skipped")
+            loss.backward()
+            weight = metrics["num_tokens"] / num_tokens
+            for key, value in metrics.items():
+                totals[key].append(value * weight if key != "num_tokens" else value)
+            assert out.entropy is not None
+            entropy = float((out.entropy * batch.loss_mask).sum() / batch.loss_mask.sum().clamp(min=1))
+            totals["entropy"].append(entropy * weight)
+        if sync_gradients is not None:
+            sync_gradients(params)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
+        if not math.isfinite(grad_norm):
+            optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteLossError(f"non-finite gradient norm {grad_norm}; the update was skipped")
+        totals["grad_norm"].append(grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    summary = {f"update/{k}": sum(v) / config.epochs for k, v in totals.items() if k not in ("num_tokens", "grad_norm")}
+    summary["update/grad_norm"] = sum(totals["grad_norm"]) / config.epochs
+    summary["update/num_tokens"] = num_tokens
+    summary["update/trajectories"] = float(len(pairs))
+    return summary

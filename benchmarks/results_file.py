@@ -1,0 +1,46 @@
+"""Write one benchmark's table into ``benchmarks/RESULTS.md`` under its own heading, with provenance."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+HEADER = "# Benchmark results\n\nEvery table below was written by the script named in it; rerun the command to reproduce.\n"
+
+
+def machine() -> str:
+    """A one-line description of this machine."""
+    cpus = os.cpu_count()
+    mem = ""
+    try:
+        kib = int(next(line for line in open("/proc/meminfo") if line.startswith("MemTotal")).split()[1])
+        mem = f", {kib / 2**20:.0f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        pass
+    return f"{platform.machine()}, {cpus} CPUs{mem}, Linux {platform.release()}, Python {platform.python_version()}"
+
+
+def write_section(title: str, body: str) -> Path:
+    """Replace (or append) the ``## title`` section of RESULTS.md with ``body`` plus provenance lines."""
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    section = (f"## {title}\n\n- command: `{command}`\n- machine: {machine()}\n- date: {stamp}\n\n"
+               f"{body.strip()}\n")
+    text = RESULTS.read_text() if RESULTS.exists() else HEADER
+    parts = text.split("\n## ")
+    head, sections = parts[0], ["## " + p for p in parts[1:]]
+    sections = [s for s in sections if not s.startswith(f"## {title}\n")] + [section]
+    RESULTS.write_text(head.rstrip() + "\n\n" + "\n".join(s.rstrip() + "\n" for s in sections))
+    return RESULTS
+
+
+def markdown_table(header: list[str], rows: list[list[object]]) -> str:
+    """A GitHub markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)

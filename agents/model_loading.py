@@ -104,6 +104,7 @@ def ensure_converted_model() -> Path:
         tokenizer.save_pretrained(str(tmp))
         seconds = time.perf_counter() - start
         (tmp / _COMPLETE_MARKER).write_text(f"converted from {gguf} in {seconds:.1f} s\n")
+        _make_shareable(tmp)
         try:
             os.rename(tmp, target)
         except OSError:
@@ -116,6 +117,13 @@ def ensure_converted_model() -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _make_shareable(folder: Path) -> None:
+    """Make the folder world-readable (mkdtemp creates it 0700; safetensors writes 0600)."""
+    folder.chmod(0o755)
+    for path in folder.iterdir():
+        path.chmod(0o644)
 
 
 def resolve_model_path(name_or_path: str) -> str:

@@ -151,8 +151,7 @@ class Trajectory:
         n = len(self.token_ids)
         if len(self.loss_mask) != n or len(self.old_logprobs) != n:
             raise ValueError(
-                f"trajectory {self.task_id}: {n} tokens, {len(self.loss_mask)} mask, "
-                f"{len(self.old_logprobs)} log-probs"
+                f"trajectory {self.task_id}: {n} tokens, {len(self.loss_mask)} mask, {len(self.old_logprobs)} log-probs"
             )
         if not 0 < self.prompt_len <= n:
             raise ValueError(f"trajectory {self.task_id}: prompt_len {self.prompt_len} outside (0, {n}]")
@@ -160,7 +159,7 @@ class Trajectory:
             raise ValueError(f"trajectory {self.task_id}: loss_mask is 1 inside the prompt")
         if any(m not in (0, 1) for m in self.loss_mask):
             raise ValueError(f"trajectory {self.task_id}: loss_mask must hold only 0 and 1")
-        if any(lp != 0.0 for lp, m in zip(self.old_logprobs, self.loss_mask) if not m):
+        if any(lp != 0.0 for lp, m in zip(self.old_logprobs, self.loss_mask, strict=True) if not m):
             raise ValueError(f"trajectory {self.task_id}: non-zero old log-prob where loss_mask is 0")
 
     def replace(self, **changes: Any) -> Trajectory:
@@ -204,9 +203,7 @@ class TrainBatch:
     first_position: int
 
     @classmethod
-    def collate(
-        cls, trajectories: Sequence[Trajectory], advantages: Sequence[float], pad_token_id: int
-    ) -> TrainBatch:
+    def collate(cls, trajectories: Sequence[Trajectory], advantages: Sequence[float], pad_token_id: int) -> TrainBatch:
         """Pad trajectories on the right into a batch; ``advantages[i]`` belongs to ``trajectories[i]``."""
         import torch
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -53,8 +54,8 @@ class StopMatcher:
     def __post_init__(self) -> None:
         self._rows = [_RowState() for _ in range(self.batch_size)]
         langs = "|".join(re.escape(lang) for lang in self.fence_languages)
-        # "```python\n", "```py  # comment\n"; "\b" keeps "```pyth" from arming with tag "py".
-        self._open = re.compile(r"```(?:" + langs + r")\b[^\n]*\n") if langs else None
+        # "```python\n", "```python3\n", "```py  # x\n"; "\b" keeps "```pytest" from arming with tag "py".
+        self._open = re.compile(r"```(?:" + langs + r")3?\b[^\n]*\n") if langs else None
         self._close = re.compile(r"\n[^\S\n]*```[^\S\n]*\n")
 
     def text(self, row: int) -> str:
@@ -79,14 +80,23 @@ class StopMatcher:
         return self._close.search(state.text, state.fence_body_start) is not None
 
 
-def token_pieces(tokenizer: object) -> list[str]:
-    """Decode every vocabulary id on its own (once), for cheap incremental stop matching.
+class TokenPieces:
+    """Text of single token ids, decoded on first use and memoised, for cheap incremental stop matching.
 
     Pieces of multi-byte characters decode to replacement characters; stop strings are ASCII, so matching
     is unaffected. The final text of a generation is always decoded from all its ids at once.
     """
-    size = len(tokenizer)  # type: ignore[arg-type]
-    return list(tokenizer.batch_decode([[i] for i in range(size)], skip_special_tokens=False))  # type: ignore[attr-defined]
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = tokenizer
+        self._pieces: dict[int, str] = {}
+
+    def __getitem__(self, token: int) -> str:
+        """The decoded text of ``token`` alone (special tokens included)."""
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = self._tokenizer.decode([token], skip_special_tokens=False)
+        return piece
 
 
 def sample_next(
@@ -112,5 +122,8 @@ def sample_next(
             before = sorted_probs.cumsum(dim=-1) - sorted_probs  # [B, V] mass strictly above each token
             sorted_probs = sorted_probs.masked_fill(before >= top_p, 0.0)  # the top token always survives
             probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)  # [B, V]
-        tokens = torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # [B]
+        if generator is not None and generator.device != probs.device:  # e.g. a CPU generator, GPU model
+            tokens = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(probs.device)  # [B]
+        else:
+            tokens = torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # [B]
     return tokens, logp.gather(-1, tokens[:, None]).squeeze(-1)  # [B], [B]

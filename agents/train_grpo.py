@@ -35,13 +35,20 @@ import numpy as np
 import torch
 
 from agents.checkpointing import check_compatible, latest_checkpoint, load_checkpoint, save_checkpoint
-from agents.model_loading import load_model_and_tokenizer
+from agents.model_loading import load_model_and_tokenizer, make_tiny_model
 from agents.policy import Policy, PolicyConfig
 from agents.records import Trajectory
 from agents.rollout import EpisodeRequest, collect
 from agents.run_log import RunLog, plot_curves
 from agents.sample_queue import SampleQueue, SampleQueueConfig
-from agents.update import NonFiniteLossError, UpdateConfig, compute_advantages, trainable, update_policy
+from agents.update import (
+    NonFiniteLossError,
+    UpdateConfig,
+    build_groups,
+    compute_advantages,
+    trainable,
+    update_policy,
+)
 from toolr1_env.env import ToolR1Env, resolve_tasks
 from toolr1_env.tasks import TaskSet
 from toolr1_env.vector import ThreadVectorEnv
@@ -58,7 +65,7 @@ def arg(default: object, help: str) -> object:  # noqa: A002 - mirrors argparse'
 class Args:
     """Every knob of a training run."""
 
-    model: str = arg("smollm2-135m", "bundled alias, local folder or HF id (offline) of a chat causal LM")
+    model: str = arg("smollm2-135m", "bundled alias, local folder, HF id (offline), or tiny-random (tests)")
     tasks: str = arg("train-easy", "training split name, GAIA folder or task JSONL")
     task_pool_size: int = arg(64, "fixed pool of training tasks drawn from a generated split (0 = all)")
     eval_tasks: str = arg("warmup-eval", "held-out fixed split for periodic evaluation")
@@ -75,6 +82,7 @@ class Args:
     step_timeout: float = arg(5.0, "seconds per code action")
     temperature: float = arg(1.0, "sampling temperature for training rollouts")
     system_prompt: str = arg("", "optional system message before the task prompt")
+    prompt_style: str = arg("compact", "task prompt style: compact (small models) or full (every tool documented)")
     lr: float = arg(5e-4, "AdamW learning rate of the LoRA adapter")
     weight_decay: float = arg(0.0, "AdamW weight decay")
     lora_r: int = arg(16, "LoRA rank")
@@ -117,7 +125,7 @@ def make_envs(task_set: TaskSet, args: Args) -> ThreadVectorEnv:
     def factory() -> ToolR1Env:
         return ToolR1Env(tasks=task_set, step_timeout=args.step_timeout, max_turns=args.max_turns,
                          max_observation_chars=args.max_observation_chars, answer_weight=args.answer_weight,
-                         exec_weight=args.exec_weight)
+                         exec_weight=args.exec_weight, prompt_style=args.prompt_style)
     return ThreadVectorEnv([factory] * args.num_envs)
 
 
@@ -176,7 +184,10 @@ def main(args: Args) -> dict[str, float]:
     if not pool.tasks or not eval_ids:
         raise ValueError("the training pool and the evaluation set must both hold tasks")
 
-    model, tokenizer = load_model_and_tokenizer(args.model)
+    if args.model == "tiny-random":
+        model, tokenizer = make_tiny_model(seed=args.seed)
+    else:
+        model, tokenizer = load_model_and_tokenizer(args.model)
     policy = Policy(model, tokenizer, PolicyConfig(lora_r=args.lora_r, lora_alpha=args.lora_alpha,
                                                    temperature=args.temperature, max_new_tokens=args.max_new_tokens))
     optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=args.lr, weight_decay=args.weight_decay)
@@ -258,27 +269,14 @@ def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optim
     online, stats = collect(policy, envs, requests, max_episode_tokens=args.max_episode_tokens,
                             system_prompt=args.system_prompt or None)
     clean = [t for t in online if t.infra_error is None]
-    groups: dict[str, list[Trajectory]] = defaultdict(list)
-    for t in clean:
-        groups[t.group_id].append(t)
-    batch: list[Trajectory] = []
-    zero_before = zero_after = 0
-    for group in groups.values():
-        before_flat = _flat(group, config.zero_signal_tol)
-        if queue is not None:
-            group = queue.fill_group(group, group[0].task_id, policy.version, group_size=args.group_size)
-        zero_before += before_flat
-        zero_after += _flat(group, config.zero_signal_tol)
-        batch += group
+    batch, group_stats = build_groups(clean, queue, policy.version, args.group_size, config.zero_signal_tol)
     advantages = compute_advantages(batch, config)
     metrics: dict[str, float] = {**episode_metrics(clean, "reward"), **stats.as_metrics()}
-    metrics.update({"groups/count": float(len(groups)), "groups/zero_signal_before": zero_before / max(len(groups), 1),
-                    "groups/zero_signal_after": zero_after / max(len(groups), 1),
+    metrics.update({**group_stats,
                     "rollout/infra_errors": float(len(online) - len(clean)),
                     "advantage/mean": float(np.mean(advantages)) if advantages else 0.0,
                     "advantage/std": float(np.std(advantages)) if advantages else 0.0,
-                    "advantage/abs_max": float(np.max(np.abs(advantages))) if advantages else 0.0,
-                    "batch/from_queue": float(sum(t.source == "cache" for t in batch))})
+                    "advantage/abs_max": float(np.max(np.abs(advantages))) if advantages else 0.0})
     try:
         metrics.update(update_policy(policy, optimizer, trainable(batch, advantages, config), config,
                                      rng=rng, sync_gradients=_gradient_sync(accelerator)))
@@ -302,11 +300,6 @@ def _gradient_sync(accelerator: object) -> object:
                 p.grad = accelerator.reduce(p.grad, reduction="mean")  # type: ignore[attr-defined]
 
     return sync
-
-
-def _flat(group: list[Trajectory], tol: float) -> bool:
-    rewards = [t.reward for t in group]
-    return max(rewards) - min(rewards) <= tol
 
 
 def _progress(iterable: range, enabled: bool) -> object:

@@ -17,6 +17,7 @@ import torch
 from agents.grpo import AdvantageScale, group_advantages, grpo_loss
 from agents.policy import Policy
 from agents.records import TrainBatch, Trajectory
+from agents.sample_queue import SampleQueue
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,35 @@ class UpdateConfig:
 
 class NonFiniteLossError(FloatingPointError):
     """The loss or the gradient was NaN/inf; the optimiser step was skipped."""
+
+
+def build_groups(trajectories: Sequence[Trajectory], queue: SampleQueue | None, policy_version: int,
+                 group_size: int, tol: float) -> tuple[list[Trajectory], dict[str, float]]:
+    """Group online trajectories by ``group_id`` and let the sample queue top up or fix flat groups.
+
+    ``trajectories`` must already exclude infra errors. Returns the training batch (online members plus
+    injected cached ones) and the share of zero-signal groups before and after the queue.
+    """
+    groups: dict[str, list[Trajectory]] = defaultdict(list)
+    for t in trajectories:
+        groups[t.group_id].append(t)
+    batch: list[Trajectory] = []
+    flat_before = flat_after = 0
+    for group in groups.values():
+        flat_before += _flat(group, tol)
+        if queue is not None:
+            group = queue.fill_group(group, group[0].task_id, policy_version, tol=tol, group_size=group_size)
+        flat_after += _flat(group, tol)
+        batch += group
+    count = max(len(groups), 1)
+    return batch, {"groups/count": float(len(groups)), "groups/zero_signal_before": flat_before / count,
+                   "groups/zero_signal_after": flat_after / count,
+                   "batch/from_queue": float(sum(t.source == "cache" for t in batch))}
+
+
+def _flat(group: Sequence[Trajectory], tol: float) -> bool:
+    rewards = [t.reward for t in group]
+    return max(rewards) - min(rewards) <= tol
 
 
 def compute_advantages(trajectories: Sequence[Trajectory], config: UpdateConfig) -> list[float]:

@@ -17,6 +17,7 @@ from toolr1_env.reward import RewardWeights, episode_reward, exec_success
 from toolr1_env.sandbox import ExecResult, Sandbox, SandboxConfig
 from toolr1_env.spaces import UnicodeText
 from toolr1_env.tasks import Task, TaskSet
+from toolr1_env.tools import sandbox_tool
 
 DEFAULT_MAX_TURNS = 8
 DEFAULT_TASKS = "train"
@@ -38,10 +39,11 @@ def resolve_tasks(tasks: TasksSpec) -> TaskSet:
         if name in suite.SPLITS:
             return suite.load_split(name)
         path = Path(name)
+        file_tools = (sandbox_tool(suite.inspect_file),)  # reads attached files, inside the sandbox
         if path.is_dir() or path.name == "metadata.jsonl":
-            return gaia.load_gaia_folder(path)
+            return gaia.load_gaia_folder(path, tools=file_tools)
         if path.is_file():
-            return gaia.load_task_file(path)
+            return gaia.load_task_file(path, tools=file_tools)
         raise ValueError(f"tasks={name!r} is neither a bundled split ({', '.join(suite.SPLITS)}) nor an "
                          "existing GAIA folder or task file")
     tasks = list(tasks)

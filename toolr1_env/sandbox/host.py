@@ -21,11 +21,12 @@ from typing import Any
 
 from toolr1_env.sandbox import isolation
 from toolr1_env.sandbox.runtime import protocol
+from toolr1_env.tools import is_sandbox_tool, sandbox_prelude
 
 #: Imports allowed by default: the useful standard library plus numpy and pandas. ``os``, ``sys``,
 #: ``subprocess``, ``socket``, ``ctypes``, ``importlib`` and friends are left out on purpose.
 DEFAULT_ALLOWED_IMPORTS: tuple[str, ...] = (
-    "array", "base64", "bisect", "calendar", "cmath", "collections", "copy", "csv", "dataclasses",
+    "__future__", "array", "base64", "bisect", "calendar", "cmath", "collections", "copy", "csv", "dataclasses",
     "datetime", "decimal", "difflib", "enum", "fractions", "functools", "glob", "hashlib", "heapq",
     "html", "io", "itertools", "json", "math", "numbers", "operator", "pathlib", "pprint", "random", "re",
     "statistics", "string", "textwrap", "time", "typing", "unicodedata", "uuid", "xml", "zipfile",
@@ -171,8 +172,9 @@ class Sandbox:
 
     ``run`` executes code like a notebook cell; variables survive until ``reset``. Host tools are plain
     callables that run in *this* process: agent code calls a stub, the call crosses the worker channel
-    as JSON, and the result (or the tool's error) comes back. ``prelude`` is Python run inside each
-    fresh worker before the agent's first action: the place for sandbox-side helper functions.
+    as JSON, and the result (or the tool's error) comes back. Tools marked with
+    :func:`toolr1_env.tools.sandbox_tool` run inside the worker instead (see ``toolr1_env.tools``).
+    ``prelude`` is more Python run inside each fresh worker before the agent's first action.
 
     Example::
 
@@ -185,8 +187,14 @@ class Sandbox:
                  tools: Iterable[Callable[..., Any]] | Mapping[str, Callable[..., Any]] = (),
                  prelude: str = "") -> None:
         self.config = config or SandboxConfig()
-        self.tools = _collect_tools(tools)
-        self.prelude = prelude
+        named = list(tools.items()) if isinstance(tools, Mapping) else [(getattr(t, "__name__", ""), t) for t in tools]
+        inside = [(name, fn) for name, fn in named if is_sandbox_tool(fn)]
+        self.tools = _collect_tools({name: fn for name, fn in named if not is_sandbox_tool(fn)})
+        self.sandbox_tool_names = [name for name, _ in inside]
+        clash = set(self.sandbox_tool_names) & set(self.tools)
+        if clash or len(set(self.sandbox_tool_names)) != len(self.sandbox_tool_names):
+            raise ValueError(f"duplicate tool names: {sorted(clash) or self.sandbox_tool_names}")
+        self.prelude = "\n".join(p for p in (sandbox_prelude(inside), prelude) if p)
         self.layers: dict[str, Any] = {}
         self._root: str | None = None
         self._episode = 0
@@ -399,6 +407,7 @@ class Sandbox:
             "output_head": cfg.max_output_chars // 2, "output_tail": cfg.max_output_chars - cfg.max_output_chars // 2,
             "value_chars": cfg.max_value_chars, "tools": [t.spec for t in self.tools.values()],
             "prelude": self.prelude, "environ": _worker_environ(workdir),
+            "reserved_names": [FINAL_ANSWER, *self.tools, *self.sandbox_tool_names],
         }
         try:
             protocol.send_frame(self._ctrl, {"op": "spawn", "config": config})

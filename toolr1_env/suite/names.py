@@ -25,8 +25,9 @@ INSTITUTE_PREFIXES = ("Institute of", "Museum of", "Academy of", "University of"
 PRODUCT_CODES = ("X", "K", "Z", "Q", "V", "R", "S", "M", "T")
 CURRENCY_SUFFIXES = ("mark", "crown", "dal", "ren", "sol", "tal")
 
-#: Lowercase strings ``float()`` accepts; a name equal to one would be scored as a number by GAIA.
-_FLOAT_WORDS = frozenset({"nan", "inf", "infinity"})
+#: Lowercase words a name must never be: ``float()`` accepts some (GAIA would score them as numbers) and
+#: pandas reads others as missing values or booleans.
+_FLOAT_WORDS = frozenset({"nan", "inf", "infinity", "none", "null", "true", "false", "n/a"})
 
 
 def syllable(rng: random.Random, closed: bool = False) -> str:
@@ -86,9 +87,7 @@ class NameBook:
 
     def product(self) -> str:
         """A product name, e.g. ``"Zerin K4"``."""
-        return self._take(
-            lambda: f"{word(self.rng, 2, 2)} {self.rng.choice(PRODUCT_CODES)}{self.rng.randint(2, 99)}"
-        )
+        return self._take(lambda: f"{word(self.rng, 2, 2)} {self.rng.choice(PRODUCT_CODES)}{self.rng.randint(2, 99)}")
 
     def currency(self) -> str:
         """A lowercase currency name, e.g. ``"vorlmark"``."""

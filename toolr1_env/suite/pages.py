@@ -43,7 +43,7 @@ def _links(heading: str, titles: list[str], notes: list[str] | None = None) -> l
     if not titles:
         return []
     notes = notes or [""] * len(titles)
-    return ["", heading] + [f"- {t}{n} <{url_for(t)}>" for t, n in zip(titles, notes)]
+    return ["", heading] + [f"- {t}{n} <{url_for(t)}>" for t, n in zip(titles, notes, strict=True)]
 
 
 def _facts(pairs: list[tuple[str, object]]) -> list[str]:
@@ -132,7 +132,7 @@ def org_page(world: World, o: Organisation, rng: random.Random) -> Page:
         (leader_title, o.leader), ("Employees", f"{o.employees:,}"),
     ]  # fmt: skip
     if o.kind == "company":
-        facts.append(("Revenue", f"{o.revenue_m} million {country.currency}"))
+        facts.append(("Revenue", f"{o.revenue_m:,.1f} million {country.currency}"))
     products = world.products_of(o.name)
     events = sorted((e for e in world.events.values() if e.organiser == o.name), key=lambda e: e.start)
     body = (
@@ -152,7 +152,7 @@ def product_page(world: World, p: Product, rng: random.Random) -> Page:
         f"An early prototype weighed {round(p.weight_kg * rng.uniform(1.1, 1.6), 2)} kg.",
     ]
     facts = [("Maker", p.maker), ("Category", p.category), ("Launched", long_date(p.launched)),
-             ("Price", f"{p.price:.2f} {currency}"), ("Weight", f"{p.weight_kg} kg"),
+             ("Price", f"{p.price:,.2f} {currency}"), ("Weight", f"{p.weight_kg} kg"),
              ("Units sold", f"{p.units_sold:,}")]  # fmt: skip
     return _page(p.name, "product", prose, _facts(facts) + _links("See also", [p.maker]))
 
@@ -160,7 +160,8 @@ def product_page(world: World, p: Product, rng: random.Random) -> Page:
 def event_page(world: World, e: Event, rng: random.Random) -> Page:
     """The page of an event (city, start and end dates, attendance, organiser, winner)."""
     prose = [
-        f"The {e.name} was a {e.kind.lower()} held in {e.city} from {long_date(e.start)} to {long_date(e.end)}.",
+        f"The {e.name} was a {e.kind.lower()} held in {e.city} "
+        + (f"from {long_date(e.start)} to {long_date(e.end)}." if e.end > e.start else f"on {long_date(e.start)}."),
         f"It was organised by {e.organiser} and drew {e.attendance:,} visitors.",
         f"Tickets went on sale {rng.randint(20, 120)} days in advance.",
     ]

@@ -274,13 +274,16 @@ def build_world(seed: int, size: WorldSize = EVAL_SIZE, reserved: frozenset[str]
                             joined=max(leader_joined, 1972))  # fmt: skip
         if leader.born.year + 22 > leader.joined:
             world.people[leader.name] = replace(leader, joined=leader.born.year + rng.randint(22, 34))
-        revenue = round(employees * rng.uniform(0.02, 0.3) * rng.uniform(0.5, 3.0), 1) if kind == "company" else 0.0
+        headquarters = rng.choice(city_names)
+        rate = world.countries[world.cities[headquarters].country].usd_rate
+        # Revenue is reported in local currency: 40k-400k US dollars per employee, times the exchange rate.
+        revenue = round(employees * rng.uniform(0.04, 0.4) * rate, 1) if kind == "company" else 0.0
         org = Organisation(
             name=name,
             kind=kind,
             industry=industry,
             founded=founded,
-            headquarters=rng.choice(city_names),
+            headquarters=headquarters,
             founder=founder.name,
             leader=leader.name,
             employees=employees,
@@ -303,7 +306,7 @@ def build_world(seed: int, size: WorldSize = EVAL_SIZE, reserved: frozenset[str]
             maker=maker.name,
             category=rng.choice(INDUSTRIES[maker.industry]),
             launched=random_date(rng, dt.date(max(maker.founded + 1, 1985), 1, 1), dt.date(2024, 10, 31)),
-            price=round(rng.uniform(8.0, 900.0) * world.country_of_org(maker.name).usd_rate ** 0.5, 2),
+            price=round(rng.uniform(8.0, 900.0) * world.country_of_org(maker.name).usd_rate, 2),
             weight_kg=round(rng.uniform(0.15, 35.0), 2),
             units_sold=_log_uniform_int(rng, 300, 2_000_000),
         )
@@ -330,4 +333,3 @@ def build_world(seed: int, size: WorldSize = EVAL_SIZE, reserved: frozenset[str]
         )
         world.events[event.name] = event
     return world
-

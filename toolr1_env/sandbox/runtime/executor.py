@@ -87,8 +87,9 @@ def cap_text(text: str, limit: int) -> str:
 def make_import_guard(allowed: list[str] | None) -> Callable[..., Any]:
     """An ``__import__`` that refuses top-level modules outside ``allowed`` (``None`` allows all).
 
-    It only guards ``import`` statements in agent code; modules imported by allowed libraries use the real
-    importer. This is a policy that gives the model a clear message, not a security boundary: the
+    It guards ``import`` statements in agent code (and lazy imports that C code makes while agent code
+    runs, which is why private ``_modules`` pass); modules imported by allowed libraries' own code use
+    the real importer. This is a policy that gives the model a clear message, not a security boundary: the
     operating-system layers are the boundary.
     """
     real_import = builtins.__import__
@@ -99,7 +100,9 @@ def make_import_guard(allowed: list[str] | None) -> Callable[..., Any]:
         if level != 0:
             raise ImportError("relative imports are not available in the sandbox")
         top = name.partition(".")[0]
-        if allowed_set is not None and top not in allowed_set and name not in allowed_set:
+        # Private modules (``_strptime``, ``_decimal``...) are imported lazily by C code on behalf of
+        # allowed modules, through this same hook and from the agent's frame: they must pass.
+        if allowed_set is not None and top not in allowed_set and not top.startswith("_"):
             raise ImportError(
                 f"import of {name!r} is not allowed in this sandbox. "
                 f"Allowed modules: {', '.join(sorted(allowed_set))}")
@@ -125,7 +128,7 @@ class Session:
         self.namespace["ToolError"] = ToolError
         for spec in tools:
             self.namespace[spec["name"]] = _make_tool_stub(spec, call_tool)
-        self.reserved = frozenset(["final_answer", *(spec["name"] for spec in tools)])
+        self.reserved: frozenset[str] = frozenset()  # set by the worker once the prelude has run
 
     def _final_answer(self, answer: Any) -> None:
         """Submit the final answer and end the episode. Call it exactly once, with the answer."""
@@ -133,6 +136,15 @@ class Session:
             self.final_answer_called = True
             self.final_answer = cap_text(answer if isinstance(answer, str) else _safe_str(answer), 20_000)
         raise FinalAnswerSignal()
+
+    def run_trusted(self, code: str) -> dict[str, Any]:
+        """Run our own set-up code (the prelude) with the real importer instead of the guarded one."""
+        guarded = self.namespace["__builtins__"]
+        self.namespace["__builtins__"] = vars(builtins)
+        try:
+            return self.run(code)
+        finally:
+            self.namespace["__builtins__"] = guarded
 
     def run(self, code: str) -> dict[str, Any]:
         """Execute ``code`` in the namespace and return the result record sent to the host."""

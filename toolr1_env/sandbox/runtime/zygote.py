@@ -169,10 +169,11 @@ def _worker_main(channel_fd: int, config: dict[str, Any]) -> None:
                       call_tool=call_tool, tools=config["tools"])
     ready: dict[str, Any] = {"op": "ready", "layers": layers, "pid": os.getpid()}
     if config.get("prelude"):
-        outcome = session.run(config["prelude"])
+        outcome = session.run_trusted(config["prelude"])
         session.step = 0
         if outcome["error"]:
             ready["prelude_error"] = outcome["error"]
+    session.reserved = frozenset(config["reserved_names"])
     protocol.send_frame(channel, ready)
     while True:
         try:

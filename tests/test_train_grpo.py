@@ -1,0 +1,91 @@
+"""The training entry point, end to end with a tiny random model: a short run, resume after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "agents" / "train_grpo.py"
+SMALL = ["--model", "tiny-random", "--tasks", "train-easy", "--task_pool_size", "4", "--eval_tasks", "warmup-eval",
+         "--eval_size", "2", "--tasks_per_iteration", "2", "--group_size", "2", "--num_envs", "2",
+         "--max_new_tokens", "12", "--max_turns", "2", "--max_episode_tokens", "1024", "--eval_every", "0",
+         "--checkpoint_every", "1"]
+
+
+def run(args: list[str], timeout: float = 400) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run([sys.executable, str(SCRIPT), *SMALL, *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env=env)
+
+
+def rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_two_iterations_write_metrics_checkpoints_and_curves(tmp_path):
+    out = tmp_path / "run"
+    result = run(["--iterations", "2", "--output_dir", str(out)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    logged = rows(out)
+    assert [r["step"] for r in logged] == [0, 1, 2]
+    assert "eval/success" in logged[0] and "eval/success" in logged[-1]
+    for key in ("reward/mean", "reward/answer_score", "reward/exec_success", "rollout/tokens_per_s",
+                "rollout/env_steps_per_s", "groups/zero_signal_before", "queue/size", "advantage/std"):
+        assert key in logged[1], key
+    assert logged[2]["rollout/online_total"] <= 8  # 2 tasks x 2 episodes x 2 iterations at most
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["iterations"] == 2 and 0.0 <= summary["eval_success_end"] <= 1.0
+    assert (out / "curves.png").stat().st_size > 1000
+    assert (out / "checkpoints" / "latest").read_text() == "step-1"
+    assert (out / "checkpoints" / "step-1" / "adapter" / "adapter_config.json").is_file()
+    assert any((out / "tensorboard").iterdir())
+
+
+def test_resume_after_a_kill_continues_where_it_stopped(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    process = subprocess.Popen([sys.executable, str(SCRIPT), *SMALL, "--iterations", "6", "--output_dir", str(out)],
+                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    pointer = out / "checkpoints" / "latest"
+    deadline = time.monotonic() + 300
+    while not (pointer.is_file() and pointer.read_text() == "step-1") and time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert pointer.is_file(), "no checkpoint was written before the kill"
+    done_before = int(pointer.read_text().split("-")[1])
+    assert done_before < 5, "the run finished before it could be killed"
+
+    result = run(["--iterations", "6", "--output_dir", str(out), "--resume"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    steps = [r["step"] for r in rows(out)]
+    assert steps[-1] == 6
+    resumed = steps[steps.index(done_before + 2):]  # the resumed run starts at the next iteration
+    assert resumed == list(range(done_before + 2, 7))
+    assert (out / "checkpoints" / "latest").read_text() == "step-5"
+
+
+def test_resume_from_another_configuration_is_refused(tmp_path):
+    out = tmp_path / "run"
+    assert run(["--iterations", "1", "--output_dir", str(out)]).returncode == 0
+    result = run(["--iterations", "2", "--output_dir", str(out), "--resume", "--lora_r", "4"])
+    assert result.returncode != 0
+    assert "another configuration" in result.stderr and "lora_r" in result.stderr
+
+
+@pytest.mark.parametrize(("flag", "message"), [(["--tasks", "no-such-split"], "neither a bundled split"),
+                                               (["--model", "/no/such/model"], "/no/such/model")])
+def test_bad_arguments_give_clear_errors(tmp_path, flag, message):
+    result = run(["--iterations", "1", "--output_dir", str(tmp_path / "run"), *flag])
+    assert result.returncode != 0 and message in result.stderr

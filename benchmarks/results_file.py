@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-HEADER = "# Benchmark results\n\nEvery table below was written by the script named in it; rerun the command to reproduce.\n"
+HEADER = ("# Benchmark results\n\nEvery table below was written by the script named in it; "
+          "rerun the command to reproduce.\n")
 
 
 def machine() -> str:

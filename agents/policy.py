@@ -123,6 +123,10 @@ class Policy:
 
     # ----------------------------------------------------------------------------------- prompting
 
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of plain ``text`` (no special tokens added)."""
+        return self._tokenize(text)
+
     def _tokenize(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
@@ -170,8 +174,12 @@ class Policy:
         temperature: float | None = None,
         top_p: float | None = None,
         generator: torch.Generator | None = None,
+        prefix_text: str = "",
     ) -> list[Generation]:
         """Continue each prompt (token ids, any lengths) until a stop rule, EOS or the token budget.
+
+        ``prefix_text`` is text the caller already placed at the end of every prompt as the start of the
+        assistant turn (e.g. an opening code fence): stop rules see it as if it had been generated.
 
         Rows are left-padded into one batch and decoded with a KV cache; finished rows leave the batch.
         Log-probs are under the sampling temperature (greedy ``temperature=0``: temperature 1), before top-p
@@ -185,7 +193,7 @@ class Policy:
         was_training = self.model.training
         self.model.eval()
         try:
-            return self._sample(prompts, budget, temp, nucleus, generator)
+            return self._sample(prompts, budget, temp, nucleus, generator, prefix_text)
         finally:
             self.model.train(was_training)
 
@@ -196,6 +204,7 @@ class Policy:
         temperature: float,
         top_p: float,
         generator: torch.Generator | None,
+        prefix_text: str = "",
     ) -> list[Generation]:
         rows, width = len(prompts), max(len(p) for p in prompts)
         input_ids = torch.full((rows, width), self.pad_token_id, dtype=torch.long)  # [B, L]
@@ -217,6 +226,9 @@ class Policy:
         new_logprobs: list[list[float]] = [[] for _ in range(rows)]
         reasons: list[FinishReason] = ["length"] * rows
         matcher = StopMatcher(self.config.stop_strings, self.config.fence_languages, rows)
+        if prefix_text:
+            for row in range(rows):
+                matcher.prime(row, prefix_text)
         for _step in range(budget):
             tokens, logprobs = sample_next(logits, temperature, top_p, generator)  # [b], [b]
             keep: list[int] = []

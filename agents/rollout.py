@@ -65,11 +65,15 @@ def build_prompt(policy: Policy, observation: str, system_prompt: str | None) ->
 
 def collect(policy: Policy, envs: ThreadVectorEnv, requests: Sequence[EpisodeRequest], *,
             max_episode_tokens: int = 2048, system_prompt: str | None = None, temperature: float | None = None,
-            generator: torch.Generator | None = None) -> tuple[list[Trajectory], RolloutStats]:
+            response_prefix: str = "", generator: torch.Generator | None = None,
+            ) -> tuple[list[Trajectory], RolloutStats]:
     """Play every request to the end and return one trajectory per request (in request order).
 
     ``temperature`` overrides the policy's sampling temperature (0 = greedy, for evaluation).
+    ``response_prefix`` is forced at the start of every assistant turn (prompt tokens, mask 0) and
+    prepended to the action the env receives; e.g. ``"```py\n"`` makes a small model write code at once.
     """
+    prefix_ids = policy.tokenize(response_prefix) if response_prefix else []
     stats = RolloutStats()
     started = time.perf_counter()
     pending = list(enumerate(requests))[::-1]  # pop() from the end keeps request order
@@ -95,11 +99,13 @@ def collect(policy: Policy, envs: ThreadVectorEnv, requests: Sequence[EpisodeReq
     fill_free_slots()
     while slots:
         order = sorted(slots)
+        for i in order:
+            slots[i][1].append_forced(prefix_ids)
         budget = [max_episode_tokens - len(slots[i][1].token_ids) for i in order]
         t0 = time.perf_counter()
         generations = policy.sample([slots[i][1].token_ids for i in order],
                                     max_new_tokens=max(1, min(policy.config.max_new_tokens, max(budget))),
-                                    temperature=temperature, generator=generator)
+                                    temperature=temperature, generator=generator, prefix_text=response_prefix)
         stats.generation_seconds += time.perf_counter() - t0
         actions: dict[int, str] = {}
         for env_index, generation, room in zip(order, generations, budget, strict=True):
@@ -107,14 +113,15 @@ def collect(policy: Policy, envs: ThreadVectorEnv, requests: Sequence[EpisodeReq
             ids, lps = generation.token_ids[: max(room, 0)], generation.logprobs[: max(room, 0)]
             stats.generated_tokens += len(ids)
             start, end = traj.append_generated(ids, lps)
-            traj.turns.append(Turn(start, end, end, action=generation.text, finish_reason=generation.finish_reason))
+            action = response_prefix + generation.text
+            traj.turns.append(Turn(start, end, end, action=action, finish_reason=generation.finish_reason))
             traj.num_turns += 1
             if room <= len(generation.token_ids):
                 _finish_cut(traj)
                 finished[slots.pop(env_index)[0]] = traj
                 envs.abandon(env_index)
             else:
-                actions[env_index] = generation.text
+                actions[env_index] = action
         t0 = time.perf_counter()
         outcomes = envs.step_live(actions) if actions else {}
         stats.env_seconds += time.perf_counter() - t0

@@ -62,6 +62,14 @@ class StopMatcher:
         """The text accumulated so far for ``row`` (per-token pieces concatenated)."""
         return self._rows[row].text
 
+    def prime(self, row: int, text: str) -> None:
+        """Seed ``row`` with text that precedes the generation (a forced prefix): it arms the fence rule."""
+        state = self._rows[row]
+        state.text = text
+        match = self._open.search(text) if self._open is not None else None
+        if match is not None:
+            state.fence_body_start = match.end() - 1
+
     def feed(self, row: int, piece: str) -> bool:
         """Append the text of one new token to ``row``; return True if the row must stop now."""
         state = self._rows[row]

@@ -48,6 +48,7 @@ from agents.update import (
     compute_advantages,
     trainable,
     update_policy,
+    without_infra_errors,
 )
 from toolr1_env.env import ToolR1Env, resolve_tasks
 from toolr1_env.tasks import TaskSet
@@ -66,24 +67,25 @@ class Args:
     """Every knob of a training run."""
 
     model: str = arg("smollm2-135m", "bundled alias, local folder, HF id (offline), or tiny-random (tests)")
-    tasks: str = arg("train-easy", "training split name, GAIA folder or task JSONL")
-    task_pool_size: int = arg(64, "fixed pool of training tasks drawn from a generated split (0 = all)")
+    tasks: str = arg("warmup", "training split name, GAIA folder or task JSONL")
+    task_pool_size: int = arg(32, "fixed pool of training tasks drawn from a generated split (0 = all)")
     eval_tasks: str = arg("warmup-eval", "held-out fixed split for periodic evaluation")
     eval_size: int = arg(32, "tasks of eval_tasks used per evaluation (first N, fixed)")
-    eval_every: int = arg(5, "evaluate every N iterations (0 = only at start and end)")
-    iterations: int = arg(20, "training iterations (one optimiser step per epoch each)")
+    eval_every: int = arg(4, "evaluate every N iterations (0 = only at start and end)")
+    iterations: int = arg(16, "training iterations (one optimiser step per epoch each)")
     tasks_per_iteration: int = arg(4, "distinct tasks per iteration")
-    group_size: int = arg(4, "episodes per task (the GRPO group)")
+    group_size: int = arg(8, "episodes per task (the GRPO group)")
     num_envs: int = arg(8, "parallel environments (sandboxes)")
-    max_turns: int = arg(2, "code actions per episode")
-    max_new_tokens: int = arg(96, "tokens per generated turn")
+    max_turns: int = arg(1, "code actions per episode")
+    max_new_tokens: int = arg(40, "tokens per generated turn")
     max_episode_tokens: int = arg(1536, "token budget of a whole episode (prompt included)")
     max_observation_chars: int = arg(400, "observation text cap (head + tail)")
     step_timeout: float = arg(5.0, "seconds per code action")
     temperature: float = arg(1.0, "sampling temperature for training rollouts")
     system_prompt: str = arg("", "optional system message before the task prompt")
     prompt_style: str = arg("compact", "task prompt style: compact (small models) or full (every tool documented)")
-    lr: float = arg(5e-4, "AdamW learning rate of the LoRA adapter")
+    response_prefix: str = arg("```py\nresult =", "text forced at the start of every assistant turn (not trained)")
+    lr: float = arg(1e-3, "AdamW learning rate of the LoRA adapter")
     weight_decay: float = arg(0.0, "AdamW weight decay")
     lora_r: int = arg(16, "LoRA rank")
     lora_alpha: int = arg(32, "LoRA alpha")
@@ -152,8 +154,9 @@ def evaluate(policy: Policy, envs: ThreadVectorEnv, task_ids: list[str], args: A
     """Greedy success rate on the fixed evaluation tasks."""
     requests = [EpisodeRequest(task_id, f"eval-{task_id}", seed=0) for task_id in task_ids]
     trajectories, _ = collect(policy, envs, requests, max_episode_tokens=args.max_episode_tokens,
-                              system_prompt=args.system_prompt or None, temperature=0.0)
-    clean = [t for t in trajectories if t.infra_error is None]
+                              system_prompt=args.system_prompt or None, temperature=0.0,
+                              response_prefix=args.response_prefix)
+    clean = without_infra_errors(trajectories)
     metrics = episode_metrics(clean, "eval")
     metrics["eval/success"] = metrics.pop("eval/answer_score", 0.0)
     metrics["eval/infra_errors"] = float(len(trajectories) - len(clean))
@@ -267,8 +270,8 @@ def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optim
         fresh = queue.rollouts_needed(task_id, args.group_size) if queue is not None else args.group_size
         requests += [EpisodeRequest(task_id, f"{iteration}-{k}", seed=rng.randrange(2**31)) for _ in range(fresh)]
     online, stats = collect(policy, envs, requests, max_episode_tokens=args.max_episode_tokens,
-                            system_prompt=args.system_prompt or None)
-    clean = [t for t in online if t.infra_error is None]
+                            system_prompt=args.system_prompt or None, response_prefix=args.response_prefix)
+    clean = without_infra_errors(online)
     batch, group_stats = build_groups(clean, queue, policy.version, args.group_size, config.zero_signal_tol)
     advantages = compute_advantages(batch, config)
     metrics: dict[str, float] = {**episode_metrics(clean, "reward"), **stats.as_metrics()}

@@ -39,6 +39,12 @@ class NonFiniteLossError(FloatingPointError):
     """The loss or the gradient was NaN/inf; the optimiser step was skipped."""
 
 
+def without_infra_errors(trajectories: Sequence[Trajectory]) -> list[Trajectory]:
+    """Drop episodes that failed for reasons outside the policy (judge or sandbox outage): scoring them
+    as wrong answers would teach the policy that correct work is bad."""
+    return [t for t in trajectories if t.infra_error is None]
+
+
 def build_groups(trajectories: Sequence[Trajectory], queue: SampleQueue | None, policy_version: int,
                  group_size: int, tol: float) -> tuple[list[Trajectory], dict[str, float]]:
     """Group online trajectories by ``group_id`` and let the sample queue top up or fix flat groups.

@@ -11,6 +11,8 @@ Misbehaviour on demand, for testing retries and failures:
 * ``fail_next(status, n)``: the next ``n`` requests get HTTP ``status`` with an OpenAI-shaped error body.
 * ``delay``: seconds to sleep before answering each request.
 * ``reply``: a fixed message content to send instead of the rule's verdict (e.g. garbage).
+* ``responder``: a function from the request body (a dict) to the message content, for scripted agents'
+  conversations (``reply`` wins over it).
 * ``raw_body``: a fixed non-JSON body to send with HTTP 200.
 
 Every request (and what was done with it) is recorded in ``requests``.
@@ -22,6 +24,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -55,6 +58,7 @@ class FakeOpenAIServer:
         self.requests: list[RecordedRequest] = []
         self.delay = 0.0
         self.reply: str | None = None
+        self.responder: Callable[[dict[str, Any]], str] | None = None
         self.raw_body: str | None = None
         self._failures: list[int] = []
         self._lock = threading.Lock()
@@ -143,7 +147,12 @@ class FakeOpenAIServer:
                 if isinstance(body, dict):
                     users = [m for m in body.get("messages", []) if m.get("role") == "user"]
                     prompt = str(users[-1].get("content", "")) if users else ""
-                content = server.reply if server.reply is not None else verdict_for(prompt)
+                if server.reply is not None:
+                    content = server.reply
+                elif server.responder is not None and isinstance(body, dict):
+                    content = server.responder(body)
+                else:
+                    content = verdict_for(prompt)
                 response = {
                     "id": f"chatcmpl-test-{len(server.requests)}",
                     "object": "chat.completion",

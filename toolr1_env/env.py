@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -132,8 +133,7 @@ class ToolR1Env(gym.Env[str, str]):
         self.render_mode = render_mode
         extra = dict(tools) if isinstance(tools, Mapping) else {t.__name__: t for t in tools}
         self.tools = {**{t.__name__: t for t in self.task_set.tools}, **extra}
-        base = sandbox or SandboxConfig()
-        self.sandbox_config = SandboxConfig(**{**base.__dict__, "step_timeout": float(step_timeout)})
+        self.sandbox_config = dataclasses.replace(sandbox or SandboxConfig(), step_timeout=float(step_timeout))
         self._sandbox: Sandbox | None = None
         self.action_space = UnicodeText(self.sandbox_config.max_code_chars * 4)
         self.observation_space = UnicodeText(1 << 20)

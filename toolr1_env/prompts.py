@@ -50,7 +50,7 @@ def render_task_prompt(question: str, file_names: Iterable[str], tools: dict[str
     return "\n\n".join(parts)
 
 
-COMPACT_EXAMPLE = "Task: What is 123456 * 789?\n```py\nresult = 123456 * 789\nfinal_answer(result)\n```"
+COMPACT_EXAMPLE = "Task: What is 3 + 4?\n```py\nresult = 3 + 4\nfinal_answer(result)\n```"
 
 
 def render_compact_prompt(question: str, file_names: Iterable[str], tools: dict[str, Callable[..., Any]]) -> str:

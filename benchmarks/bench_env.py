@@ -133,8 +133,9 @@ def main() -> None:
                             "SyncVectorEnv episodes/s", "steps/s"], rows)
     notes = (f"\n{len(plan)} episodes of the `{SPLIT}` split played with their reference solutions "
              f"(mean {sum(len(s) for _, s in plan) / len(plan):.1f} steps). Gymnasium's vector envs step every "
-             "env on every call (NEXT_STEP autoreset), so they play in waves padded to the longest episode (`pass` actions, counted "
-             f"as steps); ours steps only live episodes. Reset latency of one warm env (p50): {latency:.1f} ms.\n")
+             "env on every call (NEXT_STEP autoreset), so they play in waves padded to the longest episode "
+             "(`pass` actions, counted as steps); ours steps only live episodes. "
+             f"Reset latency of one warm env (p50): {latency:.1f} ms.\n")
     print(table + notes)
     write_section("Environment throughput (bench_env.py)", table + "\n" + notes)
 

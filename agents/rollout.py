@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from agents.policy import Policy
-from agents.records import Trajectory, Turn
+from agents.records import Generation, Trajectory, Turn
 from toolr1_env.vector import ThreadVectorEnv
 
 
@@ -66,12 +66,14 @@ def build_prompt(policy: Policy, observation: str, system_prompt: str | None) ->
 def collect(policy: Policy, envs: ThreadVectorEnv, requests: Sequence[EpisodeRequest], *,
             max_episode_tokens: int = 2048, system_prompt: str | None = None, temperature: float | None = None,
             response_prefix: str = "", generator: torch.Generator | None = None,
-            ) -> tuple[list[Trajectory], RolloutStats]:
+            scripts: Sequence[Sequence[str]] | None = None) -> tuple[list[Trajectory], RolloutStats]:
     """Play every request to the end and return one trajectory per request (in request order).
 
     ``temperature`` overrides the policy's sampling temperature (0 = greedy, for evaluation).
     ``response_prefix`` is forced at the start of every assistant turn (prompt tokens, mask 0) and
     prepended to the action the env receives; e.g. ``"```py\n"`` makes a small model write code at once.
+    ``scripts`` (one list of turn texts per request) replaces sampling with the given texts, to record
+    demonstrations (reference solutions); their log-probs are 0.0 until :func:`agents.update.rescore`.
     """
     prefix_ids = policy.tokenize(response_prefix) if response_prefix else []
     stats = RolloutStats()
@@ -103,9 +105,12 @@ def collect(policy: Policy, envs: ThreadVectorEnv, requests: Sequence[EpisodeReq
             slots[i][1].append_forced(prefix_ids)
         budget = [max_episode_tokens - len(slots[i][1].token_ids) for i in order]
         t0 = time.perf_counter()
-        generations = policy.sample([slots[i][1].token_ids for i in order],
-                                    max_new_tokens=max(1, min(policy.config.max_new_tokens, max(budget))),
-                                    temperature=temperature, generator=generator, prefix_text=response_prefix)
+        if scripts is not None:
+            generations = [_scripted(policy, scripts[slots[i][0]], slots[i][1].num_turns) for i in order]
+        else:
+            generations = policy.sample([slots[i][1].token_ids for i in order],
+                                        max_new_tokens=max(1, min(policy.config.max_new_tokens, max(budget))),
+                                        temperature=temperature, generator=generator, prefix_text=response_prefix)
         stats.generation_seconds += time.perf_counter() - t0
         actions: dict[int, str] = {}
         for env_index, generation, room in zip(order, generations, budget, strict=True):
@@ -142,6 +147,12 @@ def collect(policy: Policy, envs: ThreadVectorEnv, requests: Sequence[EpisodeReq
     stats.episodes = len(finished)
     stats.wall_seconds = time.perf_counter() - started
     return [finished[i] for i in range(len(requests))], stats
+
+
+def _scripted(policy: Policy, turns: Sequence[str], turn: int) -> Generation:
+    text = turns[turn] if turn < len(turns) else ""
+    ids = policy.tokenize(text)
+    return Generation(ids, [0.0] * len(ids), "stop", text)
 
 
 def _finish(traj: Trajectory, reward: float, truncated: bool, info: dict[str, Any]) -> None:

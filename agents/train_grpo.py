@@ -46,6 +46,7 @@ from agents.update import (
     UpdateConfig,
     build_groups,
     compute_advantages,
+    rescore,
     trainable,
     update_policy,
     without_infra_errors,
@@ -77,15 +78,15 @@ class Args:
     group_size: int = arg(8, "episodes per task (the GRPO group)")
     num_envs: int = arg(8, "parallel environments (sandboxes)")
     max_turns: int = arg(1, "code actions per episode")
-    max_new_tokens: int = arg(40, "tokens per generated turn")
+    max_new_tokens: int = arg(64, "tokens per generated turn")
     max_episode_tokens: int = arg(1536, "token budget of a whole episode (prompt included)")
     max_observation_chars: int = arg(400, "observation text cap (head + tail)")
     step_timeout: float = arg(5.0, "seconds per code action")
     temperature: float = arg(1.0, "sampling temperature for training rollouts")
     system_prompt: str = arg("", "optional system message before the task prompt")
     prompt_style: str = arg("compact", "task prompt style: compact (small models) or full (every tool documented)")
-    response_prefix: str = arg("```py\nresult =", "text forced at the start of every assistant turn (not trained)")
-    lr: float = arg(1e-3, "AdamW learning rate of the LoRA adapter")
+    response_prefix: str = arg("```py\n", "text forced at the start of every assistant turn (not trained)")
+    lr: float = arg(5e-4, "AdamW learning rate of the LoRA adapter")
     weight_decay: float = arg(0.0, "AdamW weight decay")
     lora_r: int = arg(16, "LoRA rank")
     lora_alpha: int = arg(32, "LoRA alpha")
@@ -101,6 +102,7 @@ class Args:
     queue_max_inject: int = arg(2, "cached members per group, at most")
     queue_max_age: int = arg(8, "retire cached samples older than N policy versions")
     queue_max_reuse: int = arg(3, "retire a cached sample after N injections")
+    queue_demonstrations: bool = arg(True, "seed the queue with the pool's verified reference solutions")
     answer_weight: float = arg(1.0, "reward weight of the judged answer")
     exec_weight: float = arg(0.2, "reward weight of execution success")
     seed: int = arg(0, "random seed")
@@ -148,6 +150,32 @@ def episode_metrics(trajectories: list[Trajectory], prefix: str) -> dict[str, fl
     out[f"{prefix}/episode_tokens"] = float(np.mean([len(t.token_ids) for t in trajectories]))
     out[f"{prefix}/truncated"] = float(np.mean([t.truncated for t in trajectories]))
     return out
+
+
+def seed_queue_with_demonstrations(policy: Policy, envs: ThreadVectorEnv, pool: TaskSet, queue: SampleQueue,
+                                   args: Args) -> dict[str, float]:
+    """Play each pool task's reference solution through the env and offer the successes to the queue.
+
+    Our extension of the dynamic sample queue (the paper fills it from the policy's own successes only):
+    a small model may never succeed on its own, so every group would have zero signal and nothing would
+    be learned. Demonstrations enter like any cached success: only into a zero-signal group of their own
+    task, re-scored by the current policy, retired by age and reuse. ``--no_queue_demonstrations`` turns
+    this off.
+    """
+    tasks = [t for t in pool.tasks if t.reference_solution]
+    fence_close = "\n```\n" if "```" in args.response_prefix else "\n"
+    scripts = [[step.strip("\n") + fence_close for step in t.reference_solution.split("# --- step ---")]
+               for t in tasks]
+    requests = [EpisodeRequest(t.task_id, f"demo-{t.task_id}", seed=0) for t in tasks]
+    demos, _ = collect(policy, envs, requests, max_episode_tokens=args.max_episode_tokens,
+                       system_prompt=args.system_prompt or None, response_prefix=args.response_prefix,
+                       scripts=scripts)
+    rescore(policy, demos)
+    admitted = 0
+    for demo in demos:
+        demo.metadata["demonstration"] = True
+        admitted += queue.add(demo, policy.version)
+    return {"queue/demonstrations_offered": float(len(demos)), "queue/demonstrations_admitted": float(admitted)}
 
 
 def evaluate(policy: Policy, envs: ThreadVectorEnv, task_ids: list[str], args: Args) -> dict[str, float]:
@@ -213,6 +241,8 @@ def main(args: Args) -> dict[str, float]:
 
     log = RunLog(run_dir)
     envs = make_envs(pool, args)
+    if queue is not None and args.queue_demonstrations and start_iteration == 0:
+        log.log(0, seed_queue_with_demonstrations(policy, envs, pool, queue, args))
     rng = random.Random(args.seed * 1000 + start_iteration)
     summary: dict[str, float] = {}
     try:
@@ -280,6 +310,7 @@ def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optim
                     "advantage/mean": float(np.mean(advantages)) if advantages else 0.0,
                     "advantage/std": float(np.std(advantages)) if advantages else 0.0,
                     "advantage/abs_max": float(np.max(np.abs(advantages))) if advantages else 0.0})
+    rescore(policy, [t for t in batch if t.source == "cache"])
     try:
         metrics.update(update_policy(policy, optimizer, trainable(batch, advantages, config), config,
                                      rng=rng, sync_gradients=_gradient_sync(accelerator)))

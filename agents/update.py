@@ -39,6 +39,29 @@ class NonFiniteLossError(FloatingPointError):
     """The loss or the gradient was NaN/inf; the optimiser step was skipped."""
 
 
+@torch.no_grad()
+def rescore(policy: Policy, trajectories: Sequence[Trajectory], batch_size: int = 8) -> None:
+    """Set ``old_logprobs`` of each trajectory to the current policy's log-probs (in place).
+
+    Used for replayed queue entries before an update (so the clipped ratio starts at 1 against the
+    current policy, instead of being clipped at once against a stale or non-policy sampler) and for
+    demonstrations, whose tokens no policy sampled.
+    """
+    was_training = policy.model.training
+    policy.model.eval()
+    try:
+        for start in range(0, len(trajectories), batch_size):
+            chunk = list(trajectories[start: start + batch_size])
+            batch = TrainBatch.collate(chunk, [0.0] * len(chunk), policy.pad_token_id)
+            scores = policy.sequence_logprobs(batch.token_ids, batch.attention_mask,
+                                              first_position=batch.first_position).logprobs  # [B, T]
+            scores = (scores * batch.loss_mask.to(scores.device)).cpu()  # [B, T], 0 off the mask
+            for row, traj in enumerate(chunk):
+                traj.old_logprobs = scores[row, : len(traj.token_ids)].tolist()
+    finally:
+        policy.model.train(was_training)
+
+
 def without_infra_errors(trajectories: Sequence[Trajectory]) -> list[Trajectory]:
     """Drop episodes that failed for reasons outside the policy (judge or sandbox outage): scoring them
     as wrong answers would teach the policy that correct work is bad."""

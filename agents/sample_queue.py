@@ -81,6 +81,9 @@ class SampleQueueConfig:
     """A task is mastered when its last mastery_window online outcomes were all successes."""
     is_weight_cap: float = 2.0
     """Cap for the truncated importance weight of replayed samples (agents.grpo)."""
+    inject_when: str = "flat"
+    """"flat": replace members only in zero-signal groups (the paper's case); "no_success": also in groups
+    where no member reached ``min_reward`` (their only signal is secondary, e.g. execution success)."""
 
 
 @dataclass
@@ -225,9 +228,13 @@ class SampleQueue:
         self.counters["groups"] += 1
         if _flat([t.reward for t in group], tol):
             self.counters["zero_signal_before"] += 1
-        if _flat([t.reward for t in result], tol):
-            level = result[0].reward
-            useful = [e for e in candidates if abs(e.reward - level) > tol]
+        no_success = not any(t.reward >= self.config.min_reward for t in result)
+        if _flat([t.reward for t in result], tol) or (self.config.inject_when == "no_success" and no_success):
+            # A useful entry changes the group's rewards: any different reward in a flat group, a better
+            # one than the best member otherwise.
+            best = max(t.reward for t in result)
+            useful = [e for e in candidates if abs(e.reward - best) > tol and (e.reward > best or
+                                                                              _flat([t.reward for t in result], tol))]
             # Replace online members from the end, keeping at least one online member.
             slot = len(group) - 1
             while useful and injected < self.config.max_inject and slot >= 1:

@@ -103,6 +103,7 @@ class Args:
     queue_max_age: int = arg(8, "retire cached samples older than N policy versions")
     queue_max_reuse: int = arg(3, "retire a cached sample after N injections")
     queue_demonstrations: bool = arg(True, "seed the queue with the pool's verified reference solutions")
+    queue_inject_when: str = arg("no_success", "inject cached successes into groups that are: flat, or no_success")
     answer_weight: float = arg(1.0, "reward weight of the judged answer")
     exec_weight: float = arg(0.2, "reward weight of execution success")
     seed: int = arg(0, "random seed")
@@ -227,7 +228,8 @@ def main(args: Args) -> dict[str, float]:
     policy.model.to(accelerator.device)
     queue = SampleQueue(SampleQueueConfig(per_task_capacity=args.queue_capacity_per_task,
                                           max_inject=args.queue_max_inject, max_age=args.queue_max_age,
-                                          max_reuse=args.queue_max_reuse)) if args.use_queue else None
+                                          max_reuse=args.queue_max_reuse, inject_when=args.queue_inject_when),
+                       ) if args.use_queue else None
     start_iteration, online_rollouts, started = 0, 0, time.time()
     if args.resume:
         checkpoint = latest_checkpoint(run_dir)

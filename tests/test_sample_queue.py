@@ -142,3 +142,15 @@ def test_state_dict_round_trips_through_json():
     again = restored.fill_group(failures("a", "g2", 4, version=4), "a", current_version=4)
     expected = queue.fill_group(failures("a", "g2", 4, version=4), "a", current_version=4)
     assert [t.source for t in again] == [t.source for t in expected]
+
+
+@pytest.mark.parametrize(("mode", "injected"), [("flat", 0), ("no_success", 1)])
+def test_groups_without_a_success_get_a_cached_one_only_in_no_success_mode(mode, injected):
+    queue = SampleQueue(SampleQueueConfig(min_reward=1.0, max_inject=1, inject_when=mode))
+    queue.add(make_traj("a", "seed", 1.2, salt=1))
+    group = [make_traj("a", "g", r, salt=10 + i) for i, r in enumerate([0.2, 0.0, 0.1, 0.0])]  # signal, no success
+    mixed = queue.fill_group(group, "a", current_version=0, admit=False)
+    assert sum(t.source == "cache" for t in mixed) == injected
+    assert len(mixed) == 4 and mixed[0].source == "online"  # at least one online member always stays
+    if injected:
+        assert max(t.reward for t in mixed) == 1.2 and mixed[-1].group_id == "g"

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from toolr1_env.parsing import FORMAT_HELP
-from toolr1_env.sandbox.host import signature_text
+from toolr1_env.sandbox.host_tools import signature_text
 
 #: GAIA's answer-format rules, worded for a code agent that answers through ``final_answer``.
 ANSWER_RULES = (

@@ -44,13 +44,8 @@ What is not covered
 
 from __future__ import annotations
 
-from toolr1_env.sandbox.host import (
-    DEFAULT_ALLOWED_IMPORTS,
-    ExecResult,
-    Sandbox,
-    SandboxConfig,
-    SandboxError,
-)
+from toolr1_env.sandbox.config import DEFAULT_ALLOWED_IMPORTS, ExecResult, SandboxConfig, SandboxError
+from toolr1_env.sandbox.host import Sandbox
 from toolr1_env.sandbox.isolation import available_layers
 
 __all__ = ["DEFAULT_ALLOWED_IMPORTS", "ExecResult", "Sandbox", "SandboxConfig", "SandboxError",

@@ -5,7 +5,6 @@ See the package docstring (``toolr1_env.sandbox``) for what is covered and what 
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import shutil
@@ -15,156 +14,20 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from toolr1_env.sandbox import isolation
+from toolr1_env.sandbox.config import (
+    FINAL_ANSWER,
+    HIDDEN_PACKAGES,
+    ExecResult,
+    SandboxConfig,
+    SandboxError,
+)
+from toolr1_env.sandbox.host_tools import call_tool, collect_tools
 from toolr1_env.sandbox.runtime import protocol
 from toolr1_env.tools import is_sandbox_tool, sandbox_prelude
-
-#: Imports allowed by default: the useful standard library plus numpy and pandas. ``os``, ``sys``,
-#: ``subprocess``, ``socket``, ``ctypes``, ``importlib`` and friends are left out on purpose.
-DEFAULT_ALLOWED_IMPORTS: tuple[str, ...] = (
-    "__future__", "array", "base64", "bisect", "calendar", "cmath", "collections", "copy", "csv", "dataclasses",
-    "datetime", "decimal", "difflib", "enum", "fractions", "functools", "glob", "hashlib", "heapq",
-    "html", "io", "itertools", "json", "math", "numbers", "operator", "pathlib", "pprint", "random", "re",
-    "statistics", "string", "textwrap", "time", "typing", "unicodedata", "uuid", "xml", "zipfile",
-    "zoneinfo", "numpy", "pandas", "openpyxl", "docx", "pypdf",
-)
-#: Packages hidden from the sandbox's view of site-packages (answers and generators live there).
-HIDDEN_PACKAGES: tuple[str, ...] = ("toolr1_env", "toolr1", "agents")
-#: The final-answer function every sandbox offers; user tools may not take its name.
-FINAL_ANSWER = "final_answer"
-
-
-class SandboxError(RuntimeError):
-    """The sandbox itself failed (could not start, broke its protocol): our bug or the machine's."""
-
-
-@dataclass(frozen=True)
-class SandboxConfig:
-    """Limits and policy of one sandbox. Every limit applies to each episode's worker separately."""
-
-    step_timeout: float = 10.0
-    """Wall-clock seconds one ``run`` may take (host tool calls included) before the worker is killed."""
-    memory_limit_mb: int = 4096
-    """Address-space limit of a worker (RLIMIT_AS), in MiB; numpy and pandas alone reserve ~1 GiB."""
-    cpu_time_limit: int = 300
-    """CPU seconds a worker may use over the whole episode (RLIMIT_CPU)."""
-    max_processes: int = 64
-    """Processes the unprivileged sandbox user may own (RLIMIT_NPROC; only when the host is root)."""
-    max_file_size_mb: int = 64
-    """Largest file a worker may write (RLIMIT_FSIZE), in MiB."""
-    max_open_files: int = 256
-    """Open file descriptors per worker (RLIMIT_NOFILE)."""
-    max_output_chars: int = 10_000
-    """Cap on captured stdout and on stderr, each; the head and tail halves are kept."""
-    max_value_chars: int = 4_000
-    """Cap on the ``repr`` of a trailing expression."""
-    max_code_chars: int = 200_000
-    """Longer actions are refused with an error result, without running."""
-    allowed_imports: tuple[str, ...] | None = DEFAULT_ALLOWED_IMPORTS
-    """Top-level modules agent code may import; ``None`` allows every import."""
-    network: bool = False
-    """Allow network access (off by default: the sandbox gets no network namespace, TCP is blocked)."""
-    preload: tuple[str, ...] = ("numpy", "pandas")
-    """Modules the fork server imports once so episodes start warm; missing ones are skipped."""
-    use_bwrap: bool | None = None
-    """Use bubblewrap namespaces: None = when available, True = required, False = never."""
-    use_landlock: bool | None = None
-    """Use Landlock: None = when the kernel has it, True = required, False = never."""
-    drop_privileges: bool = True
-    """When the host is root, run agent code as ``nobody``."""
-    extra_read_paths: tuple[str, ...] = ()
-    """Additional host paths agent code may read (under Landlock)."""
-    startup_timeout: float = 60.0
-    """Seconds to wait for the fork server (interpreter + preloads) and for a worker to come up."""
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    """What one ``run`` produced. ``error`` is a traceback written for the model to read."""
-
-    stdout: str = ""
-    stderr: str = ""
-    value: str | None = None
-    error: str | None = None
-    error_type: str | None = None
-    final_answer: str | None = None
-    final_answer_called: bool = False
-    timed_out: bool = False
-    worker_died: bool = False
-    duration: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """True when the code ran to completion (or to ``final_answer``) without an error."""
-        return self.error is None and not self.timed_out and not self.worker_died
-
-    def render(self) -> str:
-        """The result as the text a model observes: output, trailing value, then any error."""
-        parts = []
-        if self.stdout:
-            parts.append(self.stdout.rstrip("\n"))
-        if self.value is not None:
-            parts.append(f"Out: {self.value}")
-        if self.stderr:
-            parts.append(f"[stderr]\n{self.stderr.rstrip()}")
-        if self.error:
-            parts.append(self.error)
-        if self.final_answer_called:
-            parts.append(f"final_answer received: {self.final_answer}")
-        if not parts:
-            parts.append("(the code ran and printed nothing)")
-        return "\n".join(parts)
-
-
-@dataclass
-class _Tool:
-    name: str
-    fn: Callable[..., Any]
-    signature: inspect.Signature | None
-    spec: dict[str, str] = field(default_factory=dict)
-
-
-class _Annotation:
-    """Shows a string annotation (from ``from __future__ import annotations``) without quotes."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __repr__(self) -> str:
-        return self.text
-
-
-def signature_text(signature: inspect.Signature) -> str:
-    """``(city: str, unit: str = 'C') -> dict``: a signature as a model should read it."""
-    def clean(annotation: Any) -> Any:
-        return _Annotation(annotation) if isinstance(annotation, str) else annotation
-
-    params = [p.replace(annotation=clean(p.annotation)) for p in signature.parameters.values()]
-    return str(signature.replace(parameters=params, return_annotation=clean(signature.return_annotation)))
-
-
-def _collect_tools(tools: Iterable[Callable[..., Any]] | Mapping[str, Callable[..., Any]]) -> dict[str, _Tool]:
-    items = tools.items() if isinstance(tools, Mapping) else ((getattr(t, "__name__", ""), t) for t in tools)
-    collected: dict[str, _Tool] = {}
-    for name, fn in items:
-        if not callable(fn):
-            raise TypeError(f"tool {name!r} is not callable")
-        if not name.isidentifier() or name.startswith("_") or name == FINAL_ANSWER:
-            raise ValueError(f"invalid tool name {name!r}: use a public identifier other than {FINAL_ANSWER}")
-        if name in collected:
-            raise ValueError(f"two tools are named {name!r}")
-        try:
-            signature = inspect.signature(fn)
-        except (TypeError, ValueError):
-            signature = None
-        spec = {"name": name, "signature": signature_text(signature) if signature else "(*args, **kwargs)",
-                "doc": inspect.getdoc(fn) or ""}
-        collected[name] = _Tool(name, fn, signature, spec)
-    return collected
 
 
 class Sandbox:
@@ -189,7 +52,7 @@ class Sandbox:
         self.config = config or SandboxConfig()
         named = list(tools.items()) if isinstance(tools, Mapping) else [(getattr(t, "__name__", ""), t) for t in tools]
         inside = [(name, fn) for name, fn in named if is_sandbox_tool(fn)]
-        self.tools = _collect_tools({name: fn for name, fn in named if not is_sandbox_tool(fn)})
+        self.tools = collect_tools({name: fn for name, fn in named if not is_sandbox_tool(fn)})
         self.sandbox_tool_names = [name for name, _ in inside]
         clash = set(self.sandbox_tool_names) & set(self.tools)
         if clash or len(set(self.sandbox_tool_names)) != len(self.sandbox_tool_names):
@@ -332,7 +195,7 @@ class Sandbox:
         if tool is None or not isinstance(args, list) or not isinstance(kwargs, dict):
             reply = {"op": "tool_result", "ok": False, "error": f"no tool named {name!r}"}
         else:
-            reply = _call_tool(tool, args, kwargs)
+            reply = call_tool(tool, args, kwargs)
         try:
             frame = protocol.encode_frame(reply)
         except (TypeError, ValueError) as exc:
@@ -467,21 +330,6 @@ class Sandbox:
             return "(no log)"
         self._stderr_file.seek(0)
         return self._stderr_file.read()[-4000:].decode("utf-8", "replace") or "(empty)"
-
-
-def _call_tool(tool: _Tool, args: list, kwargs: dict) -> dict[str, Any]:
-    """Run a host tool; binding errors and exceptions become an error the model reads."""
-    if tool.signature is not None:
-        try:
-            tool.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            return {"op": "tool_result", "ok": False,
-                    "error": f"{tool.name}() {exc} (signature: {tool.name}{tool.signature})"}
-    try:
-        value = tool.fn(*args, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - a failing tool is the model's observation, not our crash
-        return {"op": "tool_result", "ok": False, "error": f"{tool.name}() raised {type(exc).__name__}: {exc}"}
-    return {"op": "tool_result", "ok": True, "value": value}
 
 
 def _result_from(message: dict[str, Any], duration: float) -> ExecResult:

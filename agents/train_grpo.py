@@ -243,15 +243,16 @@ def main(args: Args) -> dict[str, float]:
 
     log = RunLog(run_dir)
     envs = make_envs(pool, args)
+    initial: dict[str, float] = {}
     if queue is not None and args.queue_demonstrations and start_iteration == 0:
-        log.log(0, seed_queue_with_demonstrations(policy, envs, pool, queue, args))
+        initial = seed_queue_with_demonstrations(policy, envs, pool, queue, args)
     rng = random.Random(args.seed * 1000 + start_iteration)
     summary: dict[str, float] = {}
     try:
         if start_iteration == 0:
             with make_envs(eval_set, args) as eval_envs:
                 first = evaluate(policy, eval_envs, eval_ids, args)
-            log.log(0, first)
+            log.log(0, {**initial, **first})
             summary["eval_success_start"] = first["eval/success"]
         progress = _progress(range(start_iteration, args.iterations), accelerator.is_main_process)
         for iteration in progress:

@@ -37,7 +37,8 @@ def test_two_iterations_write_metrics_checkpoints_and_curves(tmp_path):
     logged = rows(out)
     assert [r["step"] for r in logged] == [0, 1, 2]
     assert "eval/success" in logged[0] and "eval/success" in logged[-1]
-    assert logged[0]["queue/demonstrations_admitted"] == 4  # every pool task's reference solution is cached
+    # Reference solutions that fit in --max_turns 2 reach full reward and are cached; longer ones are not.
+    assert logged[0]["queue/demonstrations_offered"] == 4 and 1 <= logged[0]["queue/demonstrations_admitted"] <= 4
     for key in ("reward/mean", "reward/answer_score", "reward/exec_success", "rollout/tokens_per_s",
                 "rollout/env_steps_per_s", "groups/zero_signal_before", "queue/size", "advantage/std"):
         assert key in logged[1], key

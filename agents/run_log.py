@@ -23,11 +23,12 @@ PLOTTED = (
 class RunLog:
     """Append-only metrics: one JSON object per line in ``metrics.jsonl``, mirrored to TensorBoard."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool = True) -> None:
+    def __init__(self, run_dir: Path, tensorboard: bool = True, enabled: bool = True) -> None:
         self.run_dir = run_dir
         self.path = run_dir / "metrics.jsonl"
+        self.enabled = enabled  # False on non-main data-parallel processes: one process writes the record
         self._writer = None
-        if tensorboard:
+        if tensorboard and enabled:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -37,6 +38,8 @@ class RunLog:
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         """Record ``metrics`` (numbers only go to TensorBoard) at ``step``."""
+        if not self.enabled:
+            return
         row = {"step": step, **metrics}
         with self.path.open("a") as f:
             f.write(json.dumps(row, default=float) + "\n")

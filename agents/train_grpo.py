@@ -239,14 +239,15 @@ def main(args: Args) -> dict[str, float]:
         state = load_checkpoint(checkpoint, policy, optimizer, queue)
         start_iteration = state["iteration"] + 1
         online_rollouts = state["extra"].get("online_rollouts", 0)
-    (run_dir / "args.json").write_text(json.dumps(dataclasses.asdict(args), indent=2))
+    if accelerator.is_main_process:
+        (run_dir / "args.json").write_text(json.dumps(dataclasses.asdict(args), indent=2))
 
-    log = RunLog(run_dir)
+    log = RunLog(run_dir, enabled=accelerator.is_main_process)
     envs = make_envs(pool, args)
     initial: dict[str, float] = {}
     if queue is not None and args.queue_demonstrations and start_iteration == 0:
         initial = seed_queue_with_demonstrations(policy, envs, pool, queue, args)
-    rng = random.Random(args.seed * 1000 + start_iteration)
+    rng = random.Random(args.seed * 1000 + start_iteration + 7919 * accelerator.process_index)
     summary: dict[str, float] = {}
     try:
         if start_iteration == 0:
@@ -272,6 +273,8 @@ def main(args: Args) -> dict[str, float]:
             if accelerator.is_main_process and ((iteration + 1) % args.checkpoint_every == 0 or last):
                 save_checkpoint(run_dir, iteration, policy, optimizer, queue, args,
                                 {"online_rollouts": online_rollouts})
+        if not accelerator.is_main_process:
+            return summary
         rows = log.rows()
         evals = [r for r in rows if "eval/success" in r]
         summary.update({"eval_success_start": evals[0]["eval/success"] if evals else float("nan"),

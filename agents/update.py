@@ -134,10 +134,21 @@ def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, pairs: Seque
     ``sync_gradients`` averages gradients across data-parallel processes before clipping (accelerate).
     Raises :class:`NonFiniteLossError` (after zeroing the gradient) when a loss or gradient is not finite.
     """
+    params = policy.trainable_parameters()
     if not pairs:
+        if sync_gradients is None:
+            return {"update/skipped": 1.0}
+        # Data-parallel: the gradient all-reduce is a collective, so a process with nothing to train on
+        # still joins it (with zero gradients) and steps with the averaged gradient like every other one.
+        for _ in range(config.epochs):
+            for p in params:
+                p.grad = torch.zeros_like(p)
+            sync_gradients(params)
+            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
         return {"update/skipped": 1.0}
     rng = rng or random.Random(0)
-    params = policy.trainable_parameters()
     totals: dict[str, list[float]] = defaultdict(list)
     num_tokens = float(sum(t.num_generated_tokens for t, _ in pairs))
     policy.model.train()

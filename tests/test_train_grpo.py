@@ -91,3 +91,15 @@ def test_resume_from_another_configuration_is_refused(tmp_path):
 def test_bad_arguments_give_clear_errors(tmp_path, flag, message):
     result = run(["--iterations", "1", "--output_dir", str(tmp_path / "run"), *flag])
     assert result.returncode != 0 and message in result.stderr
+
+
+def test_accelerate_launch_runs_two_data_parallel_processes_on_cpu(tmp_path):
+    out = tmp_path / "run"
+    launcher = Path(sys.executable).parent / "accelerate"
+    command = [str(launcher), "launch", "--num_processes", "2", "--cpu", "--num_machines", "1", "--mixed_precision",
+               "no", "--dynamo_backend", "no", str(SCRIPT), *SMALL, "--iterations", "2", "--output_dir", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=400, cwd=ROOT,
+                            env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [r["step"] for r in rows(out)] == [0, 1, 2]  # only the main process writes the record
+    assert (out / "checkpoints" / "latest").read_text() == "step-1"

@@ -129,10 +129,11 @@ def bwrap_command(*, sandbox_root: str, network: bool, hidden_packages: tuple[st
             "--unshare-cgroup-try"]
     if not network:
         args.append("--unshare-net")
+    # The private /tmp comes first: the sandbox root, and sometimes the interpreter (a checkout or a
+    # virtualenv under /tmp), live beneath it and must be mounted on top of it, not hidden by it.
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     args += _system_binds() + _python_binds(hidden_packages)
-    # /tmp first: the sandbox root usually lives under it and must be mounted on top, not hidden.
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-             "--ro-bind", runtime_dir, f"{RUNTIME_MOUNT}/runtime", "--bind", sandbox_root, sandbox_root,
+    args += ["--ro-bind", runtime_dir, f"{RUNTIME_MOUNT}/runtime", "--bind", sandbox_root, sandbox_root,
              "--clearenv", "--chdir", sandbox_root]
     if as_root:
         args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",

@@ -72,10 +72,13 @@ class LocalAgent:
         max_new_tokens: tokens per turn (default: the policy's).
         max_episode_tokens: context budget of one episode, prompt included.
         seed: seeds the sampling generator (used only when ``temperature > 0``).
+        response_prefix: text forced at the start of every turn, as the trainer's ``--response_prefix``
+            (prompt tokens, prepended to the returned action).
     """
 
     def __init__(self, policy: Policy, num_slots: int, *, system_prompt: str | None = None, temperature: float = 0.0,
-                 max_new_tokens: int | None = None, max_episode_tokens: int = 4096, seed: int = 0) -> None:
+                 max_new_tokens: int | None = None, max_episode_tokens: int = 4096, seed: int = 0,
+                 response_prefix: str = "") -> None:
         if num_slots < 1:
             raise ValueError(f"num_slots must be >= 1, got {num_slots}")
         self.policy = policy
@@ -85,6 +88,8 @@ class LocalAgent:
         self.max_new_tokens = max_new_tokens or policy.config.max_new_tokens
         self.max_episode_tokens = max_episode_tokens
         self.generator = torch.Generator().manual_seed(seed)
+        self.response_prefix = response_prefix
+        self._prefix_ids = policy.tokenize(response_prefix) if response_prefix else []
         self._ids: dict[int, list[int]] = {}
         self._ended_with_eos: dict[int, bool] = {}
         self._turns: dict[int, int] = {}
@@ -124,6 +129,7 @@ class LocalAgent:
             base.eval()
         config = PolicyConfig(lora_r=0, max_new_tokens=int(train_args.get("max_new_tokens", 384)))
         kwargs.setdefault("system_prompt", train_args.get("system_prompt") or None)
+        kwargs.setdefault("response_prefix", train_args.get("response_prefix") or "")
         return cls(Policy(base, tokenizer, config), num_slots, **kwargs)
 
     def reset_slot(self, slot: int, task_prompt: str) -> None:
@@ -144,6 +150,7 @@ class LocalAgent:
                 self._ids[slot] += self.policy.encode_observation(observation,
                                                                   ended_with_eos=self._ended_with_eos[slot])
             self._turns[slot] += 1
+            self._ids[slot] += self._prefix_ids
             if self._room(slot) > 0:
                 rows.append(slot)
             else:
@@ -153,7 +160,8 @@ class LocalAgent:
             return actions
         budget = max(1, min(self.max_new_tokens, max(self._room(s) for s in rows)))
         generations = self.policy.sample([self._ids[s] for s in rows], max_new_tokens=budget,
-                                         temperature=self.temperature, generator=self.generator)
+                                         temperature=self.temperature, generator=self.generator,
+                                         prefix_text=self.response_prefix)
         for slot, generation in zip(rows, generations, strict=True):
             room = self._room(slot)
             ids = generation.token_ids[:room]
@@ -167,7 +175,7 @@ class LocalAgent:
                 self.policy.tokenizer.decode(ids, skip_special_tokens=True)
             if not text.strip():
                 usage.empty_completions += 1
-            actions[slot] = text
+            actions[slot] = self.response_prefix + text
         return actions
 
     def usage(self, slot: int) -> Usage:

@@ -353,7 +353,8 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     policy.save_adapter(str(step / "adapter"))
     (step / "trainer.pt").write_bytes(b"")
     (step / "args.json").write_text(json.dumps({"model": "tiny-random", "seed": 0, "max_new_tokens": 6,
-                                                "system_prompt": "", "prompt_style": "compact"}))
+                                                "system_prompt": "", "prompt_style": "compact",
+                                                "response_prefix": "```py\n"}))
     (run / "checkpoints" / "latest").write_text("step-3")
     return run
 
@@ -379,7 +380,7 @@ def test_local_agent_batches_slots_token_in_token_out(tiny_run: Path) -> None:
     from agents.model_loading import make_tiny_model
     from agents.policy import Policy, PolicyConfig
 
-    agent = LocalAgent.from_pretrained(adapter=tiny_run, num_slots=2)
+    agent = LocalAgent.from_pretrained(adapter=tiny_run, num_slots=2, response_prefix="")
     assert isinstance(agent, BatchAgent) and agent.max_new_tokens == 6
     agent.reset_slot(0, "Task: What is 17 * 23?")
     agent.reset_slot(1, "Task: What is the capital of France?")
@@ -413,10 +414,27 @@ def test_local_agent_batches_slots_token_in_token_out(tiny_run: Path) -> None:
 
 
 @needs_model
+@pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")  # peft 0.21 on transformers 5
+def test_local_agent_uses_the_training_runs_response_prefix(tiny_run: Path) -> None:
+    import json
+
+    from agents.local_agent import LocalAgent
+
+    trained_prefix = json.loads((tiny_run / "checkpoints" / "step-3" / "args.json").read_text())["response_prefix"]
+    agent = LocalAgent.from_pretrained(adapter=tiny_run, num_slots=1)
+    assert agent.response_prefix == trained_prefix
+    agent.reset_slot(0, "Task: What is 17 * 23?")
+    prompt = list(agent._ids[0])
+    action = agent.act_batch({0: "Task: What is 17 * 23?"})[0]
+    assert action.startswith(trained_prefix)
+    assert agent._ids[0][len(prompt): len(prompt) + len(agent._prefix_ids)] == agent._prefix_ids
+
+
+@needs_model
 def test_local_agent_context_budget(tiny_run: Path) -> None:
     from agents.local_agent import LocalAgent
 
-    agent = LocalAgent.from_pretrained(adapter=tiny_run, num_slots=1, max_episode_tokens=10_000)
+    agent = LocalAgent.from_pretrained(adapter=tiny_run, num_slots=1, max_episode_tokens=10_000, response_prefix="")
     agent.reset_slot(0, "Task: x")
     agent.max_episode_tokens = len(agent._ids[0]) + 3
     first = agent.act_batch({0: "Task: x"})[0]

@@ -94,6 +94,8 @@ class Args:
     system_prompt: str = arg("", "system message (default: the agent's own; local: the training run's)")
     prompt_style: str = arg("", "task prompt: full or compact (default: compact for local, else full)",
                             ("", "full", "compact"))
+    response_prefix: str = arg("", "local: text forced at the start of every turn (default: the training run's, "
+                                   "else none)")
     max_turns: int = arg(8, "code actions per episode")
     step_timeout: float = arg(10.0, "seconds per code action")
     max_observation_chars: int = arg(4000, "observation text cap (head + tail)")
@@ -248,6 +250,8 @@ def build_agent(args: Args, task_set: TaskSet, slots: int) -> BatchAgent:
                                    "max_episode_tokens": args.max_episode_tokens, "seed": args.seed}
         if args.system_prompt:
             options["system_prompt"] = args.system_prompt
+        if args.response_prefix:
+            options["response_prefix"] = args.response_prefix
         return LocalAgent.from_pretrained(args.model or None, args.adapter or None, num_slots=slots, **options)
     raise ValueError(f"--agent must be one of {AGENTS}, got {args.agent!r}")
 

@@ -182,6 +182,8 @@ class Policy:
         assistant turn (e.g. an opening code fence): stop rules see it as if it had been generated.
 
         Rows are left-padded into one batch and decoded with a KV cache; finished rows leave the batch.
+        Identical prompts (a GRPO group) are prefilled once and their cache rows copied, which makes the
+        prefill ``group_size`` times cheaper; rows still sample independently.
         Log-probs are under the sampling temperature (greedy ``temperature=0``: temperature 1), before top-p
         truncation; see :func:`agents.sampling.sample_next`. Arguments left ``None`` come from the config.
         """
@@ -206,21 +208,30 @@ class Policy:
         generator: torch.Generator | None,
         prefix_text: str = "",
     ) -> list[Generation]:
-        rows, width = len(prompts), max(len(p) for p in prompts)
-        input_ids = torch.full((rows, width), self.pad_token_id, dtype=torch.long)  # [B, L]
-        attention = torch.zeros((rows, width), dtype=torch.long)  # [B, L]
-        for i, prompt in enumerate(prompts):
-            input_ids[i, width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
+        rows = len(prompts)
+        # Prefill each distinct prompt once (a GRPO group shares its prompt), then copy its cache rows.
+        distinct: dict[tuple[int, ...], int] = {}
+        source_row = [distinct.setdefault(tuple(p), len(distinct)) for p in prompts]  # row -> distinct prompt
+        unique = list(distinct)
+        width = max(len(p) for p in unique)
+        input_ids = torch.full((len(unique), width), self.pad_token_id, dtype=torch.long)  # [U, L]
+        attention = torch.zeros((len(unique), width), dtype=torch.long)  # [U, L]
+        for i, prompt in enumerate(unique):
+            input_ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
             attention[i, width - len(prompt) :] = 1
         input_ids, attention = input_ids.to(self.device), attention.to(self.device)
-        positions = (attention.cumsum(-1) - 1).clamp(min=0)  # [B, L]
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)  # [U, L]
         cache = DynamicCache(config=getattr(self.model, "config", None))
         out = self.model(
             input_ids=input_ids, attention_mask=attention, position_ids=positions,
             past_key_values=cache, use_cache=True, logits_to_keep=1,
         )  # fmt: skip
-        logits = out.logits[:, -1, :]  # [b, V]
-        next_position = positions[:, -1] + 1  # [b]
+        logits = out.logits[:, -1, :]  # [U, V]
+        next_position = positions[:, -1] + 1  # [U]
+        if len(unique) < rows:
+            expand = torch.tensor(source_row, dtype=torch.long, device=attention.device)  # [B]
+            cache.batch_select_indices(expand)
+            logits, attention, next_position = logits[expand], attention[expand], next_position[expand]  # [B, ...]
         active = list(range(rows))  # original row index of each batch row
         new_ids: list[list[int]] = [[] for _ in range(rows)]
         new_logprobs: list[list[float]] = [[] for _ in range(rows)]
@@ -272,6 +283,7 @@ class Policy:
         first_position: int = 1,
         use_adapter: bool = True,
         with_entropy: bool = False,
+        shared_prefix: int = 0,
     ) -> LogprobOutput:
         """Log-prob of every token given its prefix, in one forward pass (differentiable unless no_grad).
 
@@ -282,24 +294,36 @@ class Policy:
                 ``first_position - 1`` on, which saves memory when every row starts with a long prompt).
             use_adapter: False scores under the base model (the KL reference), adapter disabled.
             with_entropy: also return the per-token entropy of the tempered distribution (no gradient).
+            shared_prefix: ``P > 1`` promises that the first ``P`` columns are identical, unpadded tokens in
+                every row (a GRPO group's prompt) and ``first_position >= P``: the prefix then runs once
+                and its KV cache is shared by all rows, so a group of ``G`` costs one prompt instead of
+                ``G``. Gradients flow through the shared keys and values exactly as through ``G`` copies.
+                Needs gradient checkpointing off (it disables the cache); otherwise ignored.
         """
         token_ids, attention_mask = token_ids.to(self.device), attention_mask.to(self.device)
         rows, width = token_ids.shape
         first_position = max(1, min(first_position, width))
-        positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # [B, T]
-        keep = width - first_position + 1
+        requested_first = first_position
         with self._adapter(use_adapter):
-            out = self.model(
-                input_ids=token_ids, attention_mask=attention_mask, position_ids=positions,
-                use_cache=False, logits_to_keep=keep,
-            )  # fmt: skip
-        logits = out.logits[:, :-1, :].float()  # [B, T-first, V]: position t-1 predicts token t
+            if 1 < shared_prefix <= first_position and not self.config.gradient_checkpointing:
+                logits = self._shared_prefix_logits(token_ids, attention_mask, shared_prefix)
+                first_position = shared_prefix  # columns P..requested_first-1 are zeroed below
+            else:
+                positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # [B, T]
+                out = self.model(
+                    input_ids=token_ids, attention_mask=attention_mask, position_ids=positions,
+                    use_cache=False, logits_to_keep=width - first_position + 1,
+                )  # fmt: skip
+                logits = out.logits[:, :-1, :]  # [B, T-first, V]: position t-1 predicts token t
+        logits = logits.float()
         if self.config.temperature > 0:
             logits = logits / self.config.temperature
         targets = token_ids[:, first_position:]  # [B, T-first]
         normaliser = logits.logsumexp(dim=-1)  # [B, T-first]
         scored = logits.gather(-1, targets[..., None]).squeeze(-1) - normaliser  # [B, T-first]
         valid = attention_mask[:, first_position:].to(scored.dtype)  # [B, T-first]
+        if requested_first > first_position:
+            valid[:, : requested_first - first_position] = 0
         head = scored.new_zeros((rows, first_position))  # [B, first]
         logprobs = torch.cat([head, scored * valid], dim=1)  # [B, T]
         entropy = None
@@ -309,6 +333,24 @@ class Policy:
                 ent = normaliser - (probs * logits).sum(-1)  # [B, T-first]
                 entropy = torch.cat([head.detach(), ent * valid], dim=1)  # [B, T]
         return LogprobOutput(logprobs=logprobs, entropy=entropy)
+
+    def _shared_prefix_logits(self, token_ids: torch.Tensor, attention_mask: torch.Tensor, prefix: int) -> torch.Tensor:
+        """Logits predicting columns ``prefix..T-1``: the prefix runs once (row 0), its cache is copied per row."""
+        rows, width = token_ids.shape
+        cache = DynamicCache(config=getattr(self.model, "config", None))
+        head = self.model(
+            input_ids=token_ids[:1, :prefix], attention_mask=attention_mask[:1, :prefix],
+            past_key_values=cache, use_cache=True, logits_to_keep=1,
+        ).logits  # [1, 1, V]: predicts column `prefix`
+        if width == prefix:
+            return head.expand(rows, -1, -1)  # [B, 1, V]
+        cache.batch_select_indices(torch.zeros(rows, dtype=torch.long, device=token_ids.device))  # differentiable copy
+        positions = torch.arange(prefix, width, device=token_ids.device).expand(rows, -1)  # [B, T-P] (right padding)
+        tail = self.model(
+            input_ids=token_ids[:, prefix:], attention_mask=attention_mask, position_ids=positions,
+            past_key_values=cache, use_cache=True,
+        ).logits  # [B, T-P, V]: column t predicts column t+1
+        return torch.cat([head.expand(rows, -1, -1), tail[:, :-1]], dim=1)  # [B, T-P, V]
 
     @contextmanager
     def _adapter(self, enabled: bool) -> Iterator[None]:

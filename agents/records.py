@@ -92,6 +92,8 @@ class Trajectory:
         turns: per-turn spans and texts.
         source: ``"online"`` (sampled this step) or ``"cache"`` (replayed from the sample queue).
         metadata: free-form extra data (never used by the loss).
+        behaviour_logprobs: log-probs of the policy that sampled the tokens, kept when ``old_logprobs``
+            are recomputed for a replay (``None``: ``old_logprobs`` are the sampler's own).
     """
 
     task_id: str
@@ -111,6 +113,7 @@ class Trajectory:
     turns: list[Turn] = field(default_factory=list)
     source: Source = "online"
     metadata: dict[str, Any] = field(default_factory=dict)
+    behaviour_logprobs: list[float] | None = None
 
     @classmethod
     def start(cls, task_id: str, group_id: str, prompt_ids: Sequence[int], **fields: Any) -> Trajectory:
@@ -165,8 +168,8 @@ class Trajectory:
     def replace(self, **changes: Any) -> Trajectory:
         """Return a shallow copy with some fields changed (lists are copied, so appends do not leak)."""
         copy = dataclasses.replace(self, **changes)
-        for name in ("token_ids", "loss_mask", "old_logprobs"):
-            if name not in changes:
+        for name in ("token_ids", "loss_mask", "old_logprobs", "behaviour_logprobs"):
+            if name not in changes and getattr(self, name) is not None:
                 setattr(copy, name, list(getattr(self, name)))
         return copy
 
@@ -193,6 +196,10 @@ class TrainBatch:
         old_logprobs: ``[B, T]`` float, behaviour log-probs (0 off the mask).
         advantages: ``[B]`` float, one per trajectory (broadcast over its tokens).
         first_position: smallest prompt length in the batch; logits are needed only from there on.
+        shared_prefix: length of the token prefix every row shares (at most ``first_position``): the
+            prompt of a batch drawn from one group, which the policy then runs only once.
+        behaviour_logprobs: ``[B, T]`` float, log-probs of the policy that sampled each token, for the
+            truncated importance weight of replayed samples; equal to ``old_logprobs`` for fresh ones.
     """
 
     token_ids: torch.Tensor
@@ -201,6 +208,8 @@ class TrainBatch:
     old_logprobs: torch.Tensor
     advantages: torch.Tensor
     first_position: int
+    shared_prefix: int = 0
+    behaviour_logprobs: torch.Tensor | None = None
 
     @classmethod
     def collate(cls, trajectories: Sequence[Trajectory], advantages: Sequence[float], pad_token_id: int) -> TrainBatch:
@@ -215,17 +224,24 @@ class TrainBatch:
         attention_mask = torch.zeros((rows, width), dtype=torch.long)  # [B, T]
         loss_mask = torch.zeros((rows, width), dtype=torch.float32)  # [B, T]
         old_logprobs = torch.zeros((rows, width), dtype=torch.float32)  # [B, T]
+        behaviour = torch.zeros((rows, width), dtype=torch.float32)  # [B, T]
         for i, traj in enumerate(trajectories):
             n = len(traj.token_ids)
             token_ids[i, :n] = torch.tensor(traj.token_ids, dtype=torch.long)
             attention_mask[i, :n] = 1
             loss_mask[i, :n] = torch.tensor(traj.loss_mask, dtype=torch.float32)
             old_logprobs[i, :n] = torch.tensor(traj.old_logprobs, dtype=torch.float32)
+            behaviour[i, :n] = torch.tensor(traj.behaviour_logprobs or traj.old_logprobs, dtype=torch.float32)
+        first_position = min(t.prompt_len for t in trajectories)
+        differs = (token_ids[:, :first_position] != token_ids[:1, :first_position]).any(dim=0)  # [first]
+        shared = int(differs.long().argmax()) if bool(differs.any()) else first_position
         return cls(
             token_ids=token_ids,
             attention_mask=attention_mask,
             loss_mask=loss_mask,
             old_logprobs=old_logprobs,
             advantages=torch.tensor([float(a) for a in advantages], dtype=torch.float32),  # [B]
-            first_position=min(t.prompt_len for t in trajectories),
+            first_position=first_position,
+            shared_prefix=shared,
+            behaviour_logprobs=behaviour,
         )

@@ -15,11 +15,14 @@ full bucket evicts its worst entry (lowest reward, then oldest policy version, t
 the newcomer is better; the total limit evicts the worst entry across all tasks the same way.
 
 Staleness. Entries older than ``max_age`` policy versions are retired, and an entry is retired after
-being injected ``max_reuse`` times (repeated replays of one success would overfit it). The loss treats a
-replayed trajectory's stored log-probs as its behaviour policy: used directly as ``old_logprobs`` the
-clipped ratio ``[1 - clip_low, 1 + clip_high]`` bounds how far one stale sample can move the policy from the
-one that sampled it. Optionally the trainer recomputes proximal log-probs with the current weights and
-multiplies by :func:`agents.grpo.truncated_importance_weights` with cap ``is_weight_cap`` (decoupled PPO).
+being injected ``max_reuse`` times (repeated replays of one success would overfit it). Before an update
+the trainer re-scores each injected copy with the current weights (``agents.update.rescore``): those
+log-probs become ``old_logprobs``, so the clipped ratio is measured against the current policy, and the
+stored sampler log-probs become ``behaviour_logprobs``. The loss multiplies each replayed token by the
+truncated importance weight ``min(pi_now / pi_sampler, c)`` (:func:`agents.grpo.truncated_importance_weights`,
+``UpdateConfig.is_weight_cap``, ``--queue_is_cap``; decoupled PPO). With the default ``c = 1`` a stale sample
+is never up-weighted, and tokens the policy has moved away from fade out. Demonstrations have no sampler:
+their weight is 1.
 
 Injection (:meth:`SampleQueue.fill_group`). Only into a group of the *same task* (cross-task replacement,
 as in TRL's replay trainer, breaks the group baseline). Two cases:
@@ -79,8 +82,6 @@ class SampleQueueConfig:
     """rollouts_needed never returns fewer than this (capped at group_size)."""
     mastery_window: int = 16
     """A task is mastered when its last mastery_window online outcomes were all successes."""
-    is_weight_cap: float = 2.0
-    """Cap for the truncated importance weight of replayed samples (agents.grpo)."""
     inject_when: str = "flat"
     """"flat": replace members only in zero-signal groups (the paper's case); "no_success": also in groups
     where no member reached ``min_reward`` (their only signal is secondary, e.g. execution success)."""

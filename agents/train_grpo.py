@@ -91,7 +91,7 @@ class Args:
     lora_r: int = arg(16, "LoRA rank")
     lora_alpha: int = arg(32, "LoRA alpha")
     epochs: int = arg(1, "optimisation passes over each batch")
-    micro_batch_size: int = arg(4, "trajectories per forward/backward (gradient accumulation)")
+    micro_batch_size: int = arg(8, "trajectories per forward/backward (accumulated); a group's prompt runs once")
     clip_low: float = arg(0.2, "lower clip of the ratio: 1 - clip_low")
     clip_high: float = arg(0.28, "upper clip of the ratio: 1 + clip_high")
     kl_coef: float = arg(0.0, "k3 KL penalty to the base model (adapter off); 0 = none")
@@ -104,6 +104,7 @@ class Args:
     queue_max_reuse: int = arg(3, "retire a cached sample after N injections")
     queue_demonstrations: bool = arg(True, "seed the queue with the pool's verified reference solutions")
     queue_inject_when: str = arg("no_success", "inject cached successes into groups that are: flat, or no_success")
+    queue_is_cap: float = arg(1.0, "cap c of token weight min(pi_now / pi_sampler, c) on replayed samples; 0 = off")
     answer_weight: float = arg(1.0, "reward weight of the judged answer")
     exec_weight: float = arg(0.2, "reward weight of execution success")
     seed: int = arg(0, "random seed")
@@ -181,6 +182,7 @@ def seed_queue_with_demonstrations(policy: Policy, envs: ThreadVectorEnv, pool: 
 
 def evaluate(policy: Policy, envs: ThreadVectorEnv, task_ids: list[str], args: Args) -> dict[str, float]:
     """Greedy success rate on the fixed evaluation tasks."""
+    start = time.perf_counter()
     requests = [EpisodeRequest(task_id, f"eval-{task_id}", seed=0) for task_id in task_ids]
     trajectories, _ = collect(policy, envs, requests, max_episode_tokens=args.max_episode_tokens,
                               system_prompt=args.system_prompt or None, temperature=0.0,
@@ -189,6 +191,7 @@ def evaluate(policy: Policy, envs: ThreadVectorEnv, task_ids: list[str], args: A
     metrics = episode_metrics(clean, "eval")
     metrics["eval/success"] = metrics.pop("eval/answer_score", 0.0)
     metrics["eval/infra_errors"] = float(len(trajectories) - len(clean))
+    metrics["time/eval_s"] = time.perf_counter() - start
     return metrics
 
 
@@ -209,7 +212,7 @@ def main(args: Args) -> dict[str, float]:
     update_config = UpdateConfig(epochs=args.epochs, micro_batch_size=args.micro_batch_size, clip_low=args.clip_low,
                                  clip_high=args.clip_high, kl_coef=args.kl_coef,
                                  advantage_scale=args.advantage_scale,  # type: ignore[arg-type]
-                                 mask_truncated=args.mask_truncated)
+                                 mask_truncated=args.mask_truncated, is_weight_cap=args.queue_is_cap)
     pool = make_task_pool(args, accelerator.process_index)
     eval_set = resolve_tasks(args.eval_tasks)
     eval_ids = [t.task_id for t in list(eval_set.tasks)[: args.eval_size]]
@@ -316,6 +319,7 @@ def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optim
                     "advantage/mean": float(np.mean(advantages)) if advantages else 0.0,
                     "advantage/std": float(np.std(advantages)) if advantages else 0.0,
                     "advantage/abs_max": float(np.max(np.abs(advantages))) if advantages else 0.0})
+    update_start = time.perf_counter()
     rescore(policy, [t for t in batch if t.source == "cache"])
     try:
         metrics.update(update_policy(policy, optimizer, trainable(batch, advantages, config), config,
@@ -323,6 +327,7 @@ def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optim
     except NonFiniteLossError as exc:
         print(f"[iteration {iteration}] {exc}", file=sys.stderr)
         metrics["update/non_finite"] = 1.0
+    metrics["time/update_s"] = time.perf_counter() - update_start
     policy.version += 1
     if queue is not None:
         metrics.update({f"queue/{k}": float(v) for k, v in queue.stats().items()})

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from agents.grpo import AdvantageScale, group_advantages, grpo_loss
+from agents.grpo import AdvantageScale, group_advantages, grpo_loss, truncated_importance_weights
 from agents.policy import Policy
 from agents.records import TrainBatch, Trajectory
 from agents.sample_queue import SampleQueue
@@ -33,6 +33,7 @@ class UpdateConfig:
     advantage_scale: AdvantageScale = "std"
     zero_signal_tol: float = 1e-6
     mask_truncated: bool = False
+    is_weight_cap: float = 1.0
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -44,22 +45,36 @@ def rescore(policy: Policy, trajectories: Sequence[Trajectory], batch_size: int 
     """Set ``old_logprobs`` of each trajectory to the current policy's log-probs (in place).
 
     Used for replayed queue entries before an update (so the clipped ratio starts at 1 against the
-    current policy, instead of being clipped at once against a stale or non-policy sampler) and for
-    demonstrations, whose tokens no policy sampled.
+    current policy, instead of being clipped at once against a stale sampler) and for demonstrations,
+    whose tokens no policy sampled. A policy-sampled trajectory keeps its sampler's log-probs in
+    ``behaviour_logprobs`` (the denominator of the truncated importance weight); a demonstration
+    (``metadata["demonstration"]``) has no sampler and keeps none, so its weight is 1.
     """
     was_training = policy.model.training
     policy.model.eval()
     try:
-        for start in range(0, len(trajectories), batch_size):
-            chunk = list(trajectories[start: start + batch_size])
+        for chunk in _prompt_chunks(list(trajectories), batch_size):
             batch = TrainBatch.collate(chunk, [0.0] * len(chunk), policy.pad_token_id)
             scores = policy.sequence_logprobs(batch.token_ids, batch.attention_mask,
-                                              first_position=batch.first_position).logprobs  # [B, T]
+                                              first_position=batch.first_position,
+                                              shared_prefix=batch.shared_prefix).logprobs  # [B, T]
             scores = (scores * batch.loss_mask.to(scores.device)).cpu()  # [B, T], 0 off the mask
             for row, traj in enumerate(chunk):
+                if traj.behaviour_logprobs is None and not traj.metadata.get("demonstration"):
+                    traj.behaviour_logprobs = traj.old_logprobs
                 traj.old_logprobs = scores[row, : len(traj.token_ids)].tolist()
     finally:
         policy.model.train(was_training)
+
+
+def _prompt_chunks(items: list, size: int, key: Callable[[object], object] | None = None) -> list[list]:
+    """Split ``items`` into chunks of at most ``size`` whose members share a prompt (first-seen order), so
+    each chunk's prompt runs once (:meth:`Policy.sequence_logprobs` ``shared_prefix``)."""
+    key = key or (lambda t: tuple(t.token_ids[: t.prompt_len]))
+    by_prompt: dict[object, list] = defaultdict(list)
+    for item in items:
+        by_prompt[key(item)].append(item)
+    return [members[i: i + size] for members in by_prompt.values() for i in range(0, len(members), size)]
 
 
 def without_infra_errors(trajectories: Sequence[Trajectory]) -> list[Trajectory]:
@@ -156,19 +171,26 @@ def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, pairs: Seque
         order = list(pairs)
         rng.shuffle(order)
         optimizer.zero_grad(set_to_none=True)
-        for start in range(0, len(order), config.micro_batch_size):
-            chunk = order[start: start + config.micro_batch_size]
+        # One optimiser step per pass, so the order of micro-batches does not change the gradient:
+        # chunk by prompt and each chunk's prompt runs once.
+        for chunk in _prompt_chunks(order, config.micro_batch_size, key=lambda pair: pair[0].group_id):
             batch = TrainBatch.collate([t for t, _ in chunk], [a for _, a in chunk], policy.pad_token_id)
-            out = policy.sequence_logprobs(batch.token_ids, batch.attention_mask,
-                                           first_position=batch.first_position, with_entropy=True)
+            out = policy.sequence_logprobs(batch.token_ids, batch.attention_mask, first_position=batch.first_position,
+                                           with_entropy=True, shared_prefix=batch.shared_prefix)
             ref = None
             if config.kl_coef > 0:
                 with torch.no_grad():
                     ref = policy.sequence_logprobs(batch.token_ids, batch.attention_mask,
-                                                   first_position=batch.first_position, use_adapter=False).logprobs
+                                                   first_position=batch.first_position, use_adapter=False,
+                                                   shared_prefix=batch.shared_prefix).logprobs
+            weights = None
+            if config.is_weight_cap > 0:  # 1 on fresh tokens; < 1 where a replayed sample went stale
+                assert batch.behaviour_logprobs is not None
+                weights = truncated_importance_weights(batch.old_logprobs, batch.behaviour_logprobs, batch.loss_mask,
+                                                       config.is_weight_cap).to(out.logprobs.device)  # [B, T]
             loss, metrics = grpo_loss(out.logprobs, batch.old_logprobs, batch.advantages, batch.loss_mask,
                                       clip_low=config.clip_low, clip_high=config.clip_high, ref_logprobs=ref,
-                                      kl_coef=config.kl_coef, num_tokens=num_tokens)
+                                      kl_coef=config.kl_coef, behaviour_weights=weights, num_tokens=num_tokens)
             if not torch.isfinite(loss):
                 optimizer.zero_grad(set_to_none=True)
                 raise NonFiniteLossError(f"non-finite loss {float(loss)}; the update was skipped")

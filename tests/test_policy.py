@@ -210,6 +210,26 @@ def test_greedy_sampling_is_deterministic(tiny_policy):
     assert first[0].token_ids == second[0].token_ids
 
 
+def test_shared_prompts_are_prefilled_once_and_match_separate_sampling(tiny_policy):
+    a, b = tiny_policy.encode_prompt([USER]), tiny_policy.encode_prompt([SYSTEM, USER])
+    prefill_rows: list[int] = []
+    hook = tiny_policy.model.register_forward_pre_hook(
+        lambda _m, _a, kw: prefill_rows.append(kw["input_ids"].shape[0]) if kw["input_ids"].shape[1] > 1 else None,
+        with_kwargs=True,
+    )
+    try:
+        together = tiny_policy.sample([a, b, a, a], temperature=0.0, max_new_tokens=6)
+    finally:
+        hook.remove()
+    assert prefill_rows == [2]  # two distinct prompts, one prefill row each
+    for prompt, gen in zip([a, b, a, a], together, strict=True):
+        alone = tiny_policy.sample([prompt], temperature=0.0, max_new_tokens=6)[0]
+        assert gen.token_ids == alone.token_ids
+        assert gen.logprobs == pytest.approx(alone.logprobs, abs=1e-4)
+    sampled = tiny_policy.sample([a] * 6, max_new_tokens=6, generator=torch.Generator().manual_seed(0))
+    assert len({tuple(g.token_ids) for g in sampled}) > 1  # copies of one prompt still sample independently
+
+
 def test_reference_logprobs_disable_the_adapter(tokenizer):
     model, _ = make_tiny_model(tokenizer, seed=3)
     ids = torch.tensor([[1, 200, 300, 400, 500, 600]])
@@ -238,6 +258,40 @@ def test_gradient_flows_only_to_the_adapter(tiny_policy):
     assert trainable and all("lora_" in n for n, p in tiny_policy.model.named_parameters() if p.requires_grad)
     assert all(p.grad is not None for p in trainable)
     tiny_policy.model.zero_grad(set_to_none=True)
+
+
+def test_shared_prefix_scoring_equals_the_full_forward_pass_with_gradients(tiny_policy):
+    prompt = tiny_policy.encode_prompt([USER])
+    rows = [prompt + [200, 300, 400, 500], prompt + [600, 700], prompt + [800, 900, 1000]]
+    trajs = []
+    for row in rows:
+        traj = Trajectory.start("t", "g", prompt)
+        traj.append_generated(row[len(prompt):], [0.0] * (len(row) - len(prompt)))
+        trajs.append(traj)
+    batch = TrainBatch.collate(trajs, [0.0] * 3, tiny_policy.pad_token_id)
+    assert batch.shared_prefix == batch.first_position == len(prompt)
+    results = []
+    for shared in (0, batch.shared_prefix):
+        out = tiny_policy.sequence_logprobs(batch.token_ids, batch.attention_mask, with_entropy=True,
+                                            first_position=batch.first_position, shared_prefix=shared)
+        (out.logprobs * batch.loss_mask).sum().backward()
+        grads = [p.grad.clone() for p in tiny_policy.trainable_parameters()]
+        tiny_policy.model.zero_grad(set_to_none=True)
+        results.append((out.logprobs.detach(), out.entropy, grads))
+    (full, full_entropy, full_grads), (shared_lp, shared_entropy, shared_grads) = results
+    assert torch.allclose(full, shared_lp, atol=1e-5)
+    assert torch.allclose(full_entropy, shared_entropy, atol=1e-5)
+    assert (shared_lp[:, : len(prompt)] == 0).all() and (shared_lp[batch.attention_mask == 0] == 0).all()
+    assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(full_grads, shared_grads, strict=True))
+    assert any(g.abs().sum() > 0 for g in shared_grads)
+
+
+def test_collate_finds_the_shared_prefix_of_different_prompts(tiny_policy):
+    first, second = Trajectory.start("a", "g", [1, 2, 3, 4]), Trajectory.start("b", "h", [1, 2, 9, 4, 5])
+    for traj in (first, second):
+        traj.append_generated([7, 8], [-1.0, -1.0])
+    batch = TrainBatch.collate([first, second], [1.0, -1.0], tiny_policy.pad_token_id)
+    assert (batch.first_position, batch.shared_prefix) == (4, 2)
 
 
 # ------------------------------------------------------------------------------ real model

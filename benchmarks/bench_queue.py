@@ -1,0 +1,190 @@
+"""Sample efficiency of the dynamic sample queue: the same GRPO run with the queue on and off, several seeds.
+
+    python benchmarks/bench_queue.py                       # 2 arms x 3 seeds x 8 iterations (~1 hour, 2 cores)
+    python benchmarks/bench_queue.py --seeds 0 --iterations 2 --no_write        # a smoke run
+
+Each run is the real entry point, ``agents/train_grpo.py``, with its defaults except ``--iterations``,
+``--seed`` and a small start/end evaluation; the ``no-queue`` arm adds ``--no_use_queue`` (no cache, no
+demonstrations, a full group of fresh rollouts for every chosen task). Runs live in
+``runs/bench-queue/<arm>-seed<k>``; a finished run (``summary.json`` present) is reused, an unfinished
+one continues with ``--resume``.
+
+The measure. *Training success* is the share of correct answers among an iteration's online rollouts,
+averaged over a sliding window of ``--window`` iterations. For each run we report the online rollouts and
+wall seconds spent until that average first reaches ``--threshold``, and the arm's mean over seeds. A run
+that never reaches it counts as "not reached" and its whole budget is a lower bound. This measure is
+conservative for the queue: the queue arm skips mastered tasks and spends fewer fresh samples on tasks
+it has cached successes for, so its online rollouts are drawn from the tasks it still finds hard. The
+held-out greedy success at the start and end (``warmup-eval``) is reported alongside.
+
+Writes the table to benchmarks/RESULTS.md and the curves to benchmarks/queue_curves.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.results_file import markdown_table, write_section  # noqa: E402
+
+ARMS = {"queue": [], "no-queue": ["--no_use_queue"]}
+CURVES = Path(__file__).resolve().parent / "queue_curves.png"
+
+
+@dataclass
+class RunResult:
+    """One training run's curve and the point where it reached the threshold."""
+
+    arm: str
+    seed: int
+    rollouts: list[float]  # cumulative online rollouts after each iteration
+    seconds: list[float]  # wall seconds since the start of training after each iteration
+    success: list[float]  # windowed training success after each iteration
+    eval_start: float
+    eval_end: float
+    reached_at: int | None  # index of the first iteration at or above the threshold
+
+    @property
+    def rollouts_to_threshold(self) -> float | None:
+        """Online rollouts spent until the threshold (None: not reached)."""
+        return None if self.reached_at is None else self.rollouts[self.reached_at]
+
+    @property
+    def seconds_to_threshold(self) -> float | None:
+        """Wall seconds until the threshold (None: not reached)."""
+        return None if self.reached_at is None else self.seconds[self.reached_at]
+
+
+def windowed(values: list[float], window: int) -> list[float]:
+    """Trailing mean over the last ``window`` values (fewer at the start)."""
+    return [statistics.fmean(values[max(0, i + 1 - window): i + 1]) for i in range(len(values))]
+
+
+def read_run(run_dir: Path, arm: str, seed: int, threshold: float, window: int) -> RunResult:
+    """Parse ``metrics.jsonl`` of a finished run."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    train = [r for r in rows if "rollout/online_total" in r]
+    evals = [r["eval/success"] for r in rows if "eval/success" in r]
+    success = windowed([r.get("reward/answer_score", 0.0) for r in train], window)
+    reached = next((i for i, s in enumerate(success) if s >= threshold), None)
+    return RunResult(arm, seed, [r["rollout/online_total"] for r in train], [r["time/elapsed_s"] for r in train],
+                     success, evals[0] if evals else float("nan"), evals[-1] if evals else float("nan"), reached)
+
+
+def run_training(arm: str, seed: int, args: argparse.Namespace) -> Path:
+    """Run (or reuse, or resume) one training run and return its folder."""
+    run_dir = Path(args.runs_dir) / f"{arm}-seed{seed}"
+    if (run_dir / "summary.json").exists():
+        print(f"[bench_queue] reusing {run_dir}", flush=True)
+        return run_dir
+    command = [sys.executable, str(ROOT / "agents" / "train_grpo.py"), "--seed", str(seed),
+               "--iterations", str(args.iterations), "--eval_every", "0", "--eval_size", str(args.eval_size),
+               "--output_dir", str(run_dir), *ARMS[arm], *args.train_args]
+    if (run_dir / "checkpoints").exists():
+        command.append("--resume")
+    print("[bench_queue] " + " ".join(command[1:]), flush=True)
+    subprocess.run(command, check=True, cwd=ROOT)
+    return run_dir
+
+
+def _fmt(value: float | None, digits: int = 0) -> str:
+    return "not reached" if value is None else f"{value:.{digits}f}"
+
+
+def arm_summary(results: list[RunResult], budget: float) -> tuple[float, int]:
+    """Mean rollouts to the threshold over seeds (an unreached run counts its whole budget) and the count
+    of runs that reached it."""
+    values = [r.rollouts_to_threshold if r.reached_at is not None else budget for r in results]
+    return statistics.fmean(values), sum(r.reached_at is not None for r in results)
+
+
+def report(results: list[RunResult], args: argparse.Namespace) -> str:
+    """The markdown body: per-run table, per-arm means, the reduction and how to read it."""
+    header = ["arm", "seed", "rollouts to threshold", "wall s to threshold", "final train success",
+              "held-out start", "held-out end", "online rollouts (all)", "wall s (all)"]
+    rows = [[r.arm, r.seed, _fmt(r.rollouts_to_threshold), _fmt(r.seconds_to_threshold),
+             f"{r.success[-1]:.2f}", f"{r.eval_start:.2f}", f"{r.eval_end:.2f}", f"{r.rollouts[-1]:.0f}",
+             f"{r.seconds[-1]:.0f}"] for r in results]
+    by_arm = {arm: [r for r in results if r.arm == arm] for arm in args.arms}
+    budget = max(r.rollouts[-1] for r in results)
+    means = {arm: arm_summary(runs, budget) for arm, runs in by_arm.items() if runs}
+    lines = [markdown_table(header, rows), ""]
+    for arm, (mean, reached) in means.items():
+        lines.append(f"- **{arm}**: mean online rollouts to a windowed training success of {args.threshold:.2f}: "
+                     f"{mean:.0f} ({reached}/{len(by_arm[arm])} runs reached it; an unreached run counts its "
+                     f"whole budget of {budget:.0f}, so the mean is then a lower bound).")
+    if "queue" in means and "no-queue" in means:
+        saved = 1.0 - means["queue"][0] / means["no-queue"][0]
+        if means["queue"][1] < len(by_arm["queue"]):
+            verdict = "undetermined: not every queue run reached the threshold within the budget"
+        elif means["no-queue"][1] < len(by_arm["no-queue"]):
+            verdict = f"at least {100 * saved:.0f}% (some no-queue runs never reached the threshold)"
+        else:
+            verdict = f"{100 * saved:.0f}%"
+        lines.append(f"- **Online rollouts saved by the queue:** {verdict} (target: 30%).")
+    extra = f", extra arguments `{' '.join(args.train_args)}`" if args.train_args else ""
+    lines += ["", f"Settings: `agents/train_grpo.py` defaults{extra}, {args.iterations} iterations, seeds "
+              f"{' '.join(map(str, args.seeds))}; training success = share of correct answers among an "
+              f"iteration's online rollouts, mean over a window of {args.window} iterations; held-out = greedy "
+              f"success on the first {args.eval_size} `warmup-eval` tasks. Curves: "
+              f"[queue_curves.png](queue_curves.png)."]
+    return "\n".join(lines)
+
+
+def plot(results: list[RunResult], threshold: float) -> None:
+    """Windowed training success against online rollouts, one line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"queue": "tab:blue", "no-queue": "tab:red"}
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in results:
+        ax.plot(r.rollouts, r.success, marker="o", markersize=3, color=colours.get(r.arm, "grey"),
+                label=f"{r.arm} (seed {r.seed})", alpha=0.8)
+    ax.axhline(threshold, color="black", linestyle="--", linewidth=1, label="threshold")
+    ax.set_xlabel("online rollouts")
+    ax.set_ylabel("training success (windowed)")
+    ax.set_title("Dynamic sample queue on vs off")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(CURVES, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    """Run every arm and seed, then print and write the comparison."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--iterations", type=int, default=8, help="training iterations per run (same budget)")
+    parser.add_argument("--eval_size", type=int, default=16, help="held-out tasks evaluated at start and end")
+    parser.add_argument("--threshold", type=float, default=0.2, help="windowed training success to reach")
+    parser.add_argument("--window", type=int, default=3, help="iterations in the success window")
+    parser.add_argument("--runs_dir", default=str(ROOT / "runs" / "bench-queue"), help="where the runs live")
+    parser.add_argument("--no_write", action="store_true", help="print only; do not touch RESULTS.md")
+    parser.add_argument("train_args", nargs=argparse.REMAINDER, help="after --: extra agents/train_grpo.py args")
+    args = parser.parse_args()
+    args.train_args = [a for a in args.train_args if a != "--"]
+    results = []
+    for seed in args.seeds:
+        for arm in args.arms:
+            results.append(read_run(run_training(arm, seed, args), arm, seed, args.threshold, args.window))
+    body = report(results, args)
+    print(body)
+    if not args.no_write:
+        plot(results, args.threshold)
+        print(f"wrote {write_section('Dynamic sample queue: sample efficiency (bench_queue.py)', body)}")
+
+
+if __name__ == "__main__":
+    main()

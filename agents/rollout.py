@@ -22,16 +22,22 @@ import torch
 
 from agents.policy import Policy
 from agents.records import Generation, Trajectory, Turn
+from toolr1_env.tasks import Task
 from toolr1_env.vector import ThreadVectorEnv
 
 
 @dataclass(frozen=True)
 class EpisodeRequest:
-    """One episode to play: which task, which group it belongs to, and the env seed."""
+    """One episode to play: which task, which group it belongs to, and the env seed.
+
+    ``task`` (optional) is the task itself, for tasks outside the envs' own task set (an evaluation split
+    played in the training envs); otherwise the envs look ``task_id`` up in their task set.
+    """
 
     task_id: str
     group_id: str
     seed: int | None = None
+    task: Task | None = None
 
 
 @dataclass
@@ -89,7 +95,7 @@ def collect(policy: Policy, envs: ThreadVectorEnv, requests: Sequence[EpisodeReq
         chosen = [pending.pop() for _ in free]
         t0 = time.perf_counter()
         resets = envs.reset_some(free, seeds=[r.seed for _, r in chosen],
-                                 options=[{"task_id": r.task_id} for _, r in chosen])
+                                 options=[{"task": r.task} if r.task else {"task_id": r.task_id} for _, r in chosen])
         stats.env_seconds += time.perf_counter() - t0
         for env_index, (request_index, request) in zip(free, chosen, strict=True):
             observation, info = resets[env_index]

@@ -52,7 +52,7 @@ from agents.update import (
     without_infra_errors,
 )
 from toolr1_env.env import ToolR1Env, resolve_tasks
-from toolr1_env.tasks import TaskSet
+from toolr1_env.tasks import Task, TaskSet
 from toolr1_env.vector import ThreadVectorEnv
 
 
@@ -70,13 +70,13 @@ class Args:
     model: str = arg("smollm2-135m", "bundled alias, local folder, HF id (offline), or tiny-random (tests)")
     tasks: str = arg("warmup", "training split name, GAIA folder or task JSONL")
     task_pool_size: int = arg(32, "fixed pool of training tasks drawn from a generated split (0 = all)")
-    eval_tasks: str = arg("warmup-eval", "held-out fixed split for periodic evaluation")
+    eval_tasks: str = arg("warmup-eval", "held-out fixed split for periodic evaluation; 'pool' = the training pool")
     eval_size: int = arg(32, "tasks of eval_tasks used per evaluation (first N, fixed)")
     eval_every: int = arg(4, "evaluate every N iterations (0 = only at start and end)")
-    iterations: int = arg(16, "training iterations (one optimiser step per epoch each)")
+    iterations: int = arg(12, "training iterations (one optimiser step per epoch each)")
     tasks_per_iteration: int = arg(4, "distinct tasks per iteration")
     group_size: int = arg(8, "episodes per task (the GRPO group)")
-    num_envs: int = arg(8, "parallel environments (sandboxes)")
+    num_envs: int = arg(32, "parallel environments, each with a sandbox (~130 MB); 32 = one generation batch")
     max_turns: int = arg(1, "code actions per episode")
     max_new_tokens: int = arg(64, "tokens per generated turn")
     max_episode_tokens: int = arg(1536, "token budget of a whole episode (prompt included)")
@@ -172,18 +172,17 @@ def seed_queue_with_demonstrations(policy: Policy, envs: ThreadVectorEnv, pool: 
     demos, _ = collect(policy, envs, requests, max_episode_tokens=args.max_episode_tokens,
                        system_prompt=args.system_prompt or None, response_prefix=args.response_prefix,
                        scripts=scripts)
-    rescore(policy, demos)
-    admitted = 0
     for demo in demos:
-        demo.metadata["demonstration"] = True
-        admitted += queue.add(demo, policy.version)
+        demo.metadata["demonstration"] = True  # before rescore: a demonstration has no sampler to weight against
+    rescore(policy, demos)
+    admitted = sum(queue.add(demo, policy.version) for demo in demos)
     return {"queue/demonstrations_offered": float(len(demos)), "queue/demonstrations_admitted": float(admitted)}
 
 
-def evaluate(policy: Policy, envs: ThreadVectorEnv, task_ids: list[str], args: Args) -> dict[str, float]:
-    """Greedy success rate on the fixed evaluation tasks."""
+def evaluate(policy: Policy, envs: ThreadVectorEnv, tasks: list[Task], args: Args) -> dict[str, float]:
+    """Greedy success rate on the fixed evaluation tasks, played in the training envs (no new sandboxes)."""
     start = time.perf_counter()
-    requests = [EpisodeRequest(task_id, f"eval-{task_id}", seed=0) for task_id in task_ids]
+    requests = [EpisodeRequest(task.task_id, f"eval-{task.task_id}", seed=0, task=task) for task in tasks]
     trajectories, _ = collect(policy, envs, requests, max_episode_tokens=args.max_episode_tokens,
                               system_prompt=args.system_prompt or None, temperature=0.0,
                               response_prefix=args.response_prefix)
@@ -214,9 +213,9 @@ def main(args: Args) -> dict[str, float]:
                                  advantage_scale=args.advantage_scale,  # type: ignore[arg-type]
                                  mask_truncated=args.mask_truncated, is_weight_cap=args.queue_is_cap)
     pool = make_task_pool(args, accelerator.process_index)
-    eval_set = resolve_tasks(args.eval_tasks)
-    eval_ids = [t.task_id for t in list(eval_set.tasks)[: args.eval_size]]
-    if not pool.tasks or not eval_ids:
+    eval_set = pool if args.eval_tasks == "pool" else resolve_tasks(args.eval_tasks)
+    eval_tasks = list(eval_set.tasks)[: args.eval_size]
+    if not pool.tasks or not eval_tasks:
         raise ValueError("the training pool and the evaluation set must both hold tasks")
 
     if args.model == "tiny-random":
@@ -254,8 +253,7 @@ def main(args: Args) -> dict[str, float]:
     summary: dict[str, float] = {}
     try:
         if start_iteration == 0:
-            with make_envs(eval_set, args) as eval_envs:
-                first = evaluate(policy, eval_envs, eval_ids, args)
+            first = evaluate(policy, envs, eval_tasks, args)
             log.log(0, {**initial, **first})
             summary["eval_success_start"] = first["eval/success"]
         progress = _progress(range(start_iteration, args.iterations), accelerator.is_main_process)
@@ -267,8 +265,7 @@ def main(args: Args) -> dict[str, float]:
             metrics["time/elapsed_s"] = time.time() - started
             last = iteration + 1 == args.iterations
             if (args.eval_every and (iteration + 1) % args.eval_every == 0) or last:
-                with make_envs(eval_set, args) as eval_envs:
-                    metrics.update(evaluate(policy, eval_envs, eval_ids, args))
+                metrics.update(evaluate(policy, envs, eval_tasks, args))
             log.log(iteration + 1, metrics)
             if hasattr(progress, "set_postfix"):
                 progress.set_postfix(reward=f"{metrics.get('reward/mean', 0):.2f}",

@@ -1,21 +1,22 @@
 """Sample efficiency of the dynamic sample queue: the same GRPO run with the queue on and off, several seeds.
 
-    python benchmarks/bench_queue.py                       # 2 arms x 3 seeds x 8 iterations (~1 hour, 2 cores)
+    python benchmarks/bench_queue.py                     # 2 arms x 3 seeds x 6 iterations (~45 min, 2 cores)
     python benchmarks/bench_queue.py --seeds 0 --iterations 2 --no_write        # a smoke run
 
 Each run is the real entry point, ``agents/train_grpo.py``, with its defaults except ``--iterations``,
-``--seed`` and a small start/end evaluation; the ``no-queue`` arm adds ``--no_use_queue`` (no cache, no
+``--seed`` and the evaluation (below); the ``no-queue`` arm adds ``--no_use_queue`` (no cache, no
 demonstrations, a full group of fresh rollouts for every chosen task). Runs live in
-``runs/bench-queue/<arm>-seed<k>``; a finished run (``summary.json`` present) is reused, an unfinished
-one continues with ``--resume``.
+``runs/bench-queue/<arm>-seed<k>``; a finished run (``summary.json`` present) is reused, an unfinished one
+continues with ``--resume``.
 
-The measure. *Training success* is the share of correct answers among an iteration's online rollouts,
-averaged over a sliding window of ``--window`` iterations. For each run we report the online rollouts and
-wall seconds spent until that average first reaches ``--threshold``, and the arm's mean over seeds. A run
-that never reaches it counts as "not reached" and its whole budget is a lower bound. This measure is
-conservative for the queue: the queue arm skips mastered tasks and spends fewer fresh samples on tasks
-it has cached successes for, so its online rollouts are drawn from the tasks it still finds hard. The
-held-out greedy success at the start and end (``warmup-eval``) is reported alongside.
+The measure. *Training success* is the greedy success rate on the first ``--eval_size`` tasks of the
+training pool (``--eval_tasks pool``), evaluated at the start and every ``--eval_every`` iterations. For
+each run we report the online rollouts and wall seconds spent until it first reaches ``--threshold``, and
+each arm's mean over seeds. A run that never reaches it counts its whole budget, so that mean is a lower
+bound and the saving is reported as "at least". Greedy success on fixed tasks is used instead of the
+success of the sampled rollouts because the queue changes which rollouts are sampled (it skips mastered
+tasks and samples fewer fresh episodes for tasks it holds successes for), which would bias the online
+rate against it, and because temperature-1 samples are noisy.
 
 Writes the table to benchmarks/RESULTS.md and the curves to benchmarks/queue_curves.png.
 """
@@ -41,16 +42,14 @@ CURVES = Path(__file__).resolve().parent / "queue_curves.png"
 
 @dataclass
 class RunResult:
-    """One training run's curve and the point where it reached the threshold."""
+    """One training run's success curve (at its evaluation points) and where it reached the threshold."""
 
     arm: str
     seed: int
-    rollouts: list[float]  # cumulative online rollouts after each iteration
-    seconds: list[float]  # wall seconds since the start of training after each iteration
-    success: list[float]  # windowed training success after each iteration
-    eval_start: float
-    eval_end: float
-    reached_at: int | None  # index of the first iteration at or above the threshold
+    rollouts: list[float]  # cumulative online rollouts at each evaluation (0 at the start)
+    seconds: list[float]  # wall seconds since training started, at each evaluation
+    success: list[float]  # greedy success on the evaluated pool tasks
+    reached_at: int | None  # index of the first evaluation at or above the threshold
 
     @property
     def rollouts_to_threshold(self) -> float | None:
@@ -63,20 +62,14 @@ class RunResult:
         return None if self.reached_at is None else self.seconds[self.reached_at]
 
 
-def windowed(values: list[float], window: int) -> list[float]:
-    """Trailing mean over the last ``window`` values (fewer at the start)."""
-    return [statistics.fmean(values[max(0, i + 1 - window): i + 1]) for i in range(len(values))]
-
-
-def read_run(run_dir: Path, arm: str, seed: int, threshold: float, window: int) -> RunResult:
-    """Parse ``metrics.jsonl`` of a finished run."""
+def read_run(run_dir: Path, arm: str, seed: int, threshold: float) -> RunResult:
+    """Parse ``metrics.jsonl`` of a finished run: one point per evaluation."""
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    train = [r for r in rows if "rollout/online_total" in r]
-    evals = [r["eval/success"] for r in rows if "eval/success" in r]
-    success = windowed([r.get("reward/answer_score", 0.0) for r in train], window)
-    reached = next((i for i, s in enumerate(success) if s >= threshold), None)
-    return RunResult(arm, seed, [r["rollout/online_total"] for r in train], [r["time/elapsed_s"] for r in train],
-                     success, evals[0] if evals else float("nan"), evals[-1] if evals else float("nan"), reached)
+    points = [(r.get("rollout/online_total", 0.0), r.get("time/elapsed_s", 0.0), r["eval/success"])
+              for r in rows if "eval/success" in r]
+    rollouts, seconds, success = (list(column) for column in zip(*points, strict=True))
+    reached = next((i for i, s in enumerate(success) if s >= threshold - 1e-9), None)
+    return RunResult(arm, seed, rollouts, seconds, success, reached)
 
 
 def run_training(arm: str, seed: int, args: argparse.Namespace) -> Path:
@@ -86,7 +79,8 @@ def run_training(arm: str, seed: int, args: argparse.Namespace) -> Path:
         print(f"[bench_queue] reusing {run_dir}", flush=True)
         return run_dir
     command = [sys.executable, str(ROOT / "agents" / "train_grpo.py"), "--seed", str(seed),
-               "--iterations", str(args.iterations), "--eval_every", "0", "--eval_size", str(args.eval_size),
+               "--iterations", str(args.iterations), "--eval_tasks", "pool", "--eval_every", str(args.eval_every),
+               "--eval_size", str(args.eval_size),
                "--output_dir", str(run_dir), *ARMS[arm], *args.train_args]
     if (run_dir / "checkpoints").exists():
         command.append("--resume")
@@ -108,17 +102,17 @@ def arm_summary(results: list[RunResult], budget: float) -> tuple[float, int]:
 
 def report(results: list[RunResult], args: argparse.Namespace) -> str:
     """The markdown body: per-run table, per-arm means, the reduction and how to read it."""
-    header = ["arm", "seed", "rollouts to threshold", "wall s to threshold", "final train success",
-              "held-out start", "held-out end", "online rollouts (all)", "wall s (all)"]
+    header = ["arm", "seed", "rollouts to threshold", "wall s to threshold", "success curve",
+              "online rollouts (all)", "wall s (all)"]
     rows = [[r.arm, r.seed, _fmt(r.rollouts_to_threshold), _fmt(r.seconds_to_threshold),
-             f"{r.success[-1]:.2f}", f"{r.eval_start:.2f}", f"{r.eval_end:.2f}", f"{r.rollouts[-1]:.0f}",
-             f"{r.seconds[-1]:.0f}"] for r in results]
+             " ".join(f"{v:.2f}" for v in r.success), f"{r.rollouts[-1]:.0f}", f"{r.seconds[-1]:.0f}"]
+            for r in results]
     by_arm = {arm: [r for r in results if r.arm == arm] for arm in args.arms}
     budget = max(r.rollouts[-1] for r in results)
     means = {arm: arm_summary(runs, budget) for arm, runs in by_arm.items() if runs}
     lines = [markdown_table(header, rows), ""]
     for arm, (mean, reached) in means.items():
-        lines.append(f"- **{arm}**: mean online rollouts to a windowed training success of {args.threshold:.2f}: "
+        lines.append(f"- **{arm}**: mean online rollouts to a training success of {args.threshold:.2f}: "
                      f"{mean:.0f} ({reached}/{len(by_arm[arm])} runs reached it; an unreached run counts its "
                      f"whole budget of {budget:.0f}, so the mean is then a lower bound).")
     if "queue" in means and "no-queue" in means:
@@ -132,10 +126,9 @@ def report(results: list[RunResult], args: argparse.Namespace) -> str:
         lines.append(f"- **Online rollouts saved by the queue:** {verdict} (target: 30%).")
     extra = f", extra arguments `{' '.join(args.train_args)}`" if args.train_args else ""
     lines += ["", f"Settings: `agents/train_grpo.py` defaults{extra}, {args.iterations} iterations, seeds "
-              f"{' '.join(map(str, args.seeds))}; training success = share of correct answers among an "
-              f"iteration's online rollouts, mean over a window of {args.window} iterations; held-out = greedy "
-              f"success on the first {args.eval_size} `warmup-eval` tasks. Curves: "
-              f"[queue_curves.png](queue_curves.png)."]
+              f"{' '.join(map(str, args.seeds))}. Training success = greedy exact-match success on the first "
+              f"{args.eval_size} tasks of the training pool, evaluated at the start and every {args.eval_every} "
+              "iterations (the success curve column, in order). Curves: [queue_curves.png](queue_curves.png)."]
     return "\n".join(lines)
 
 
@@ -153,7 +146,7 @@ def plot(results: list[RunResult], threshold: float) -> None:
                 label=f"{r.arm} (seed {r.seed})", alpha=0.8)
     ax.axhline(threshold, color="black", linestyle="--", linewidth=1, label="threshold")
     ax.set_xlabel("online rollouts")
-    ax.set_ylabel("training success (windowed)")
+    ax.set_ylabel("greedy success on training tasks")
     ax.set_title("Dynamic sample queue on vs off")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
@@ -166,10 +159,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
-    parser.add_argument("--iterations", type=int, default=8, help="training iterations per run (same budget)")
-    parser.add_argument("--eval_size", type=int, default=16, help="held-out tasks evaluated at start and end")
-    parser.add_argument("--threshold", type=float, default=0.2, help="windowed training success to reach")
-    parser.add_argument("--window", type=int, default=3, help="iterations in the success window")
+    parser.add_argument("--iterations", type=int, default=6, help="training iterations per run (same budget)")
+    parser.add_argument("--eval_size", type=int, default=16, help="training-pool tasks in each greedy evaluation")
+    parser.add_argument("--eval_every", type=int, default=2, help="evaluate every N iterations")
+    parser.add_argument("--threshold", type=float, default=0.25, help="training success to reach")
     parser.add_argument("--runs_dir", default=str(ROOT / "runs" / "bench-queue"), help="where the runs live")
     parser.add_argument("--no_write", action="store_true", help="print only; do not touch RESULTS.md")
     parser.add_argument("train_args", nargs=argparse.REMAINDER, help="after --: extra agents/train_grpo.py args")
@@ -178,7 +171,7 @@ def main() -> None:
     results = []
     for seed in args.seeds:
         for arm in args.arms:
-            results.append(read_run(run_training(arm, seed, args), arm, seed, args.threshold, args.window))
+            results.append(read_run(run_training(arm, seed, args), arm, seed, args.threshold))
     body = report(results, args)
     print(body)
     if not args.no_write:

@@ -103,3 +103,23 @@ def test_accelerate_launch_runs_two_data_parallel_processes_on_cpu(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert [r["step"] for r in rows(out)] == [0, 1, 2]  # only the main process writes the record
     assert (out / "checkpoints" / "latest").read_text() == "step-1"
+
+
+def test_demonstrations_enter_the_queue_rescored_and_without_a_behaviour_policy():
+    from agents.model_loading import make_tiny_model
+    from agents.policy import Policy, PolicyConfig
+    from agents.sample_queue import SampleQueue
+    from agents.train_grpo import Args, make_envs, make_task_pool, seed_queue_with_demonstrations
+
+    args = Args(model="tiny-random", tasks="train-easy", task_pool_size=2, num_envs=2, max_turns=4)
+    model, tokenizer = make_tiny_model(seed=0)
+    policy = Policy(model, tokenizer, PolicyConfig(lora_r=4, max_new_tokens=8))
+    pool, queue = make_task_pool(args, 0), SampleQueue()
+    with make_envs(pool, args) as envs:
+        stats = seed_queue_with_demonstrations(policy, envs, pool, queue, args)
+    assert stats["queue/demonstrations_admitted"] >= 1
+    entries = [e.trajectory for t in pool.tasks for e in queue.entries(t.task_id)]
+    assert entries and all(t.metadata.get("demonstration") for t in entries)
+    # Weight 1 in the loss: no sampler log-probs to divide by (a demonstration's are placeholders).
+    assert all(t.behaviour_logprobs is None for t in entries)
+    assert all(lp < 0 for t in entries for lp, m in zip(t.old_logprobs, t.loss_mask, strict=True) if m)

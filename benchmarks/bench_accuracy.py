@@ -16,7 +16,7 @@ before it runs and listed in RESULTS.md):
 The two local rows share every setting: the training run's base model, prompt style, system prompt and
 response prefix, turn limit, tokens per turn, episode context budget and observation cap (read from the
 run's ``args.json``; ``--max_turns`` overrides the turn limit), so they differ only by the adapter.
-Outputs go to ``<output_root>/<row>/`` (default ``runs/bench-accuracy``) with ``--resume``: a killed
+Outputs go to ``<output_root>/<row>/`` (default ``runs/bench-accuracy-<tasks>``) with ``--resume``: a killed
 benchmark continues where it stopped. The table (accuracy per level, episodes, mean turns, wall seconds)
 is printed and written to benchmarks/RESULTS.md unless ``--no_write``.
 """
@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from agents.eval_report import load_records  # noqa: E402
 from benchmarks.results_file import markdown_table, write_section  # noqa: E402
 
-TITLE = "Accuracy on the validation split (bench_accuracy.py)"
+TITLE = "Accuracy on the {tasks} split (bench_accuracy.py)"
 LEVELS = ("1", "2", "3")
 #: Training-run arguments (``args.json`` key) passed to both local rows as evaluate.py options.
 LOCAL_SETTINGS = (("model", "--model"), ("prompt_style", "--prompt_style"), ("system_prompt", "--system_prompt"),
@@ -235,12 +235,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads of the local rows (OMP_NUM_THREADS; 0 = torch's default). Use 1 on a "
                              "machine shared with another job: oversubscribed cores slow generation many times")
-    parser.add_argument("--output_root", default="runs/bench-accuracy", help="one evaluation folder per row below")
+    parser.add_argument("--output_root", default="",
+                        help="one evaluation folder per row below (default runs/bench-accuracy-<tasks>)")
     parser.add_argument("--no_write", action="store_true", help="print the table only")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-    out_root = Path(args.output_root).expanduser().resolve()
+    out_root = Path(args.output_root or f"runs/bench-accuracy-{Path(args.tasks).name}").expanduser().resolve()
     rows, train = plan_rows(args, out_root)
     if not train and not rows[-1].skipped:
         print(f"[bench_accuracy] no args.json found for {args.run}: the local rows use evaluate.py's defaults")
@@ -255,7 +256,7 @@ def main() -> None:
     body = table + "\n\n" + describe(rows, train, args)
     print("\n" + body)
     if not args.no_write:
-        print(f"\nwrote {write_section(TITLE, body)}")
+        print(f"\nwrote {write_section(TITLE.format(tasks=Path(args.tasks).name), body)}")
 
 
 if __name__ == "__main__":

@@ -241,6 +241,7 @@ def main(args: Args) -> dict[str, float]:
         state = load_checkpoint(checkpoint, policy, optimizer, queue)
         start_iteration = state["iteration"] + 1
         online_rollouts = state["extra"].get("online_rollouts", 0)
+        started -= state["extra"].get("elapsed_s", 0.0)  # wall time keeps counting from where the run stopped
     if accelerator.is_main_process:
         (run_dir / "args.json").write_text(json.dumps(dataclasses.asdict(args), indent=2))
 
@@ -272,7 +273,7 @@ def main(args: Args) -> dict[str, float]:
                                      eval=f"{metrics.get('eval/success', float('nan')):.2f}")
             if accelerator.is_main_process and ((iteration + 1) % args.checkpoint_every == 0 or last):
                 save_checkpoint(run_dir, iteration, policy, optimizer, queue, args,
-                                {"online_rollouts": online_rollouts})
+                                {"online_rollouts": online_rollouts, "elapsed_s": time.time() - started})
         if not accelerator.is_main_process:
             return summary
         rows = log.rows()

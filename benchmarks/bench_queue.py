@@ -6,8 +6,8 @@
 Each run is the real entry point, ``agents/train_grpo.py``, with its defaults except ``--iterations``,
 ``--seed`` and the evaluation (below); the ``no-queue`` arm adds ``--no_use_queue`` (no cache, no
 demonstrations, a full group of fresh rollouts for every chosen task). Runs live in
-``runs/bench-queue/<arm>-seed<k>``; a finished run (``summary.json`` present) is reused, an unfinished one
-continues with ``--resume``.
+``runs/bench-queue/<arm>-seed<k>``; a finished run of at least ``--iterations`` is reused, and an unfinished
+or shorter one continues with ``--resume`` (so a larger ``--iterations`` extends earlier runs).
 
 The measure. *Training success* is the greedy success rate on the first ``--eval_size`` tasks of the
 training pool (``--eval_tasks pool``), evaluated at the start and every ``--eval_every`` iterations. For
@@ -75,7 +75,9 @@ def read_run(run_dir: Path, arm: str, seed: int, threshold: float) -> RunResult:
 def run_training(arm: str, seed: int, args: argparse.Namespace) -> Path:
     """Run (or reuse, or resume) one training run and return its folder."""
     run_dir = Path(args.runs_dir) / f"{arm}-seed{seed}"
-    if (run_dir / "summary.json").exists():
+    done = json.loads((run_dir / "summary.json").read_text()).get("iterations", 0) if (
+        run_dir / "summary.json").exists() else 0
+    if done >= args.iterations:
         print(f"[bench_queue] reusing {run_dir}", flush=True)
         return run_dir
     command = [sys.executable, str(ROOT / "agents" / "train_grpo.py"), "--seed", str(seed),

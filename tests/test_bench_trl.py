@@ -1,13 +1,11 @@
-"""The TRL benchmark's reward function scores completions through the real env (no model, no TRL run)."""
+"""The TRL benchmark's reward function scores completions through the real env (no model, no TRL needed)."""
 
 from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("trl")
-
-from agents.train_grpo import make_envs, make_task_pool  # noqa: E402
-from benchmarks.bench_trl import BenchArgs, EnvReward, score_completions, task_schedule  # noqa: E402
+from agents.train_grpo import make_envs, make_task_pool
+from benchmarks.bench_trl import BenchArgs, EnvReward, score_completions, task_schedule
 
 
 @pytest.fixture(scope="module")

@@ -114,7 +114,7 @@ def report(results: list[RunResult], args: argparse.Namespace) -> str:
     means = {arm: arm_summary(runs, budget) for arm, runs in by_arm.items() if runs}
     lines = [markdown_table(header, rows), ""]
     for arm, (mean, reached) in means.items():
-        lines.append(f"- **{arm}**: mean online rollouts to a training success of {args.threshold:.2f}: "
+        lines.append(f"- **{arm}**: mean online rollouts to a training success of {args.threshold:.3f}: "
                      f"{mean:.0f} ({reached}/{len(by_arm[arm])} runs reached it; an unreached run counts its "
                      f"whole budget of {budget:.0f}, so the mean is then a lower bound).")
     if "queue" in means and "no-queue" in means:
@@ -126,6 +126,11 @@ def report(results: list[RunResult], args: argparse.Namespace) -> str:
         else:
             verdict = f"{100 * saved:.0f}%"
         lines.append(f"- **Online rollouts saved by the queue:** {verdict} (target: 30%).")
+        if all(max(r.success) == 0 for r in by_arm["no-queue"]):
+            lines.append("- The no-queue arm solved no evaluated task at any evaluation: its rollouts to the "
+                         "threshold are unbounded within this budget, so the percentage above is a floor set by "
+                         "the budget, not a measured saving. Without cached successes every group of this small "
+                         "model carries only the execution-success signal, never an answer signal.")
     extra = f", extra arguments `{' '.join(args.train_args)}`" if args.train_args else ""
     lines += ["", f"Settings: `agents/train_grpo.py` defaults{extra}, {args.iterations} iterations, seeds "
               f"{' '.join(map(str, args.seeds))}. Training success = greedy exact-match success on the first "

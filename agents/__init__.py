@@ -1,6 +1,13 @@
-"""agents: the GRPO learner for ToolR1-GAIA-v0 (policy, rollouts, loss, dynamic sample queue).
+"""agents: what plays and learns in ToolR1-GAIA-v0, by job.
 
-Modules: ``records`` (typed records crossing module boundaries), ``model_loading`` (offline SmolLM2 and
-test models), ``policy`` (LoRA policy: prompting, sampling, log-probs), ``sampling`` (token choice and stop
-rules), ``grpo`` (advantages and the loss), ``sample_queue`` (replay of cached successes).
+| subpackage / module | job |
+|---|---|
+| :mod:`agents.engine` | the one episode engine: keep N episodes in flight over a vector env |
+| :mod:`agents.learner` | the GRPO learner (policy, rollouts, loss, dynamic sample queue, training run) |
+| :mod:`agents.players` | the agent interface and its players (OpenAI-compatible, local, scripted, reference) |
+| :mod:`agents.evaluation` | evaluation runs, GAIA metrics, submission file and HTML report |
+| :mod:`agents.cli` | the one command-line mechanism (dataclass fields with help lines) |
+
+``agents/train_grpo.py`` and ``agents/evaluate.py`` are thin script shims over ``agents.learner.train``
+and ``agents.evaluation.run``. ``toolr1_env`` never imports ``agents``.
 """

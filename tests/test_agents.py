@@ -15,17 +15,8 @@ from pathlib import Path
 import pytest
 from openai_server import FakeOpenAIServer
 
-from agents.agent_api import (
-    Agent,
-    AgentBatch,
-    AgentError,
-    BatchAgent,
-    ReferenceAgent,
-    ScriptedAgent,
-    Usage,
-    task_for_prompt,
-)
-from agents.openai_agent import (
+from agents.players.api import Agent, AgentBatch, AgentError, BatchAgent, Usage
+from agents.players.openai_agent import (
     DEFAULT_STOP,
     DEFAULT_SYSTEM_PROMPT,
     BadCompletionError,
@@ -34,6 +25,7 @@ from agents.openai_agent import (
     ServerUnreachableError,
     cut_after_first_code_block,
 )
+from agents.players.scripted import ReferenceAgent, ScriptedAgent, task_for_prompt
 from toolr1_env import Task
 from toolr1_env.env import ToolR1Env
 from toolr1_env.sandbox import SandboxConfig
@@ -339,8 +331,8 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run folder laid out like the trainer's, holding a non-trivial LoRA adapter on the tiny model."""
     import torch
 
-    from agents.model_loading import make_tiny_model
-    from agents.policy import Policy, PolicyConfig
+    from agents.learner.model_loading import make_tiny_model
+    from agents.learner.policy import Policy, PolicyConfig
 
     model, tokenizer = make_tiny_model(seed=0)
     policy = Policy(model, tokenizer, PolicyConfig(lora_r=4, lora_alpha=8))
@@ -361,7 +353,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @needs_model
 def test_resolve_adapter_accepts_run_checkpoint_and_adapter_folders(tiny_run: Path) -> None:
-    from agents.local_agent import resolve_adapter
+    from agents.players.local_agent import resolve_adapter
 
     adapter = tiny_run / "checkpoints" / "step-3" / "adapter"
     for path in (tiny_run, adapter.parent, adapter):
@@ -376,9 +368,9 @@ def test_resolve_adapter_accepts_run_checkpoint_and_adapter_folders(tiny_run: Pa
 @needs_model
 @pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")  # peft 0.21 on transformers 5
 def test_local_agent_batches_slots_token_in_token_out(tiny_run: Path) -> None:
-    from agents.local_agent import LocalAgent
-    from agents.model_loading import make_tiny_model
-    from agents.policy import Policy, PolicyConfig
+    from agents.learner.model_loading import make_tiny_model
+    from agents.learner.policy import Policy, PolicyConfig
+    from agents.players.local_agent import LocalAgent
 
     agent = LocalAgent.from_pretrained(adapter=tiny_run, num_slots=2, response_prefix="")
     assert isinstance(agent, BatchAgent) and agent.max_new_tokens == 6
@@ -418,7 +410,7 @@ def test_local_agent_batches_slots_token_in_token_out(tiny_run: Path) -> None:
 def test_local_agent_uses_the_training_runs_response_prefix(tiny_run: Path) -> None:
     import json
 
-    from agents.local_agent import LocalAgent
+    from agents.players.local_agent import LocalAgent
 
     trained_prefix = json.loads((tiny_run / "checkpoints" / "step-3" / "args.json").read_text())["response_prefix"]
     agent = LocalAgent.from_pretrained(adapter=tiny_run, num_slots=1)
@@ -432,7 +424,7 @@ def test_local_agent_uses_the_training_runs_response_prefix(tiny_run: Path) -> N
 
 @needs_model
 def test_local_agent_context_budget(tiny_run: Path) -> None:
-    from agents.local_agent import LocalAgent
+    from agents.players.local_agent import LocalAgent
 
     agent = LocalAgent.from_pretrained(adapter=tiny_run, num_slots=1, max_episode_tokens=10_000, response_prefix="")
     agent.reset_slot(0, "Task: x")

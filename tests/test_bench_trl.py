@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.train_grpo import make_envs, make_task_pool
+from agents.learner.train import make_envs, make_task_pool
 from benchmarks.bench_trl import BenchArgs, EnvReward, score_completions, task_schedule
 
 

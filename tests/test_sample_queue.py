@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from agents.grpo import group_advantages
-from agents.records import Trajectory, Turn
-from agents.sample_queue import SampleQueue, SampleQueueConfig
+from agents.learner.grpo import group_advantages
+from agents.learner.records import Trajectory, Turn
+from agents.learner.sample_queue import SampleQueue, SampleQueueConfig
 
 
 def make_traj(task: str, group: str, reward: float, version: int = 0, salt: int = 0, **fields) -> Trajectory:

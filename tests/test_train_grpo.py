@@ -106,10 +106,10 @@ def test_accelerate_launch_runs_two_data_parallel_processes_on_cpu(tmp_path):
 
 
 def test_demonstrations_enter_the_queue_rescored_and_without_a_behaviour_policy():
-    from agents.model_loading import make_tiny_model
-    from agents.policy import Policy, PolicyConfig
-    from agents.sample_queue import SampleQueue
-    from agents.train_grpo import Args, make_envs, make_task_pool, seed_queue_with_demonstrations
+    from agents.learner.model_loading import make_tiny_model
+    from agents.learner.policy import Policy, PolicyConfig
+    from agents.learner.sample_queue import SampleQueue
+    from agents.learner.train import Args, make_envs, make_task_pool, seed_queue_with_demonstrations
 
     args = Args(model="tiny-random", tasks="train-easy", task_pool_size=2, num_envs=2, max_turns=4)
     model, tokenizer = make_tiny_model(seed=0)

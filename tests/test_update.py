@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from agents.model_loading import make_tiny_model
-from agents.policy import Policy, PolicyConfig
-from agents.records import Trajectory
-from agents.update import UpdateConfig, rescore, update_policy
+from agents.learner.model_loading import make_tiny_model
+from agents.learner.policy import Policy, PolicyConfig
+from agents.learner.records import Trajectory
+from agents.learner.update import UpdateConfig, rescore, update_policy
 
 
 @pytest.fixture()

@@ -1,7 +1,7 @@
 """One GRPO update: groups -> advantages -> several clipped-loss passes with gradient accumulation.
 
-The loss itself lives in :mod:`agents.grpo` (pure functions); this module only batches trajectories,
-runs the forward passes through :class:`agents.policy.Policy` and steps the optimiser.
+The loss itself lives in :mod:`agents.learner.grpo` (pure functions); this module only batches trajectories,
+runs the forward passes through :class:`agents.learner.policy.Policy` and steps the optimiser.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import torch
 
-from agents.grpo import AdvantageScale, group_advantages, grpo_loss, truncated_importance_weights
-from agents.policy import Policy
-from agents.records import TrainBatch, Trajectory
-from agents.sample_queue import SampleQueue
+from agents.learner.grpo import AdvantageScale, group_advantages, grpo_loss, truncated_importance_weights
+from agents.learner.policy import Policy
+from agents.learner.records import TrainBatch, Trajectory
+from agents.learner.sample_queue import SampleQueue
 
 
 @dataclass(frozen=True)

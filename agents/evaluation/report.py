@@ -75,7 +75,7 @@ class EpisodeRecord:
         reward: the env's end reward; ``reward_components`` its named parts.
         turns: every step in order.
         truncated: the turn limit ended the episode.
-        usage: the agent's token and call counts (``agents.agent_api.Usage`` as a dict).
+        usage: the agent's token and call counts (``agents.players.api.Usage`` as a dict).
         infra_error: why the episode could not be scored (None when it was); ``infra_kind`` is
             ``"judge"`` or ``"agent"``.
         wall_seconds: from the episode's reset to its end.

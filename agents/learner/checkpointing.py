@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.policy import Policy
-from agents.sample_queue import SampleQueue
+from agents.learner.policy import Policy
+from agents.learner.sample_queue import SampleQueue
 
 #: Arguments that must match for a resume to make sense (others, like the iteration count, may change).
 RESUME_KEYS = ("model", "tasks", "task_pool_size", "lora_r", "lora_alpha", "group_size", "max_turns",

@@ -113,7 +113,7 @@ def sample_next(
     """Pick one token per row and return ``(token_ids [B], logprobs [B])``.
 
     ``logprobs`` is ``log softmax(logits / temperature)`` at the chosen token: the tempered policy *before*
-    top-p truncation, which is exactly what :meth:`agents.policy.Policy.sequence_logprobs` recomputes
+    top-p truncation, which is exactly what :meth:`agents.learner.policy.Policy.sequence_logprobs` recomputes
     (it divides by the same temperature). With ``top_p < 1`` the truncated sampler differs slightly from that
     distribution; we accept the small bias rather than train against a truncated, non-differentiable policy.
     ``temperature == 0`` means greedy decoding, with log-probs at temperature 1.

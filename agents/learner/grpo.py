@@ -19,7 +19,7 @@ One loss, named and explained. Departures from GRPO as published (DeepSeekMath, 
   alone would turn noise into huge advantages.
 * **Behaviour weights** (optional, per token): a truncated importance weight ``min(pi_prox / pi_behav, c)``
   for replayed (stale) samples, where the ratio is taken against a recomputed proximal policy
-  (decoupled PPO). See :func:`truncated_importance_weights` and ``agents.sample_queue``.
+  (decoupled PPO). See :func:`truncated_importance_weights` and ``agents.learner.sample_queue``.
 
 Masked tokens (prompt, tool output, padding) enter every sum multiplied by 0 through ``torch.where``, so
 they receive exactly zero gradient even if their log-probs are extreme.

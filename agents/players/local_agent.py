@@ -1,6 +1,6 @@
 """A local causal LM (optionally with a trained LoRA adapter) as a batch agent: one generate call per turn.
 
-:class:`LocalAgent` implements :class:`~agents.agent_api.BatchAgent` the way ``agents/rollout.py`` plays
+:class:`LocalAgent` implements :class:`~agents.players.api.BatchAgent` the way ``agents/rollout.py`` plays
 training episodes, so an evaluated adapter sees exactly the token layout it was trained on:
 
 * token in, token out: each slot keeps its episode's token ids; the task prompt is rendered once by the
@@ -27,9 +27,9 @@ from typing import Any
 
 import torch
 
-from agents.agent_api import AgentError, Usage
-from agents.policy import Policy, PolicyConfig
-from agents.rollout import build_prompt
+from agents.learner.policy import Policy, PolicyConfig
+from agents.learner.rollout import build_prompt
+from agents.players.api import AgentError, Usage
 
 
 def resolve_adapter(path: str | Path) -> tuple[Path, dict[str, Any]]:
@@ -42,7 +42,7 @@ def resolve_adapter(path: str | Path) -> tuple[Path, dict[str, Any]]:
     Returns:
         ``(adapter folder, training args)``; the args are ``{}`` when no ``args.json`` is found.
     """
-    from agents.checkpointing import latest_checkpoint
+    from agents.learner.checkpointing import latest_checkpoint
 
     root = Path(path).expanduser()
     if not root.exists():
@@ -62,7 +62,7 @@ def resolve_adapter(path: str | Path) -> tuple[Path, dict[str, Any]]:
 
 
 class LocalAgent:
-    """A :class:`~agents.policy.Policy` as a :class:`~agents.agent_api.BatchAgent` (see the module docstring).
+    """A :class:`~agents.learner.policy.Policy` as a :class:`~agents.players.api.BatchAgent` (see the module docstring).
 
     Args:
         policy: the model to play with (its adapter, if any, is used).
@@ -107,7 +107,7 @@ class LocalAgent:
             num_slots: how many episodes may be in flight.
             **kwargs: :class:`LocalAgent` options; ``system_prompt`` defaults to the training run's.
         """
-        from agents.model_loading import load_model_and_tokenizer, make_tiny_model
+        from agents.learner.model_loading import load_model_and_tokenizer, make_tiny_model
 
         train_args: dict[str, Any] = {}
         adapter_dir = None

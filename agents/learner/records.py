@@ -31,7 +31,7 @@ Source = Literal["online", "cache"]
 
 @dataclass
 class Generation:
-    """What :meth:`agents.policy.Policy.sample` returns for one sequence.
+    """What :meth:`agents.learner.policy.Policy.sample` returns for one sequence.
 
     Args:
         token_ids: the new tokens, including the EOS or the token that completed a stop string.
@@ -85,6 +85,7 @@ class Trajectory:
         reward_components: named parts of the reward (correctness, execution, format, ...), for logging.
         infra_error: set when the episode failed for a reason outside the policy's control (judge or
             sandbox outage); such episodes are left out of training, never scored as wrong.
+        infra_kind: which part failed (``"judge"``, ``"sandbox"``, ``"web"``, ``"agent"``), with ``infra_error``.
         truncated: the episode hit a turn or token limit before a final answer.
         policy_version: the learner step whose weights sampled the tokens.
         num_turns: number of generated turns.
@@ -106,6 +107,7 @@ class Trajectory:
     reward: float = 0.0
     reward_components: dict[str, float] = field(default_factory=dict)
     infra_error: str | None = None
+    infra_kind: str | None = None
     truncated: bool = False
     policy_version: int = 0
     num_turns: int = 0

@@ -27,9 +27,9 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
-from agents.model_loading import check_chat_template
-from agents.records import FinishReason, Generation
-from agents.sampling import PYTHON_FENCE_LANGUAGES, StopMatcher, TokenPieces, sample_next
+from agents.learner.model_loading import check_chat_template
+from agents.learner.records import FinishReason, Generation
+from agents.learner.sampling import PYTHON_FENCE_LANGUAGES, StopMatcher, TokenPieces, sample_next
 
 _SENTINEL = "TOOLR1ASSISTANTSENTINEL"
 _OBS_SENTINEL = "TOOLR1OBSERVATIONSENTINEL"
@@ -52,7 +52,7 @@ class PolicyConfig:
     temperature: float = 1.0
     """Sampling temperature; log-probs for the loss are computed at this temperature too."""
     top_p: float = 1.0
-    """Nucleus sampling mass (1.0 = off; see agents.sampling.sample_next for the log-prob caveat)."""
+    """Nucleus sampling mass (1.0 = off; see agents.learner.sampling.sample_next for the log-prob caveat)."""
     max_new_tokens: int = 384
     """Token budget per generated turn."""
     stop_strings: tuple[str, ...] = ("</code>",)
@@ -81,7 +81,7 @@ class Policy:
     """A causal LM plus (optionally) a LoRA adapter, with the prompting and scoring the learner needs.
 
     Args:
-        model: a Hugging Face causal LM (e.g. from :func:`agents.model_loading.load_model_and_tokenizer`).
+        model: a Hugging Face causal LM (e.g. from :func:`agents.learner.model_loading.load_model_and_tokenizer`).
         tokenizer: its tokenizer; must carry a chat template.
         config: adapter and sampling settings.
 
@@ -185,7 +185,7 @@ class Policy:
         Identical prompts (a GRPO group) are prefilled once and their cache rows copied, which makes the
         prefill ``group_size`` times cheaper; rows still sample independently.
         Log-probs are under the sampling temperature (greedy ``temperature=0``: temperature 1), before top-p
-        truncation; see :func:`agents.sampling.sample_next`. Arguments left ``None`` come from the config.
+        truncation; see :func:`agents.learner.sampling.sample_next`. Arguments left ``None`` come from the config.
         """
         if not prompts:
             return []

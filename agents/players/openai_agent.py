@@ -23,7 +23,7 @@ Choices, and why:
   with exponential backoff (``backoff`` seconds, doubling each retry, no jitter); the openai client's
   own retries are off so this is the only policy. Other HTTP errors fail at once: retrying cannot fix a
   wrong model name or key.
-* **Errors are readable.** Failures raise :class:`~agents.agent_api.AgentError` subclasses whose message
+* **Errors are readable.** Failures raise :class:`~agents.players.api.AgentError` subclasses whose message
   says what to check (the server address, the model name, the key), with the httpx chain suppressed:
   :class:`ServerUnreachableError`, :class:`RequestRejectedError`, :class:`BadCompletionError` (a body that
   is not a chat completion).
@@ -43,7 +43,7 @@ from typing import Any
 
 import openai
 
-from agents.agent_api import AgentError, Usage
+from agents.players.api import AgentError, Usage
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def cut_after_first_code_block(text: str) -> str:
 
 
 class OpenAIAgent:
-    """A chat model behind an OpenAI-compatible endpoint, as an :class:`~agents.agent_api.Agent`.
+    """A chat model behind an OpenAI-compatible endpoint, as an :class:`~agents.players.api.Agent`.
 
     Args:
         base_url: the endpoint, e.g. ``"http://127.0.0.1:8000/v1"``.

@@ -16,10 +16,10 @@ the newcomer is better; the total limit evicts the worst entry across all tasks 
 
 Staleness. Entries older than ``max_age`` policy versions are retired, and an entry is retired after
 being injected ``max_reuse`` times (repeated replays of one success would overfit it). Before an update
-the trainer re-scores each injected copy with the current weights (``agents.update.rescore``): those
+the trainer re-scores each injected copy with the current weights (``agents.learner.update.rescore``): those
 log-probs become ``old_logprobs``, so the clipped ratio is measured against the current policy, and the
 stored sampler log-probs become ``behaviour_logprobs``. The loss multiplies each replayed token by the
-truncated importance weight ``min(pi_now / pi_sampler, c)`` (:func:`agents.grpo.truncated_importance_weights`,
+truncated importance weight ``min(pi_now / pi_sampler, c)`` (:func:`agents.learner.grpo.truncated_importance_weights`,
 ``UpdateConfig.is_weight_cap``, ``--queue_is_cap``; decoupled PPO). With the default ``c = 1`` a stale sample
 is never up-weighted, and tokens the policy has moved away from fade out. Demonstrations have no sampler:
 their weight is 1.
@@ -53,7 +53,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agents.records import Trajectory
+from agents.learner.records import Trajectory
 
 
 @dataclass

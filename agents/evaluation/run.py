@@ -1,0 +1,397 @@
+"""Evaluate any agent on ToolR1-GAIA-v0 tasks, GAIA-style, with bounded concurrency and resumable output.
+
+    python agents/evaluate.py --agent reference --tasks validation             # the suite's own solutions
+    python agents/evaluate.py --agent scripted-empty --tasks validation        # answers "" (a floor)
+    python agents/evaluate.py --agent openai --tasks validation --limit 20 --concurrency 4 \\
+        --base_url http://127.0.0.1:8000/v1 --model <served model name>
+    python agents/evaluate.py --agent local --tasks warmup-eval --adapter runs/<run>   # a trained adapter
+    python agents/evaluate.py ... --output_dir runs/eval-x --resume           # continue a killed run
+
+``--tasks`` is a bundled split name, a GAIA folder (``metadata.jsonl`` beside the files) or a task JSONL;
+generated splits (``train``...) need ``--limit``. ``--concurrency K`` keeps ``K`` episodes in flight: a
+:class:`~toolr1_env.vector.ThreadVectorEnv` of ``K`` envs (each with its own sandbox) and a
+:class:`~agents.players.api.BatchAgent` with ``K`` slots; each turn the agent acts for every live episode
+at once (one batched generate for ``local``, ``K`` concurrent requests for ``openai``), then every
+episode's code runs at once. The judge is GAIA's exact match unless ``--judge_base_url/--judge_model``
+name an LLM judge.
+
+Output folder (``--output_dir``, default ``runs/eval__<agent>__<tasks>__<time>``):
+
+* ``trajectories.jsonl``: one :class:`~agents.evaluation.report.EpisodeRecord` per episode, appended as it
+  ends. ``--resume`` skips every task already recorded there without an infrastructure error (tasks that
+  hit one are played again), so a killed evaluation loses only the episodes in flight.
+* ``summary.json``, ``submission.jsonl`` (GAIA's leaderboard format) and ``report.html`` (a static page
+  to browse episodes), all rebuilt from ``trajectories.jsonl`` at the end of every run.
+* ``eval_config.json``: the arguments; ``--resume`` refuses to mix runs whose agent, tasks, model or
+  judge differ (``--limit`` may grow: the evaluated set is always the first ``limit`` tasks).
+
+Infrastructure errors (the judge unreachable, the agent's server failing after its retries) are counted
+apart and left out of accuracy; after ``--max_agent_failures`` consecutive agent failures the run stops
+(exit status 3) so that a dead server does not burn through the task list: fix it and ``--resume``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agents.cli import arg, parse
+from agents.evaluation.report import (
+    EpisodeRecord,
+    TurnRecord,
+    append_record,
+    end_last_line,
+    format_table,
+    load_records,
+    summarize,
+    write_html,
+    write_submission,
+)
+from agents.players.api import AgentBatch, AgentError, BatchAgent
+from agents.players.scripted import ReferenceAgent, ScriptedAgent
+from toolr1_env.env import ToolR1Env, resolve_tasks
+from toolr1_env.tasks import Task, TaskSet
+from toolr1_env.vector import ThreadVectorEnv
+
+AGENTS = ("reference", "scripted-empty", "openai", "local")
+#: Arguments that must match for ``--resume`` to continue the same evaluation.
+RESUME_KEYS = ("agent", "tasks", "model", "adapter", "base_url", "judge_model", "max_turns")
+
+
+@dataclass
+class Args:
+    """Every knob of an evaluation."""
+
+    agent: str = arg("reference", "which agent plays", AGENTS)
+    tasks: str = arg("validation", "bundled split name, GAIA folder or task JSONL")
+    limit: int = arg(0, "evaluate only the first N tasks (0 = all; required for generated splits)")
+    concurrency: int = arg(4, "episodes in flight (envs, sandboxes and agent slots)")
+    base_url: str = arg("http://127.0.0.1:8000/v1", "openai: the server's base URL")
+    model: str = arg("", "openai: served model name (required); local: model alias/folder (default: the adapter's "
+                         "base model, else smollm2-135m)")
+    api_key: str = arg("", "openai: API key (default $OPENAI_API_KEY, else a placeholder)")
+    temperature: float = arg(0.0, "sampling temperature (0 = greedy)")
+    max_tokens: int = arg(512, "tokens per generated turn")
+    request_timeout: float = arg(120.0, "openai: seconds per request")
+    max_retries: int = arg(3, "openai: retries of connection errors, timeouts, 429 and 5xx")
+    backoff: float = arg(1.0, "openai: seconds before the first retry (doubling)")
+    adapter: str = arg("", "local: LoRA adapter, checkpoint or run folder written by agents/train_grpo.py")
+    max_episode_tokens: int = arg(4096, "local: context budget of one episode")
+    system_prompt: str = arg("", "system message (default: the agent's own; local: the training run's)")
+    prompt_style: str = arg("", "task prompt: full or compact (default: compact for local, else full)",
+                            ("", "full", "compact"))
+    response_prefix: str = arg("", "local: text forced at the start of every turn (default: the training run's, "
+                                   "else none)")
+    max_turns: int = arg(8, "code actions per episode")
+    step_timeout: float = arg(10.0, "seconds per code action")
+    max_observation_chars: int = arg(4000, "observation text cap (head + tail)")
+    judge_base_url: str = arg("", "LLM judge base URL (default: GAIA exact match)")
+    judge_model: str = arg("", "LLM judge model name")
+    max_agent_failures: int = arg(10, "stop after N consecutive agent failures (0 = never)")
+    seed: int = arg(0, "env reset seed and sampling seed")
+    output_dir: str = arg("", "output folder (default runs/eval__<agent>__<tasks>__<time>)")
+    resume: bool = arg(False, "continue an evaluation in output_dir, skipping finished tasks")
+    no_progress: bool = arg(False, "hide the progress bar")
+
+
+class EvaluationAborted(RuntimeError):
+    """The agent failed too many episodes in a row (its server is probably down)."""
+
+
+# ------------------------------------------------------------------------------------------ the loop
+
+
+@dataclass
+class _Live:
+    task: Task
+    record: EpisodeRecord
+    observation: str
+    started: float
+
+
+def run_episodes(agent: BatchAgent, envs: ThreadVectorEnv, tasks: Sequence[Task],
+                 on_record: Callable[[EpisodeRecord], None], *, seed: int = 0,
+                 max_agent_failures: int = 0) -> list[EpisodeRecord]:
+    """Play every task once, ``envs.num_envs`` at a time; call ``on_record`` as each episode ends.
+
+    Env slot ``i`` is agent slot ``i``. An :class:`AgentError` from ``reset_slot`` or ``act_batch`` ends
+    that episode as an ``"agent"`` infrastructure error; a judge outage (``info["infra_error"]``) ends it
+    as a ``"judge"`` one. Returns the records in the order the episodes ended.
+
+    Raises:
+        EvaluationAborted: ``max_agent_failures`` (> 0) consecutive episodes ended in agent errors.
+    """
+    pending = deque(tasks)
+    live: dict[int, _Live] = {}
+    done: list[EpisodeRecord] = []
+    streak = 0
+
+    def finish(slot: int, infra: tuple[str, str] | None = None) -> None:
+        nonlocal streak
+        episode = live.pop(slot)
+        record = episode.record
+        record.usage = agent.usage(slot).to_dict()
+        record.wall_seconds = time.perf_counter() - episode.started
+        if infra is not None:
+            record.infra_kind, record.infra_error = infra
+            if record.infra_kind == "agent":  # the env episode is still open: give it up
+                envs.abandon(slot)
+        streak = streak + 1 if record.infra_kind == "agent" else 0
+        done.append(record)
+        on_record(record)
+        if max_agent_failures and streak >= max_agent_failures:
+            raise EvaluationAborted(f"{streak} episodes in a row ended in agent errors; last: {record.infra_error}")
+
+    def fill_free_slots() -> None:
+        while pending and len(live) < envs.num_envs:
+            free = [i for i in range(envs.num_envs) if i not in live][: len(pending)]
+            chosen = [pending.popleft() for _ in free]
+            resets = envs.reset_some(free, seeds=[seed] * len(free), options=[{"task": t} for t in chosen])
+            for slot, task in zip(free, chosen, strict=True):
+                observation, _ = resets[slot]
+                record = EpisodeRecord(task.task_id, task.level, task.question, task.answer)
+                live[slot] = _Live(task, record, observation, time.perf_counter())
+                try:
+                    agent.reset_slot(slot, observation)
+                except AgentError as exc:
+                    finish(slot, ("agent", f"{type(exc).__name__}: {exc}"))
+
+    fill_free_slots()
+    while live:
+        actions = agent.act_batch({slot: episode.observation for slot, episode in live.items()})
+        missing = set(live) - set(actions)
+        if missing:
+            raise RuntimeError(f"{type(agent).__name__}.act_batch returned no action for slot(s) {sorted(missing)}")
+        to_step: dict[int, str] = {}
+        for slot in sorted(live):
+            action = actions[slot]
+            if isinstance(action, AgentError):
+                finish(slot, ("agent", f"{type(action).__name__}: {action}"))
+            else:
+                to_step[slot] = action
+        outcomes = envs.step_live(to_step) if to_step else {}
+        for slot, outcome in outcomes.items():
+            episode = live[slot]
+            episode.record.turns.append(TurnRecord.from_step(to_step[slot], outcome.observation,
+                                                             outcome.info.get("error_type")))
+            episode.observation = outcome.observation
+            if outcome.done:
+                _fill_end(episode.record, outcome.reward, outcome.truncated, outcome.info)
+                judge_error = outcome.info.get("infra_error")
+                finish(slot, ("judge", str(judge_error)) if judge_error else None)
+        fill_free_slots()
+    return done
+
+
+def _fill_end(record: EpisodeRecord, reward: float, truncated: bool, info: dict[str, Any]) -> None:
+    components = dict(info.get("reward_components", {}))
+    answer = info.get("final_answer")
+    record.final_answer = None if answer is None else str(answer)
+    record.correct = float(components.get("answer_score", 0.0))
+    record.reward = float(reward)
+    record.reward_components = components
+    record.truncated = bool(truncated)
+
+
+# ------------------------------------------------------------------------------------------ set-up
+
+
+def select_tasks(task_set: TaskSet, limit: int) -> list[Task]:
+    """The tasks to evaluate: the first ``limit`` (all when 0); a generated set's tasks 0..limit-1."""
+    if task_set.is_generated:
+        if limit <= 0:
+            raise ValueError(f"{task_set.name!r} is a generated split: pass --limit N to evaluate N of its tasks")
+        return [task_set.pick(i) for i in range(limit)]
+    tasks = list(task_set.tasks)
+    return tasks[:limit] if limit > 0 else tasks
+
+
+def build_agent(args: Args, task_set: TaskSet, slots: int) -> BatchAgent:
+    """The batch agent named by ``--agent``, with ``slots`` episode slots."""
+    if args.agent == "reference":
+        return AgentBatch([ReferenceAgent(task_set.tasks) for _ in range(slots)], threads=False)
+    if args.agent == "scripted-empty":
+        return AgentBatch([ScriptedAgent(['final_answer("")']) for _ in range(slots)], threads=False)
+    if args.agent == "openai":
+        import openai
+
+        from agents.players.openai_agent import DEFAULT_SYSTEM_PROMPT, OpenAIAgent
+
+        if not args.model:
+            raise ValueError("--agent openai needs --model (the served model's name)")
+        def make(client: openai.OpenAI | None = None) -> OpenAIAgent:
+            return OpenAIAgent(args.base_url, args.model, args.api_key or None,
+                               system_prompt=args.system_prompt or DEFAULT_SYSTEM_PROMPT, temperature=args.temperature,
+                               max_tokens=args.max_tokens, max_retries=args.max_retries, backoff=args.backoff,
+                               timeout=args.request_timeout, client=client)
+
+        first = make()
+        first.check()  # a wrong address or model name fails here, once, with a readable message
+        agents = [first, *(make(first.client) for _ in range(slots - 1))]  # one connection pool for all
+        return AgentBatch(agents)
+    if args.agent == "local":
+        from agents.players.local_agent import LocalAgent
+
+        options: dict[str, Any] = {"temperature": args.temperature, "max_new_tokens": args.max_tokens,
+                                   "max_episode_tokens": args.max_episode_tokens, "seed": args.seed}
+        if args.system_prompt:
+            options["system_prompt"] = args.system_prompt
+        if args.response_prefix:
+            options["response_prefix"] = args.response_prefix
+        return LocalAgent.from_pretrained(args.model or None, args.adapter or None, num_slots=slots, **options)
+    raise ValueError(f"--agent must be one of {AGENTS}, got {args.agent!r}")
+
+
+def prompt_style(args: Args) -> str:
+    """``--prompt_style``, or its default: the training run's for an adapter, compact for local, else full."""
+    if args.prompt_style:
+        return args.prompt_style
+    if args.agent == "local":
+        if args.adapter:
+            from agents.players.local_agent import resolve_adapter
+
+            return str(resolve_adapter(args.adapter)[1].get("prompt_style") or "compact")
+        return "compact"
+    return "full"
+
+
+def make_envs(task_set: TaskSet, args: Args, count: int) -> ThreadVectorEnv:
+    """``count`` envs over ``task_set`` with the evaluation's limits and judge."""
+    judge = {"base_url": args.judge_base_url, "model": args.judge_model} if args.judge_base_url else None
+    if bool(args.judge_base_url) != bool(args.judge_model):
+        raise ValueError("an LLM judge needs both --judge_base_url and --judge_model")
+    style = prompt_style(args)
+
+    def factory() -> ToolR1Env:
+        return ToolR1Env(tasks=task_set, judge=judge, step_timeout=args.step_timeout, max_turns=args.max_turns,
+                         max_observation_chars=args.max_observation_chars, prompt_style=style)
+
+    return ThreadVectorEnv([factory] * count)
+
+
+def prepare_output_dir(out: Path, args: Args) -> None:
+    """Create the folder; refuse to overwrite an evaluation, or to resume one made with other arguments."""
+    out.mkdir(parents=True, exist_ok=True)
+    config_path, records = out / "eval_config.json", out / "trajectories.jsonl"
+    if args.resume:
+        saved = json.loads(config_path.read_text()) if config_path.is_file() else {}
+        diffs = [f"{k}: {saved.get(k)!r} then, {getattr(args, k)!r} now" for k in RESUME_KEYS
+                 if saved and saved.get(k) != getattr(args, k)]
+        if diffs:
+            raise ValueError(f"--resume: {out} holds another evaluation ({'; '.join(diffs)})")
+        end_last_line(records)  # a kill mid-write leaves a partial line: never glue the next record to it
+    elif records.exists():
+        raise FileExistsError(f"{records} exists: pass --resume to continue it, or choose another --output_dir")
+    config_path.write_text(json.dumps(public_args(args), indent=2))
+
+
+def public_args(args: Args) -> dict[str, Any]:
+    """The arguments as a dict for the output files, with the API key redacted."""
+    return {**dataclasses.asdict(args), "api_key": "<redacted>" if args.api_key else ""}
+
+
+# ------------------------------------------------------------------------------------------ main
+
+
+class SetupError(RuntimeError):
+    """The evaluation cannot start: bad arguments, missing tasks or adapter, an unreachable agent server."""
+
+
+def main(args: Args) -> dict[str, Any]:
+    """Run the evaluation; write the outputs; return the summary.
+
+    Raises:
+        SetupError: before any episode, with a readable message (the command prints it, no traceback).
+    """
+    try:
+        if args.concurrency < 1:
+            raise ValueError(f"--concurrency must be >= 1, got {args.concurrency}")
+        task_set = resolve_tasks(args.tasks)
+        tasks = select_tasks(task_set, args.limit)
+        name = Path(args.tasks).name or args.tasks
+        out = Path(args.output_dir or f"runs/eval__{args.agent}__{name}__{int(time.time())}")
+        prepare_output_dir(out, args)
+        records_path = out / "trajectories.jsonl"
+        finished = {r.task_id for r in load_records(records_path) if r.scored} if args.resume else set()
+        todo = [t for t in tasks if t.task_id not in finished]
+        slots = max(1, min(args.concurrency, len(todo)))
+        agent = build_agent(args, task_set, slots) if todo else None
+    except (ValueError, FileNotFoundError, FileExistsError, AgentError) as exc:
+        raise SetupError(str(exc)) from exc
+    print(f"[evaluate] {args.agent} on {args.tasks}: {len(tasks)} tasks, {len(tasks) - len(todo)} already done, "
+          f"{len(todo)} to play, {slots} in flight -> {out}", file=sys.stderr)
+
+    started = time.perf_counter()
+    aborted = None
+    if agent is not None:
+        progress = _progress(len(todo), disabled=args.no_progress)
+        tally = {"scored": 0, "correct": 0.0}
+
+        def on_record(record: EpisodeRecord) -> None:
+            append_record(records_path, record)
+            if record.scored:
+                tally["scored"] += 1
+                tally["correct"] += record.correct
+            if progress is not None:
+                progress.update(1)
+                progress.set_postfix(acc=f"{tally['correct'] / max(tally['scored'], 1):.3f}")
+
+        try:
+            with make_envs(task_set, args, slots) as envs:
+                run_episodes(agent, envs, todo, on_record, seed=args.seed, max_agent_failures=args.max_agent_failures)
+        except EvaluationAborted as exc:
+            aborted = str(exc)
+        finally:
+            agent.close()
+            if progress is not None:
+                progress.close()
+
+    order = {t.task_id: i for i, t in enumerate(tasks)}  # outputs follow the task list, not finishing order
+    records = sorted((r for r in load_records(records_path) if r.task_id in order), key=lambda r: order[r.task_id])
+    summary: dict[str, Any] = {"agent": args.agent, "tasks": args.tasks, "tasks_selected": len(tasks),
+                               **summarize(records), "run_wall_seconds": time.perf_counter() - started,
+                               "aborted": aborted, "args": public_args(args)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_submission(out / "submission.jsonl", records)
+    write_html(out / "report.html", summary, records, title=f"{args.agent} on {args.tasks}")
+    print(format_table(summary))
+    print(f"[evaluate] wrote {out}/{{trajectories.jsonl,submission.jsonl,summary.json,report.html}}", file=sys.stderr)
+    if aborted:
+        print(f"[evaluate] stopped early: {aborted}. Fix it, then rerun with --resume --output_dir {out}",
+              file=sys.stderr)
+    return summary
+
+
+def _progress(total: int, disabled: bool) -> Any:
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc="evaluate", unit="ep", disable=disabled, dynamic_ncols=True)
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    """Parse the command line into :class:`Args` (``--help`` lists every field with its help line)."""
+    return parse(Args, argv, description=__doc__)
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """The command: 0 on success, 2 on a usage or set-up error (message, no traceback), 3 when aborted."""
+    args = parse_args(argv)
+    try:
+        summary = main(args)
+    except SetupError as exc:
+        print(f"evaluate: error: {exc}", file=sys.stderr)
+        return 2
+    return 3 if summary["aborted"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,357 @@
+"""GRPO for code-acting agents on ToolR1-GAIA-v0, with Tool-R1's dynamic sample queue.
+
+    python agents/train_grpo.py                      # defaults: bundled model, warm-up + level-1 tasks, CPU
+    python agents/train_grpo.py --help               # every argument, with its help line
+    accelerate launch agents/train_grpo.py ...       # data-parallel over GPUs (one rollout shard per process)
+
+Each iteration: pick ``tasks_per_iteration`` tasks from a fixed pool of training tasks; play ``group_size``
+episodes per task (fewer when the sample queue holds successes for a task the policy keeps failing); every
+turn is one batched generation over all live episodes, and all their code runs at once in their sandboxes;
+groups with no learning signal get cached successes of the *same* task from the queue; group-normalised
+advantages; ``epochs`` passes of the clipped token-level loss (``agents.learner.grpo``). Tool output tokens are in
+the attention but masked out of the loss. Episodes flagged ``infra_error`` are left out.
+
+Where this departs from textbook GRPO, and why: see ``agents/grpo.py`` (token-level normalisation,
+asymmetric clipping, optional KL) and ``agents/sample_queue.py`` (the queue: our design of an unpublished
+idea). Old log-probs are the sampler's own (computed at sampling time, no extra forward pass); on CPU the
+saved forward pass is worth more than the ~1e-4 drift between KV-cached and full-sequence numerics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agents.cli import arg, parse
+from agents.engine import EpisodeRequest
+from agents.learner.checkpointing import check_compatible, latest_checkpoint, load_checkpoint, save_checkpoint
+from agents.learner.model_loading import load_model_and_tokenizer, make_tiny_model
+from agents.learner.policy import Policy, PolicyConfig
+from agents.learner.records import Trajectory
+from agents.learner.rollout import collect
+from agents.learner.run_log import RunLog, plot_curves
+from agents.learner.sample_queue import SampleQueue, SampleQueueConfig
+from agents.learner.update import (
+    NonFiniteLossError,
+    UpdateConfig,
+    build_groups,
+    compute_advantages,
+    rescore,
+    trainable,
+    update_policy,
+    without_infra_errors,
+)
+from toolr1_env.env import ToolR1Env, resolve_tasks
+from toolr1_env.tasks import Task, TaskSet
+from toolr1_env.vector import ThreadVectorEnv
+
+
+@dataclass
+class Args:
+    """Every knob of a training run."""
+
+    model: str = arg("smollm2-135m", "bundled alias, local folder, HF id (offline), or tiny-random (tests)")
+    tasks: str = arg("warmup", "training split name, GAIA folder or task JSONL")
+    task_pool_size: int = arg(32, "fixed pool of training tasks drawn from a generated split (0 = all)")
+    eval_tasks: str = arg("warmup-eval", "held-out fixed split for periodic evaluation; 'pool' = the training pool")
+    eval_size: int = arg(32, "tasks of eval_tasks used per evaluation (first N, fixed)")
+    eval_every: int = arg(4, "evaluate every N iterations (0 = only at start and end)")
+    iterations: int = arg(12, "training iterations (one optimiser step per epoch each)")
+    tasks_per_iteration: int = arg(4, "distinct tasks per iteration")
+    group_size: int = arg(8, "episodes per task (the GRPO group)")
+    num_envs: int = arg(32, "parallel environments, each with a sandbox (~130 MB); 32 = one generation batch")
+    max_turns: int = arg(1, "code actions per episode")
+    max_new_tokens: int = arg(64, "tokens per generated turn")
+    max_episode_tokens: int = arg(1536, "token budget of a whole episode (prompt included)")
+    max_observation_chars: int = arg(400, "observation text cap (head + tail)")
+    step_timeout: float = arg(5.0, "seconds per code action")
+    temperature: float = arg(1.0, "sampling temperature for training rollouts")
+    system_prompt: str = arg("", "optional system message before the task prompt")
+    prompt_style: str = arg("compact", "task prompt style: compact (small models) or full (every tool documented)")
+    response_prefix: str = arg("```py\n", "text forced at the start of every assistant turn (not trained)")
+    lr: float = arg(5e-4, "AdamW learning rate of the LoRA adapter")
+    weight_decay: float = arg(0.0, "AdamW weight decay")
+    lora_r: int = arg(16, "LoRA rank")
+    lora_alpha: int = arg(32, "LoRA alpha")
+    epochs: int = arg(1, "optimisation passes over each batch")
+    micro_batch_size: int = arg(8, "trajectories per forward/backward (accumulated); a group's prompt runs once")
+    clip_low: float = arg(0.2, "lower clip of the ratio: 1 - clip_low")
+    clip_high: float = arg(0.28, "upper clip of the ratio: 1 + clip_high")
+    kl_coef: float = arg(0.0, "k3 KL penalty to the base model (adapter off); 0 = none")
+    advantage_scale: str = arg("std", "group advantage scaling: std or none")
+    mask_truncated: bool = arg(False, "leave truncated episodes out of the loss")
+    use_queue: bool = arg(True, "enable the dynamic sample queue")
+    queue_capacity_per_task: int = arg(4, "cached successes kept per task")
+    queue_max_inject: int = arg(2, "cached members per group, at most")
+    queue_max_age: int = arg(8, "retire cached samples older than N policy versions")
+    queue_max_reuse: int = arg(3, "retire a cached sample after N injections")
+    queue_demonstrations: bool = arg(True, "seed the queue with the pool's verified reference solutions")
+    queue_inject_when: str = arg("no_success", "inject cached successes into groups that are: flat, or no_success")
+    queue_is_cap: float = arg(1.0, "cap c of token weight min(pi_now / pi_sampler, c) on replayed samples; 0 = off")
+    answer_weight: float = arg(1.0, "reward weight of the judged answer")
+    exec_weight: float = arg(0.2, "reward weight of execution success")
+    seed: int = arg(0, "random seed")
+    output_dir: str = arg("", "run folder (default runs/<tasks>__grpo__<seed>__<time>)")
+    resume: bool = arg(False, "continue from the latest checkpoint in output_dir")
+    checkpoint_every: int = arg(5, "checkpoint every N iterations")
+    results_file: str = arg("", "also write the final summary JSON here")
+
+
+def make_task_pool(args: Args, process_index: int) -> TaskSet:
+    """The fixed training pool: a generated split is sampled once at seeds 0..pool-1 (so tasks recur and
+    the queue can help); a fixed split or folder is used as is."""
+    task_set = resolve_tasks(args.tasks)
+    if task_set.is_generated:
+        if args.task_pool_size <= 0:
+            return task_set
+        seeds = range(process_index * args.task_pool_size, (process_index + 1) * args.task_pool_size)
+        return TaskSet(f"{task_set.name}-pool", [task_set.pick(s) for s in seeds], task_set.tools)
+    return task_set
+
+
+def make_envs(task_set: TaskSet, args: Args) -> ThreadVectorEnv:
+    """``num_envs`` environments over one task set (threads: the work happens in sandbox processes)."""
+    def factory() -> ToolR1Env:
+        return ToolR1Env(tasks=task_set, step_timeout=args.step_timeout, max_turns=args.max_turns,
+                         max_observation_chars=args.max_observation_chars, answer_weight=args.answer_weight,
+                         exec_weight=args.exec_weight, prompt_style=args.prompt_style)
+    return ThreadVectorEnv([factory] * args.num_envs)
+
+
+def episode_metrics(trajectories: list[Trajectory], prefix: str) -> dict[str, float]:
+    """Mean reward and components, success per level, lengths."""
+    if not trajectories:
+        return {}
+    out: dict[str, float] = {f"{prefix}/mean": float(np.mean([t.reward for t in trajectories]))}
+    for key in ("answer_score", "exec_success", "answered"):
+        out[f"{prefix}/{key}"] = float(np.mean([t.reward_components.get(key, 0.0) for t in trajectories]))
+    by_level: dict[int, list[float]] = defaultdict(list)
+    for t in trajectories:
+        by_level[t.level].append(t.reward_components.get("answer_score", 0.0))
+    for level, scores in sorted(by_level.items()):
+        out[f"{prefix}/success_level{level}"] = float(np.mean(scores))
+    out[f"{prefix}/turns"] = float(np.mean([t.num_turns for t in trajectories]))
+    out[f"{prefix}/response_tokens"] = float(np.mean([t.num_generated_tokens for t in trajectories]))
+    out[f"{prefix}/episode_tokens"] = float(np.mean([len(t.token_ids) for t in trajectories]))
+    out[f"{prefix}/truncated"] = float(np.mean([t.truncated for t in trajectories]))
+    return out
+
+
+def seed_queue_with_demonstrations(policy: Policy, envs: ThreadVectorEnv, pool: TaskSet, queue: SampleQueue,
+                                   args: Args) -> dict[str, float]:
+    """Play each pool task's reference solution through the env and offer the successes to the queue.
+
+    Our extension of the dynamic sample queue (the paper fills it from the policy's own successes only):
+    a small model may never succeed on its own, so every group would have zero signal and nothing would
+    be learned. Demonstrations enter like any cached success: only into a zero-signal group of their own
+    task, re-scored by the current policy, retired by age and reuse. ``--no_queue_demonstrations`` turns
+    this off.
+    """
+    tasks = [t for t in pool.tasks if t.reference_solution]
+    fence_close = "\n```\n" if "```" in args.response_prefix else "\n"
+    scripts = [[step.strip("\n") + fence_close for step in t.reference_solution.split("# --- step ---")]
+               for t in tasks]
+    requests = [EpisodeRequest(t.task_id, f"demo-{t.task_id}", seed=0) for t in tasks]
+    demos, _ = collect(policy, envs, requests, max_episode_tokens=args.max_episode_tokens,
+                       system_prompt=args.system_prompt or None, response_prefix=args.response_prefix,
+                       scripts=scripts)
+    for demo in demos:
+        demo.metadata["demonstration"] = True  # before rescore: a demonstration has no sampler to weight against
+    rescore(policy, demos)
+    admitted = sum(queue.add(demo, policy.version) for demo in demos)
+    return {"queue/demonstrations_offered": float(len(demos)), "queue/demonstrations_admitted": float(admitted)}
+
+
+def evaluate(policy: Policy, envs: ThreadVectorEnv, tasks: list[Task], args: Args) -> dict[str, float]:
+    """Greedy success rate on the fixed evaluation tasks, played in the training envs (no new sandboxes)."""
+    start = time.perf_counter()
+    requests = [EpisodeRequest(task.task_id, f"eval-{task.task_id}", seed=0, task=task) for task in tasks]
+    trajectories, _ = collect(policy, envs, requests, max_episode_tokens=args.max_episode_tokens,
+                              system_prompt=args.system_prompt or None, temperature=0.0,
+                              response_prefix=args.response_prefix)
+    clean = without_infra_errors(trajectories)
+    metrics = episode_metrics(clean, "eval")
+    metrics["eval/success"] = metrics.pop("eval/answer_score", 0.0)
+    metrics["eval/infra_errors"] = float(len(trajectories) - len(clean))
+    metrics["time/eval_s"] = time.perf_counter() - start
+    return metrics
+
+
+def main(args: Args) -> dict[str, float]:
+    """Train; return the final summary (also written to ``summary.json`` in the run folder)."""
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    random.seed(args.seed + accelerator.process_index)
+    np.random.seed(args.seed + accelerator.process_index)
+    torch.manual_seed(args.seed + accelerator.process_index)
+    run_dir = Path(args.output_dir or f"runs/{args.tasks}__grpo__{args.seed}__{int(time.time())}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if args.advantage_scale not in ("std", "none"):
+        raise ValueError(f"--advantage_scale must be 'std' or 'none', got {args.advantage_scale!r}")
+
+    # Derived settings, in one place.
+    update_config = UpdateConfig(epochs=args.epochs, micro_batch_size=args.micro_batch_size, clip_low=args.clip_low,
+                                 clip_high=args.clip_high, kl_coef=args.kl_coef,
+                                 advantage_scale=args.advantage_scale,  # type: ignore[arg-type]
+                                 mask_truncated=args.mask_truncated, is_weight_cap=args.queue_is_cap)
+    pool = make_task_pool(args, accelerator.process_index)
+    eval_set = pool if args.eval_tasks == "pool" else resolve_tasks(args.eval_tasks)
+    eval_tasks = list(eval_set.tasks)[: args.eval_size]
+    if not pool.tasks or not eval_tasks:
+        raise ValueError("the training pool and the evaluation set must both hold tasks")
+
+    if args.model == "tiny-random":
+        model, tokenizer = make_tiny_model(seed=args.seed)
+    else:
+        model, tokenizer = load_model_and_tokenizer(args.model)
+    policy = Policy(model, tokenizer, PolicyConfig(lora_r=args.lora_r, lora_alpha=args.lora_alpha,
+                                                   temperature=args.temperature, max_new_tokens=args.max_new_tokens))
+    optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    # The model is not wrapped in DDP: sampling, the adapter switch and saving need the bare PEFT model.
+    # Data parallelism is one rollout shard per process plus a mean all-reduce of the (small) LoRA grads.
+    policy.model.to(accelerator.device)
+    queue = SampleQueue(SampleQueueConfig(per_task_capacity=args.queue_capacity_per_task,
+                                          max_inject=args.queue_max_inject, max_age=args.queue_max_age,
+                                          max_reuse=args.queue_max_reuse, inject_when=args.queue_inject_when),
+                       ) if args.use_queue else None
+    start_iteration, online_rollouts, started = 0, 0, time.time()
+    if args.resume:
+        checkpoint = latest_checkpoint(run_dir)
+        if checkpoint is None:
+            raise FileNotFoundError(f"--resume: no checkpoint in {run_dir}/checkpoints")
+        check_compatible(checkpoint, args)
+        state = load_checkpoint(checkpoint, policy, optimizer, queue)
+        start_iteration = state["iteration"] + 1
+        online_rollouts = state["extra"].get("online_rollouts", 0)
+        started -= state["extra"].get("elapsed_s", 0.0)  # wall time keeps counting from where the run stopped
+    if accelerator.is_main_process:
+        (run_dir / "args.json").write_text(json.dumps(dataclasses.asdict(args), indent=2))
+
+    log = RunLog(run_dir, enabled=accelerator.is_main_process)
+    envs = make_envs(pool, args)
+    initial: dict[str, float] = {}
+    if queue is not None and args.queue_demonstrations and start_iteration == 0:
+        initial = seed_queue_with_demonstrations(policy, envs, pool, queue, args)
+    rng = random.Random(args.seed * 1000 + start_iteration + 7919 * accelerator.process_index)
+    summary: dict[str, float] = {}
+    try:
+        if start_iteration == 0:
+            first = evaluate(policy, envs, eval_tasks, args)
+            log.log(0, {**initial, **first})
+            summary["eval_success_start"] = first["eval/success"]
+        progress = _progress(range(start_iteration, args.iterations), accelerator.is_main_process)
+        for iteration in progress:
+            metrics, rollouts = train_iteration(iteration, policy, optimizer, envs, pool, queue, update_config,
+                                                args, rng, accelerator)
+            online_rollouts += rollouts
+            metrics["rollout/online_total"] = float(online_rollouts)
+            metrics["time/elapsed_s"] = time.time() - started
+            last = iteration + 1 == args.iterations
+            if (args.eval_every and (iteration + 1) % args.eval_every == 0) or last:
+                metrics.update(evaluate(policy, envs, eval_tasks, args))
+            log.log(iteration + 1, metrics)
+            if hasattr(progress, "set_postfix"):
+                progress.set_postfix(reward=f"{metrics.get('reward/mean', 0):.2f}",
+                                     eval=f"{metrics.get('eval/success', float('nan')):.2f}")
+            if accelerator.is_main_process and ((iteration + 1) % args.checkpoint_every == 0 or last):
+                save_checkpoint(run_dir, iteration, policy, optimizer, queue, args,
+                                {"online_rollouts": online_rollouts, "elapsed_s": time.time() - started})
+        if not accelerator.is_main_process:
+            return summary
+        rows = log.rows()
+        evals = [r for r in rows if "eval/success" in r]
+        summary.update({"eval_success_start": evals[0]["eval/success"] if evals else float("nan"),
+                        "eval_success_end": evals[-1]["eval/success"] if evals else float("nan"),
+                        "online_rollouts": float(online_rollouts), "iterations": float(args.iterations),
+                        "wall_seconds": time.time() - started})
+        plot_curves(rows, run_dir / "curves.png")
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        if args.results_file:
+            Path(args.results_file).write_text(json.dumps(summary, indent=2))
+        print(json.dumps(summary, indent=2))
+        return summary
+    finally:
+        envs.close()
+        log.close()
+
+
+def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optimizer, envs: ThreadVectorEnv,
+                    pool: TaskSet, queue: SampleQueue | None, config: UpdateConfig, args: Args,
+                    rng: random.Random, accelerator: object) -> tuple[dict[str, float], int]:
+    """Rollouts, queue, advantages and one update; returns (metrics, online rollouts spent)."""
+    candidates = [t.task_id for t in pool.tasks]
+    if queue is not None:
+        unmastered = [t for t in candidates if not queue.is_mastered(t)]
+        candidates = unmastered or candidates
+    chosen = rng.sample(candidates, min(args.tasks_per_iteration, len(candidates)))
+    requests = []
+    for k, task_id in enumerate(chosen):
+        fresh = queue.rollouts_needed(task_id, args.group_size) if queue is not None else args.group_size
+        requests += [EpisodeRequest(task_id, f"{iteration}-{k}", seed=rng.randrange(2**31)) for _ in range(fresh)]
+    online, stats = collect(policy, envs, requests, max_episode_tokens=args.max_episode_tokens,
+                            system_prompt=args.system_prompt or None, response_prefix=args.response_prefix)
+    clean = without_infra_errors(online)
+    batch, group_stats = build_groups(clean, queue, policy.version, args.group_size, config.zero_signal_tol)
+    advantages = compute_advantages(batch, config)
+    metrics: dict[str, float] = {**episode_metrics(clean, "reward"), **stats.as_metrics()}
+    metrics.update({**group_stats,
+                    "rollout/infra_errors": float(len(online) - len(clean)),
+                    "advantage/mean": float(np.mean(advantages)) if advantages else 0.0,
+                    "advantage/std": float(np.std(advantages)) if advantages else 0.0,
+                    "advantage/abs_max": float(np.max(np.abs(advantages))) if advantages else 0.0})
+    update_start = time.perf_counter()
+    rescore(policy, [t for t in batch if t.source == "cache"])
+    try:
+        metrics.update(update_policy(policy, optimizer, trainable(batch, advantages, config), config,
+                                     rng=rng, sync_gradients=_gradient_sync(accelerator)))
+    except NonFiniteLossError as exc:
+        print(f"[iteration {iteration}] {exc}", file=sys.stderr)
+        metrics["update/non_finite"] = 1.0
+    metrics["time/update_s"] = time.perf_counter() - update_start
+    policy.version += 1
+    if queue is not None:
+        metrics.update({f"queue/{k}": float(v) for k, v in queue.stats().items()})
+    return metrics, len(requests)
+
+
+def _gradient_sync(accelerator: object) -> object:
+    """Mean all-reduce of gradients across processes (None with a single process)."""
+    if getattr(accelerator, "num_processes", 1) <= 1:
+        return None
+
+    def sync(params: list[torch.nn.Parameter]) -> None:
+        for p in params:
+            if p.grad is not None:
+                p.grad = accelerator.reduce(p.grad, reduction="mean")  # type: ignore[attr-defined]
+
+    return sync
+
+
+def _progress(iterable: range, enabled: bool) -> object:
+    try:
+        from tqdm import tqdm
+
+        return tqdm(iterable, desc="GRPO", disable=not enabled, dynamic_ncols=True)
+    except ImportError:
+        return iterable
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    """Parse the command line into :class:`Args` (``--help`` lists every field with its help line)."""
+    return parse(Args, argv, description=__doc__)
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """The training command (``toolr1-train``, ``python agents/train_grpo.py``): exit status 0 when done."""
+    main(parse_args(argv))
+    return 0

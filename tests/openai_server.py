@@ -15,19 +15,29 @@ Misbehaviour on demand, for testing retries and failures:
   conversations (``reply`` wins over it).
 * ``raw_body``: a fixed non-JSON body to send with HTTP 200.
 
+``transcriber``: when set, ``POST /v1/audio/transcriptions`` (multipart, as the openai client sends it)
+is served too: the function gets the uploaded file's bytes and the form fields and returns the
+transcript (``fail_next`` and ``delay`` apply to it as well). Vision requests are chat completions whose
+user content is a list holding an ``image_url`` part; :func:`image_parts` decodes their images.
+
 Every request (and what was done with it) is recorded in ``requests``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.parser import BytesParser
+from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+TRANSCRIPTIONS_PATH = "/v1/audio/transcriptions"
 
 _SECTION = re.compile(r"<(ground_truth|prediction)>\n?(.*?)\n?</\1>", re.DOTALL)
 
@@ -40,6 +50,32 @@ def verdict_for(prompt: str) -> str:
         return "No answer sections found.\nSCORE: 0"
     correct = truth.strip().lower() in prediction.strip().lower()
     return f"Comparing {prediction.strip()!r} with {truth.strip()!r}.\nSCORE: {1 if correct else 0}"
+
+
+def image_parts(body: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """``(mime type, bytes)`` of every ``data:`` image in a chat request's user messages."""
+    images = []
+    for message in body.get("messages", []):
+        content = message.get("content")
+        for part in content if isinstance(content, list) else []:
+            url = part.get("image_url", {}).get("url", "") if part.get("type") == "image_url" else ""
+            if url.startswith("data:"):
+                header, _, data = url.partition(",")
+                images.append((header[5:].split(";")[0], base64.b64decode(data)))
+    return images
+
+
+def parse_multipart(content_type: str, raw: bytes) -> tuple[bytes, dict[str, str]]:
+    """The uploaded file's bytes and the other form fields (plus ``filename``) of a multipart body."""
+    message = BytesParser(policy=default_policy).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
+    data, fields = b"", {}
+    for part in message.iter_parts():
+        if part.get_filename():
+            data, fields["filename"] = part.get_payload(decode=True) or b"", part.get_filename()
+        else:
+            fields[part.get_param("name", header="content-disposition")] = part.get_content().strip()
+    return data, fields
 
 
 @dataclass
@@ -60,6 +96,7 @@ class FakeOpenAIServer:
         self.reply: str | None = None
         self.responder: Callable[[dict[str, Any]], str] | None = None
         self.raw_body: str | None = None
+        self.transcriber: Callable[[bytes, dict[str, str]], str] | None = None
         self._failures: list[int] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -120,9 +157,26 @@ class FakeOpenAIServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout test)
 
+            def _transcribe(self, raw: bytes) -> None:
+                data, fields = parse_multipart(self.headers.get("Content-Type", ""), raw)
+                record = {"fields": fields, "file_size": len(data)}
+                if server.delay:
+                    time.sleep(server.delay)
+                status = server._next_failure()
+                if status is not None:
+                    server._record(self.path, record, status)
+                    self._send(status, json.dumps({"error": {"message": f"injected HTTP {status}"}}).encode())
+                    return
+                server._record(self.path, record, 200)
+                assert server.transcriber is not None
+                self._send(200, json.dumps({"text": server.transcriber(data, fields)}).encode())
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
+                if self.path == TRANSCRIPTIONS_PATH and server.transcriber is not None:
+                    self._transcribe(raw)
+                    return
                 try:
                     body = json.loads(raw)
                 except ValueError:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from toolr1_env.gaia import TaskFileError, load_gaia_folder, load_task_file
+from toolr1_env.gaia import TaskFileError, load_gaia, load_gaia_folder, load_task_file
 from toolr1_env.tasks import Task
 
 _DROP = object()  # marks a field to leave out of a row
@@ -122,7 +122,7 @@ def expect_error(loader: Any, path: Path, line: int | None, field: str | None, m
     text = str(error)
     assert (error.line, error.field) == (line, field)
     if line is not None:
-        assert f", line {line}" in text
+        assert f", {error.unit} {line}" in text
     if field is not None:
         assert f"field {field!r}" in text
     assert re.search(message, text), text
@@ -263,3 +263,172 @@ def test_task_file_missing_or_empty(tmp_path: Path) -> None:
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     expect_error(load_task_file, empty, None, None, "contains no tasks")
+
+
+# ----------------------------------------------------------------------------- GAIA today: parquet layout
+
+
+def hub_row(task_id: str, level: str = "1", answer: str = "12", attach: bool = True, split: str = "validation",
+            **changes: Any) -> dict[str, Any]:
+    row = {
+        "task_id": task_id,
+        "Question": f"Question of {task_id}?",
+        "Level": level,
+        "Final answer": answer,
+        "file_name": f"{task_id}.txt" if attach else "",
+        "file_path": f"2023/{split}/{task_id}.txt" if attach else "",
+        "Annotator Metadata": {"Steps": "Look.", "Number of steps": "1", "How long did this take?": "1 minute",
+                               "Tools": "None", "Number of tools": "0"},
+    }
+    row.update(changes)
+    return row
+
+
+def write_parquet(path: Path, rows: list[dict[str, Any]]) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+def hub_copy(tmp_path: Path) -> Path:
+    """A repository root as the Hub publishes GAIA today: 2023/{validation,test} with level files."""
+    root = tmp_path / "GAIA"
+    val = root / "2023" / "validation"
+    rows = [hub_row("v1", "1"), hub_row("v2", "2", answer="Paris, Lyon"), hub_row("v3", "3", attach=False)]
+    write_parquet(val / "metadata.parquet", rows)
+    for level in ("1", "2"):  # no level-3 file: level 3 is filtered from metadata.parquet
+        write_parquet(val / f"metadata.level{level}.parquet", [r for r in rows if r["Level"] == level])
+    for row in rows:
+        if row["file_name"]:
+            (val / row["file_name"]).write_text(f"attachment of {row['task_id']}")
+    test = root / "2023" / "test"
+    write_parquet(test / "metadata.parquet", [hub_row("t1", answer="?", split="test"),
+                                              hub_row("t2", "2", answer="?", attach=False, split="test")])
+    (test / "t1.txt").write_text("a test attachment")
+    return root
+
+
+def test_load_gaia_today_layout_from_every_entry_point(tmp_path: Path) -> None:
+    root = hub_copy(tmp_path)
+    val = root / "2023" / "validation"
+    sets = [load_gaia(root, "validation"), load_gaia(root / "2023", "validation"), load_gaia(val),
+            load_gaia(val / "metadata.parquet"), load_gaia(val, "validation")]
+    for taskset in sets:
+        assert [t.task_id for t in taskset.tasks] == ["v1", "v2", "v3"]
+        assert [t.files for t in taskset.tasks] == [(str(val / "v1.txt"),), (str(val / "v2.txt"),), ()]
+    v1, v2, v3 = sets[0].tasks
+    assert (v1.level, v2.level, v3.level) == (1, 2, 3) and v2.answer == "Paris, Lyon"
+    assert v1.scored and v1.metadata["file_path"] == "2023/validation/v1.txt"
+    assert v1.metadata["annotator_metadata"]["How long did this take?"] == "1 minute"
+
+
+def test_load_gaia_levels(tmp_path: Path) -> None:
+    root = hub_copy(tmp_path)
+    assert [t.task_id for t in load_gaia(root, "validation", level=2).tasks] == ["v2"]
+    (root / "2023" / "validation" / "metadata.level1.parquet").unlink()
+    write_parquet(root / "2023" / "validation" / "metadata.level1.parquet", [hub_row("only-in-level-file")])
+    (root / "2023" / "validation" / "only-in-level-file.txt").write_text("x")
+    assert [t.task_id for t in load_gaia(root, "validation", level=1).tasks] == ["only-in-level-file"]
+    assert [t.task_id for t in load_gaia(root, "validation", level=3).tasks] == ["v3"]  # filtered
+    with pytest.raises(ValueError, match="level must be 1, 2 or 3"):
+        load_gaia(root, "validation", level=4)
+
+
+def test_load_gaia_test_split_is_unscored(tmp_path: Path) -> None:
+    taskset = load_gaia(hub_copy(tmp_path), "test")
+    assert [(t.task_id, t.answer, t.scored) for t in taskset.tasks] == [("t1", "?", False), ("t2", "?", False)]
+
+
+def test_lone_split_folder_resolves_file_path_by_name(tmp_path: Path) -> None:
+    folder = tmp_path / "my-copy"
+    write_parquet(folder / "metadata.parquet", [hub_row("v1")])
+    (folder / "v1.txt").write_text("x")
+    (task,) = load_gaia(folder).tasks
+    assert task.files == (str(folder / "v1.txt"),)
+
+
+def test_pandas_written_parquet_and_null_files(tmp_path: Path) -> None:
+    import pandas as pd
+
+    folder = tmp_path / "validation"
+    folder.mkdir()
+    rows = [hub_row("p1", attach=False, file_name=None, file_path=None), hub_row("p2", level="2", attach=False)]
+    pd.DataFrame(rows).to_parquet(folder / "metadata.parquet")
+    p1, p2 = load_gaia(folder).tasks
+    assert p1.files == () and p2.level == 2
+
+
+def test_root_without_split_or_with_a_wrong_one(tmp_path: Path) -> None:
+    root = hub_copy(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"dataset root: choose a split with split=\.\.\., one of \['test', "
+                                                r"'validation'\]"):
+        load_gaia(root / "2023")
+    with pytest.raises(FileNotFoundError, match="has no split 'dev'.*splits found: \\['test', 'validation'\\]"):
+        load_gaia(root, "dev")
+
+
+PARQUET_BAD_ROWS = [
+    (hub_row("b", level="4"), "Level", "must be 1, 2 or 3, got 4"),
+    (hub_row("b", level="one"), "Level", "must be 1, 2 or 3, got 'one'"),
+    (hub_row("b", **{"Final answer": None}), "Final answer", "got null"),
+    (hub_row("b", Question=None), "Question", "got null"),
+    (hub_row("a"), "task_id", "duplicate task_id 'a' \\(first seen on row 1\\)"),
+    (hub_row("gone"), "file_path", "attached file '2023/validation/gone.txt' not found \\(looked for .*gone.txt"),
+]
+
+
+@pytest.mark.parametrize(("row", "field", "message"), PARQUET_BAD_ROWS)
+def test_parquet_bad_row_names_file_row_and_field(tmp_path: Path, row: dict[str, Any], field: str,
+                                                  message: str) -> None:
+    folder = tmp_path / "GAIA" / "2023" / "validation"
+    path = write_parquet(folder / "metadata.parquet", [hub_row("a"), row])
+    (folder / "a.txt").write_text("x")
+    (folder / "b.txt").write_text("x")
+    error = expect_error(load_gaia_folder, folder, 2, field, message)
+    assert error.path == str(path) and error.unit == "row" and ", row 2, field" in str(error)
+
+
+def test_parquet_missing_column_and_corrupt_file(tmp_path: Path) -> None:
+    folder = tmp_path / "validation"
+    row = hub_row("a", attach=False)
+    del row["Question"]
+    write_parquet(folder / "metadata.parquet", [row])
+    expect_error(load_gaia_folder, folder, 1, "Question", "missing required field")
+    (folder / "metadata.parquet").write_bytes(b"PAR1 not really")
+    expect_error(load_gaia_folder, folder, None, None, "not a readable parquet file")
+
+
+def test_env_runs_today_layout_and_reports_test_rows_unscored(tmp_path: Path) -> None:
+    import gymnasium as gym
+
+    import toolr1_env  # noqa: F401
+    from toolr1_env.judge import Verdict
+    from toolr1_env.sandbox import SandboxConfig
+
+    class NeverCalled:
+        def judge(self, question: str, prediction: str | None, ground_truth: str) -> Verdict:
+            raise AssertionError("a withheld answer must never be judged")
+
+    root = hub_copy(tmp_path)
+    env = gym.make("ToolR1-GAIA-v0", tasks=root, split="test", judge=NeverCalled(), sandbox=SandboxConfig(preload=()))
+    try:
+        env.reset(options={"task_id": "t1"})
+        _, reward, terminated, _, info = env.step("final_answer(inspect_file('t1.txt'))")
+        assert terminated and reward == 0.0 and info["scored"] is False
+        assert info["final_answer"] == "a test attachment" and "infra_error" not in info
+    finally:
+        env.close()
+    env = gym.make("ToolR1-GAIA-v0", tasks=root / "2023", split="validation", level=1,
+                   sandbox=SandboxConfig(preload=()))
+    try:
+        assert [t.task_id for t in env.unwrapped.task_set.tasks] == ["v1"]
+        env.reset()
+        _, reward, _, _, info = env.step("final_answer('12')")
+        assert reward == pytest.approx(1.2) and info["scored"] is True
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="split= and level= choose part of a GAIA copy"):
+        gym.make("ToolR1-GAIA-v0", tasks="validation", split="validation")

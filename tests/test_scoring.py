@@ -65,11 +65,14 @@ CASES = [
     ("Paris\u2014France", "ParisFrance", False),  # an em dash is not ASCII punctuation
     ("", "", True),
     ("?!", "", True),
-    # --- no answer at all
+    # --- None: read as the string "None", as the leaderboard's scorer does
     (None, "Paris", False),
     (None, "42", False),
     (None, "a, b", False),
-    (None, "none", False),  # differs from the official scorer, which would compare the string "None"
+    (None, "none", True),
+    (None, "None.", True),  # punctuation removed for strings
+    (None, "None, none", False),  # a list ground truth: one element against two
+    (None, "inf", True),  # the number rule: "None" does not parse, so it becomes inf
 ]
 
 

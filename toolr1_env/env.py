@@ -11,6 +11,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.error import ResetNeeded
 
+from toolr1_env.infra import JUDGE
 from toolr1_env.judge import Judge, make_judge
 from toolr1_env.parsing import FORMAT_HELP, extract_code, text_final_answer
 from toolr1_env.prompts import render_compact_prompt, render_task_prompt, truncate_middle
@@ -18,6 +19,7 @@ from toolr1_env.reward import RewardWeights, episode_reward, exec_success
 from toolr1_env.sandbox import ExecResult, Sandbox, SandboxConfig
 from toolr1_env.spaces import UnicodeText
 from toolr1_env.tasks import Task, TaskSet
+from toolr1_env.toolbox import EndpointSpec, WebSpec, build_toolbox
 from toolr1_env.tools import sandbox_tool
 
 DEFAULT_MAX_TURNS = 8
@@ -25,28 +27,36 @@ DEFAULT_TASKS = "train"
 TasksSpec = str | os.PathLike | TaskSet | Sequence[Task]
 
 
-def resolve_tasks(tasks: TasksSpec) -> TaskSet:
+def resolve_tasks(tasks: TasksSpec, split: str | None = None, level: int | None = None) -> TaskSet:
     """Turn the ``tasks`` argument into a :class:`TaskSet`.
 
-    A bundled split name (``"train"``, ``"validation"``, ...), a GAIA-layout folder (``metadata.jsonl``
-    beside the files), a JSONL file of our task format, a ``TaskSet``, or a list of ``Task``.
+    A bundled split name (``"train"``, ``"validation"``, ...); a GAIA copy in either layout (a split
+    folder, a metadata file, or the dataset root with ``split``; ``level`` keeps one level), see
+    :func:`toolr1_env.gaia.load_gaia`; a JSONL file of our task format; a ``TaskSet``; or a list of ``Task``.
+    ``split`` and ``level`` apply to GAIA copies only.
     """
-    if isinstance(tasks, TaskSet):
-        return tasks
-    if isinstance(tasks, (str, os.PathLike)):
-        from toolr1_env import gaia, suite
+    from toolr1_env import gaia, readers, suite
 
+    gaia_part = split is not None or level is not None
+    refuse = "split= and level= choose part of a GAIA copy; tasks={!r} is not one"
+    if isinstance(tasks, (str, os.PathLike)):
         name = os.fspath(tasks)
-        if name in suite.SPLITS:
-            return suite.load_split(name)
         path = Path(name)
-        file_tools = (sandbox_tool(suite.inspect_file),)  # reads attached files, inside the sandbox
-        if path.is_dir() or path.name == "metadata.jsonl":
-            return gaia.load_gaia_folder(path, tools=file_tools)
-        if path.is_file():
+        file_tools = (sandbox_tool(readers.inspect_file),)  # reads attached files, inside the sandbox
+        if name in suite.SPLITS and not gaia_part:
+            return suite.load_split(name)
+        if path.exists() and (path.is_dir() or path.suffix.lower() == ".parquet" or path.name.startswith("metadata.")):
+            return gaia.load_gaia(path, split, level, tools=file_tools)
+        if path.is_file() and not gaia_part:
             return gaia.load_task_file(path, tools=file_tools)
+        if gaia_part:
+            raise ValueError(refuse.format(name))
         raise ValueError(f"tasks={name!r} is neither a bundled split ({', '.join(suite.SPLITS)}) nor an "
                          "existing GAIA folder or task file")
+    if gaia_part:
+        raise ValueError(refuse.format(type(tasks).__name__))
+    if isinstance(tasks, TaskSet):
+        return tasks
     tasks = list(tasks)
     if not all(isinstance(t, Task) for t in tasks):
         raise TypeError("tasks must be a split name, a path, a TaskSet or a list of toolr1_env.Task")
@@ -61,8 +71,10 @@ class ToolR1Env(gym.Env[str, str]):
     files. The agent answers by writing Python that runs in a persistent, isolated interpreter
     (``toolr1_env.sandbox``): variables survive between steps, the allowed standard library, numpy and
     pandas are importable, and the task set's tools (for the bundled suite: ``web_search``,
-    ``read_page``, ``inspect_file``) plus any user tools are callable. The agent ends the episode by
-    calling ``final_answer(answer)``. This follows Tool-R1 (Thought -> Code -> Observation).
+    ``read_page``, ``inspect_file``; for a GAIA copy: ``inspect_file``, plus ``web_search`` and
+    ``visit_page`` over the real web with ``web=``) plus any user tools are callable. The agent ends the
+    episode by calling ``final_answer(answer)``. This follows Tool-R1 (Thought -> Code -> Observation).
+    ``docs/gaia.md`` says how to run on real GAIA and what runs in the sandbox and what on the host.
 
     ## Action Space
     :class:`~toolr1_env.spaces.UnicodeText`: any string. Raw Python, or a whole LLM completion whose
@@ -81,8 +93,16 @@ class ToolR1Env(gym.Env[str, str]):
     0 on every step but the last. At the end: ``answer_weight * answer_score + exec_weight *
     exec_success`` (see ``toolr1_env.reward``; defaults 1.0 and 0.2): ``answer_score`` is the judge's
     score of the final answer (GAIA exact match by default), ``exec_success`` the share of steps whose
-    code ran without error. ``info["reward_components"]`` holds every part. If the judge could not be
-    reached, ``info["infra_error"]`` says why and the episode should be left out of training and scores.
+    code ran without error. ``info["reward_components"]`` holds every part.
+
+    Infrastructure errors: when the judge could not be reached, or a host tool's service failed during
+    the episode (the web, the vision model, the transcription service: the tool raised
+    :class:`~toolr1_env.infra.InfraError`), ``info["infra_error"]`` (a string) says why and
+    ``info["infra_kind"]`` which service (``"judge"``, ``"web"``, ``"vision"``, ``"transcription"``);
+    both are set from the step of the failure on. Such an episode should be left out of training and
+    scores, never counted as wrong. A task whose ground truth is withheld (GAIA's test split,
+    ``Task.scored`` False) is never judged: its last step has ``info["scored"] = False`` and reward 0;
+    otherwise ``info["scored"]`` is True.
 
     ## Starting State
     A task picked deterministically from ``reset``'s seed (``options={"task_id": ...}`` picks one by
@@ -94,8 +114,19 @@ class ToolR1Env(gym.Env[str, str]):
     still pays the execution part of the reward.
 
     ## Arguments
-    * ``tasks``: split name (default ``"train"``, unlimited generated tasks), GAIA folder, task JSONL,
-      ``TaskSet`` or list of ``Task``.
+    * ``tasks``: split name (default ``"train"``, unlimited generated tasks), a GAIA copy (a split
+      folder, a ``metadata.parquet``/``metadata.jsonl`` file, or the dataset root such as
+      ``/data/GAIA/2023`` with ``split``), task JSONL, ``TaskSet`` or list of ``Task``.
+    * ``split``: for a GAIA root, ``"validation"`` or ``"test"`` (test answers are withheld: unscored).
+      ``level``: 1, 2 or 3 to load one GAIA level (``metadata.level<N>.parquet`` when present).
+    * ``web``: real-web tools for GAIA copies and your own tasks (``toolr1_env.web``): ``None``
+      (default: none), ``"ddgs"`` (the ddgs metasearch package), ``{"backend": "http", "base_url": ...,
+      "api_key": ...}`` for any JSON search API, or a dict/``WebConfig`` with the cache, timeout, retry,
+      rate-limit and size settings. Not accepted with the bundled suite, which has its own offline web.
+      Host tools' time counts against ``step_timeout``: raise it (e.g. 60) with web or vision tools.
+    * ``vision``: ``{"base_url", "model", "api_key"}`` (or a ``ModelEndpoint``) of an OpenAI-compatible
+      vision model: ``inspect_file(image, question)`` then answers questions about images.
+      ``transcription``: the same for an OpenAI-compatible transcription endpoint (audio transcripts).
     * ``tools``: extra plain Python callables (run in the host; arguments and results are plain data).
     * ``judge``: ``None`` (exact match), a ``Judge``, or ``{"base_url", "model", "api_key"}`` for an
       LLM judge through the ``openai`` client.
@@ -107,7 +138,8 @@ class ToolR1Env(gym.Env[str, str]):
       (one instruction, one worked example, one-line tool summaries; for small models).
 
     ## Version History
-    * v0: initial release.
+    * v0: initial release; later in v0: GAIA's parquet layout, ``split``/``level``, ``web``, ``vision``,
+      ``transcription``, ``info["infra_kind"]`` and ``info["scored"]``.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1, "autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
@@ -117,11 +149,13 @@ class ToolR1Env(gym.Env[str, str]):
                  judge: Judge | Mapping[str, Any] | None = None, step_timeout: float = 10.0,
                  max_turns: int | None = None, max_observation_chars: int = 4000, answer_weight: float = 1.0,
                  exec_weight: float = 0.2, sandbox: SandboxConfig | None = None, text_answers: bool = True,
-                 prompt_style: str = "full", render_mode: str | None = None) -> None:
+                 prompt_style: str = "full", render_mode: str | None = None, split: str | None = None,
+                 level: int | None = None, web: WebSpec = None, vision: EndpointSpec = None,
+                 transcription: EndpointSpec = None) -> None:
         if prompt_style not in ("full", "compact"):
             raise ValueError(f"prompt_style must be 'full' or 'compact', got {prompt_style!r}")
         self.prompt_style = prompt_style
-        self.task_set = resolve_tasks(tasks)
+        self.task_set = resolve_tasks(tasks, split, level)
         self.judge = make_judge(judge)
         self.weights = RewardWeights(answer_weight, exec_weight)
         if max_turns is not None and max_turns < 1:
@@ -131,8 +165,11 @@ class ToolR1Env(gym.Env[str, str]):
         self.max_observation_chars = max_observation_chars
         self.text_answers = text_answers
         self.render_mode = render_mode
-        extra = dict(tools) if isinstance(tools, Mapping) else {t.__name__: t for t in tools}
-        self.tools = {**{t.__name__: t for t in self.task_set.tools}, **extra}
+        toolbox = build_toolbox(self.task_set, web=web, vision=vision, transcription=transcription,
+                                user_tools=tools)
+        self.tools = toolbox.listed  # shown in the prompt
+        self.hidden_tools = toolbox.hidden  # callable from the agent's code, not shown (see toolr1_env.toolbox)
+        self._infra: tuple[str, str] | None = None  # (kind, error) of the episode's first infra failure
         self.sandbox_config = dataclasses.replace(sandbox or SandboxConfig(), step_timeout=float(step_timeout))
         self._sandbox: Sandbox | None = None
         self.action_space = UnicodeText(self.sandbox_config.max_code_chars * 4)
@@ -156,7 +193,7 @@ class ToolR1Env(gym.Env[str, str]):
     def sandbox(self) -> Sandbox:
         """The episode's sandbox (started at the first ``reset``)."""
         if self._sandbox is None:
-            self._sandbox = Sandbox(self.sandbox_config, tools=self.tools)
+            self._sandbox = Sandbox(self.sandbox_config, tools={**self.hidden_tools, **self.tools})
         return self._sandbox
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
@@ -177,6 +214,7 @@ class ToolR1Env(gym.Env[str, str]):
         self.sandbox.reset(files=task.files)
         self.task, self._done = task, False
         self._turn = self._errors = 0
+        self._infra = None
         names = [Path(f).name for f in task.files]
         if self.prompt_style == "compact":
             prompt = render_compact_prompt(task.question, names, self.tools)
@@ -213,6 +251,8 @@ class ToolR1Env(gym.Env[str, str]):
             observation = truncate_middle(result.render(), self.max_observation_chars)
             self._errors += 0 if result.ok else 1
             answered, answer, error_type = result.final_answer_called, result.final_answer, result.error_type
+            if result.infra_error and self._infra is None:
+                self._infra = (result.infra_kind or "tool", result.infra_error)
         terminated = answered
         truncated = not terminated and self._turn >= self.max_turns
         info: dict[str, Any] = {"task_id": self.task.task_id, "level": self.task.level, "turn": self._turn,
@@ -221,22 +261,31 @@ class ToolR1Env(gym.Env[str, str]):
         if terminated or truncated:
             self._done = True
             reward = self._final_reward(answer if answered else None, info)
+        if self._infra is not None:
+            info["infra_kind"], info["infra_error"] = self._infra
         self._history += [action, observation]
         return observation, reward, terminated, truncated, info
 
     def _final_reward(self, answer: str | None, info: dict[str, Any]) -> float:
         assert self.task is not None
-        verdict = self.judge.judge(self.task.question, answer, self.task.answer)
         success = exec_success(self._turn, self._errors)
-        answer_score = verdict.score if answer is not None else 0.0
         info["final_answer"] = answer
         info["ground_truth"] = self.task.answer
+        info["scored"] = self.task.scored
+        if not self.task.scored:  # the ground truth is withheld (GAIA's test split): never judged
+            info["reward_components"] = {
+                "answer_score": 0.0, "exec_success": success, "judge_raw": "unscored: the ground truth is withheld",
+                "steps": self._turn, "errors": self._errors, "answered": answer is not None,
+            }
+            return 0.0
+        verdict = self.judge.judge(self.task.question, answer, self.task.answer)
+        answer_score = verdict.score if answer is not None else 0.0
         info["reward_components"] = {
             "answer_score": answer_score, "exec_success": success, "judge_raw": verdict.raw,
             "steps": self._turn, "errors": self._errors, "answered": answer is not None,
         }
-        if verdict.infra_error:
-            info["infra_error"] = verdict.infra_error
+        if verdict.infra_error and self._infra is None:
+            self._infra = (JUDGE, verdict.infra_error)
         return episode_reward(answer_score, success, self.weights)
 
     def render(self) -> str | None:

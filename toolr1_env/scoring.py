@@ -17,9 +17,10 @@ Quirks kept on purpose, because a leaderboard number is only comparable when sco
 ``"1, 0"`` right); ``float`` accepts ``"1e3"``, ``" 7 "``, ``"1_000"``, ``"nan"`` and ``"infinity"``;
 whitespace removal and lowercasing are Unicode-aware while punctuation removal is ASCII only.
 
-The one deliberate difference: the official scorer turns a ``None`` answer into the string ``"None"``
-(which a ground truth of ``"none"`` would accept); here ``None`` (no answer at all) is always wrong.
-The official scorer also prints and warns on failures; this one is silent.
+A ``None`` answer is scored as the official scorer scores it: turned into the string ``"None"`` first
+(so it is wrong everywhere except against a ground truth such as ``"none"``). The environment never
+passes ``None`` for an episode that ended without an answer: it scores those 0 itself. The official
+scorer also prints and warns on failures; this one is silent.
 """
 
 from __future__ import annotations
@@ -73,10 +74,11 @@ def _is_float(text: str) -> bool:
 def question_scorer(model_answer: str | None, ground_truth: str) -> bool:
     """Return True when ``model_answer`` is right for ``ground_truth`` under the GAIA leaderboard's rules.
 
-    See the module docstring for the rules and the quirks kept. ``None`` (no answer) is always wrong.
+    See the module docstring for the rules and the quirks kept. ``None`` is read as the string
+    ``"None"``, as the leaderboard does.
     """
     if model_answer is None:
-        return False
+        model_answer = "None"
     if _is_float(ground_truth):
         return normalize_number_str(model_answer) == float(ground_truth)
     if any(sep in ground_truth for sep in LIST_SEPARATORS):

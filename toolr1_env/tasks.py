@@ -33,6 +33,9 @@ class Task:
         reference_solution: optional agent-style Python (using only the tools of its task set and
             ``final_answer``) that solves the task; bundled tasks all carry one.
         metadata: free-form extra data (generator name, split, ...). Never shown to the agent.
+        scored: False when the ground truth is withheld (GAIA's test split, whose answers are ``"?"``):
+            such a task can be run to produce a submission, but its answer is never judged, and the
+            environment reports the episode as unscored (``info["scored"]``), never as wrong.
     """
 
     task_id: str
@@ -42,6 +45,7 @@ class Task:
     files: tuple[str, ...] = ()
     reference_solution: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    scored: bool = True
 
     def __post_init__(self) -> None:
         for name in ("task_id", "question", "answer"):
@@ -54,6 +58,8 @@ class Task:
             raise ValueError(f"Task {self.task_id!r}: question must not be empty")
         if isinstance(self.level, bool) or self.level not in LEVELS:
             raise ValueError(f"Task {self.task_id!r}: level must be one of {LEVELS}, got {self.level!r}")
+        if not isinstance(self.scored, bool):
+            raise TypeError(f"Task {self.task_id!r}: scored must be a bool, got {self.scored!r}")
         if isinstance(self.files, (str, bytes, os.PathLike)):
             raise TypeError(f"Task {self.task_id!r}: files must be a sequence of paths, not one path")
         object.__setattr__(self, "files", tuple(os.fspath(f) for f in self.files))
@@ -76,6 +82,8 @@ class TaskSet:
         tools: plain Python callables offered to the agent in every episode of this set.
         generate: for generated sets, ``seed -> Task``; must be deterministic in the seed.
         lookup: for generated sets, ``task_id -> Task`` (regenerates a task from its id).
+        hidden_tools: callables the agent's code may call like ``tools`` but that the prompt does not list
+            (aliases, such as the bundled suite's ``visit_page`` for ``read_page``).
     """
 
     name: str
@@ -83,11 +91,13 @@ class TaskSet:
     tools: tuple[Callable[..., Any], ...] = ()
     generate: Callable[[int], Task] | None = None
     lookup: Callable[[str], Task] | None = None
+    hidden_tools: tuple[Callable[..., Any], ...] = ()
     _by_id: dict[str, Task] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.tasks = list(self.tasks)
         self.tools = tuple(self.tools)
+        self.hidden_tools = tuple(self.hidden_tools)
         for task in self.tasks:
             if not isinstance(task, Task):
                 raise TypeError(f"TaskSet {self.name!r}: expected Task, got {type(task).__name__}")

@@ -21,7 +21,8 @@ What is covered
   tail kept, the cut marked); stdin is ``/dev/null``.
 - Filesystem (Landlock, and bubblewrap's mount namespace when available): agent code reads only system
   libraries and the interpreter's import path, minus this project's packages (task generators, answers);
-  it writes only inside its episode's working directory.
+  it may list (not read) the ``site-packages`` folders, so that ``importlib.metadata`` works; it writes
+  only inside its episode's working directory.
 - Network: none by default (bubblewrap's empty network namespace; Landlock also refuses TCP).
 - Processes: a private pid namespace under bubblewrap; without it, Landlock's signal scope (ABI >= 6) and
   the switch to ``nobody`` stop agent code from signalling the host. Other processes' memory, command

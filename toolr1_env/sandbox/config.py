@@ -77,6 +77,11 @@ class ExecResult:
     timed_out: bool = False
     worker_died: bool = False
     duration: float = 0.0
+    infra_error: str | None = None
+    """Set when a host tool called during the run failed for a reason outside the agent's control (it
+    raised :class:`toolr1_env.infra.InfraError`); the agent saw the failure as a ``ToolError``."""
+    infra_kind: str | None = None
+    """Which service failed (``"web"``, ``"vision"``, ...), with ``infra_error``."""
 
     @property
     def ok(self) -> bool:

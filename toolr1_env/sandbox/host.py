@@ -57,7 +57,7 @@ class Sandbox:
         clash = set(self.sandbox_tool_names) & set(self.tools)
         if clash or len(set(self.sandbox_tool_names)) != len(self.sandbox_tool_names):
             raise ValueError(f"duplicate tool names: {sorted(clash) or self.sandbox_tool_names}")
-        self.prelude = "\n".join(p for p in (sandbox_prelude(inside), prelude) if p)
+        self.prelude = "\n".join(p for p in (sandbox_prelude(inside, host_tools=self.tools), prelude) if p)
         self.layers: dict[str, Any] = {}
         self._root: str | None = None
         self._episode = 0
@@ -164,14 +164,17 @@ class Sandbox:
         assert self._channel is not None
         started = time.perf_counter()
         deadline = started + self.config.step_timeout
+        infra: dict[str, str] = {}  # the first infrastructure failure of a host tool during this run
         try:
             protocol.send_frame(self._channel, {"op": "exec", "code": code})
             while True:
                 message = self._recv(self._channel, deadline)
                 if message["op"] == "tool_call":
-                    self._answer_tool_call(message)
+                    failure = self._answer_tool_call(message)
+                    if failure and not infra:
+                        infra = failure
                 elif message["op"] == "done":
-                    return _result_from(message, time.perf_counter() - started)
+                    return _result_from(message, time.perf_counter() - started, infra)
                 else:
                     raise protocol.ProtocolError(f"unexpected message {message['op']!r}")
         except TimeoutError:
@@ -180,22 +183,28 @@ class Sandbox:
                 error=(f"TimeoutError: the code did not finish within {self.config.step_timeout:g} seconds "
                        "and was stopped. The interpreter was restarted: variables from earlier steps are "
                        "lost. Make the computation smaller or faster."),
-                error_type="TimeoutError", timed_out=True, duration=time.perf_counter() - started)
+                error_type="TimeoutError", timed_out=True, duration=time.perf_counter() - started,
+                infra_error=infra.get("error"), infra_kind=infra.get("kind"))
         except (protocol.ProtocolError, OSError) as exc:
             self._restart_worker()
             return ExecResult(
                 error=("WorkerDied: the Python process running the code died (a resource limit such as "
                        f"memory or CPU time, os._exit, or a crash: {exc}). The interpreter was restarted: "
                        "variables from earlier steps are lost."),
-                error_type="WorkerDied", worker_died=True, duration=time.perf_counter() - started)
+                error_type="WorkerDied", worker_died=True, duration=time.perf_counter() - started,
+                infra_error=infra.get("error"), infra_kind=infra.get("kind"))
 
-    def _answer_tool_call(self, message: dict[str, Any]) -> None:
+    def _answer_tool_call(self, message: dict[str, Any]) -> dict[str, str] | None:
+        """Run one host tool call and send the reply; return ``{"kind", "error"}`` on an infra failure."""
         name, args, kwargs = message.get("name"), message.get("args"), message.get("kwargs")
         tool = self.tools.get(name) if isinstance(name, str) else None
         if tool is None or not isinstance(args, list) or not isinstance(kwargs, dict):
             reply = {"op": "tool_result", "ok": False, "error": f"no tool named {name!r}"}
         else:
             reply = call_tool(tool, args, kwargs)
+        failure = None
+        if "infra_kind" in reply:
+            failure = {"kind": reply.pop("infra_kind"), "error": reply.pop("infra_error")}
         try:
             frame = protocol.encode_frame(reply)
         except (TypeError, ValueError) as exc:
@@ -204,6 +213,7 @@ class Sandbox:
                 f"dict): {exc}")})
         assert self._channel is not None
         self._channel.sendall(frame)
+        return failure
 
     # -- internals ---------------------------------------------------------------------------------
     @property
@@ -332,14 +342,15 @@ class Sandbox:
         return self._stderr_file.read()[-4000:].decode("utf-8", "replace") or "(empty)"
 
 
-def _result_from(message: dict[str, Any], duration: float) -> ExecResult:
+def _result_from(message: dict[str, Any], duration: float, infra: dict[str, str]) -> ExecResult:
     def text(key: str) -> str | None:
         value = message.get(key)
         return value if isinstance(value, str) else None
 
     return ExecResult(stdout=text("stdout") or "", stderr=text("stderr") or "", value=text("value"),
                       error=text("error"), error_type=text("error_type"), final_answer=text("final_answer"),
-                      final_answer_called=message.get("final_answer_called") is True, duration=duration)
+                      final_answer_called=message.get("final_answer_called") is True, duration=duration,
+                      infra_error=infra.get("error"), infra_kind=infra.get("kind"))
 
 
 def _input_error(message: str) -> ExecResult:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from toolr1_env.infra import InfraError
 from toolr1_env.sandbox.config import FINAL_ANSWER
 
 
@@ -61,7 +62,11 @@ def collect_tools(tools: Iterable[Callable[..., Any]] | Mapping[str, Callable[..
 
 
 def call_tool(tool: HostTool, args: list, kwargs: dict) -> dict[str, Any]:
-    """Run a host tool; binding errors and exceptions become an error the model reads."""
+    """Run a host tool; binding errors and exceptions become an error the model reads.
+
+    An :class:`~toolr1_env.infra.InfraError` also adds ``infra_kind`` and ``infra_error`` to the reply
+    (the host keeps them; the worker only reads ``error``).
+    """
     if tool.signature is not None:
         try:
             tool.signature.bind(*args, **kwargs)
@@ -70,8 +75,9 @@ def call_tool(tool: HostTool, args: list, kwargs: dict) -> dict[str, Any]:
                     "error": f"{tool.name}() {exc} (signature: {tool.name}{tool.signature})"}
     try:
         value = tool.fn(*args, **kwargs)
+    except InfraError as exc:
+        return {"op": "tool_result", "ok": False, "error": f"{tool.name}() raised InfraError: {exc}",
+                "infra_kind": exc.kind, "infra_error": f"{tool.name}(): {exc}"}
     except Exception as exc:  # noqa: BLE001 - a failing tool is the model's observation, not our crash
         return {"op": "tool_result", "ok": False, "error": f"{tool.name}() raised {type(exc).__name__}: {exc}"}
     return {"op": "tool_result", "ok": True, "value": value}
-
-

@@ -9,8 +9,9 @@ Load a split with one call::
     web_search, read_page, inspect_file = validation.tools
 
 Module map: :mod:`.names` (invented names), :mod:`.world` (entities), :mod:`.pages` (wiki pages),
-:mod:`.search` (BM25 backend and the ``web_search`` / ``read_page`` tools), :mod:`.files` (writing
-csv/json/xlsx/pdf/docx/txt), :mod:`.inspect_file` (the ``inspect_file`` tool), :mod:`.generators`
+:mod:`.search` (BM25 backend, the ``web_search`` / ``read_page`` tools and the ``visit_page`` alias),
+:mod:`.files` (writing csv/json/xlsx/pdf/docx/txt), :mod:`.inspect_file` (the ``inspect_file`` tool of
+:mod:`toolr1_env.readers`, re-exported), :mod:`.generators`
 (task templates per level), :mod:`.worlds` (the named worlds), :mod:`.splits` (splits and
 :func:`load_split`), :mod:`.report` (statistics and baselines; ``python -m toolr1_env.suite.report``).
 """

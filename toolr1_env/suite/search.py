@@ -4,7 +4,9 @@
 :class:`OfflineWeb` ranks a world's pages with BM25 (pure Python, title matches weighted up);
 a user can pass any other object with the same two methods (a real search API, a local mirror) to
 :func:`make_web_tools`, which wraps a backend into the two tools the agent sees: ``web_search`` and
-``read_page``. The tools take and return plain data only (they may be called over a JSON channel).
+``read_page``. :func:`make_visit_page` adds ``visit_page``, the real-web tool's name and format
+(``toolr1_env.web``), so an agent used to the real web works here too. The tools take and return plain
+data only (they may be called over a JSON channel).
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from toolr1_env.suite.pages import BASE_URL, Page, url_for
+from toolr1_env.web.pages import render_part
+from toolr1_env.web.search import SearchResult
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -31,19 +34,6 @@ SNIPPET_CHARS = 200
 def tokenize(text: str) -> list[str]:
     """Lowercase alphanumeric tokens of ``text``."""
     return _TOKEN.findall(text.lower())
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """One ranked search hit."""
-
-    title: str
-    url: str
-    snippet: str
-
-    def to_dict(self) -> dict[str, str]:
-        """The hit as the plain dict the ``web_search`` tool returns."""
-        return {"title": self.title, "url": self.url, "snippet": self.snippet}
 
 
 @runtime_checkable
@@ -201,12 +191,27 @@ def make_web_tools(backend: WebBackend) -> tuple[Callable[..., Any], Callable[..
     return web_search, read_page
 
 
+def make_visit_page(backend: WebBackend) -> Callable[..., Any]:
+    """``visit_page(url, page=1)`` over a backend: ``read_page``'s text in the real-web tool's format."""
+
+    def visit_page(url: str, page: int = 1) -> str:
+        """Return the text of a web page: an "Address:" line, "Part <page> of <n>", then the text."""
+        if not isinstance(url, str):
+            raise TypeError(f"url must be a string, got {type(url).__name__}")
+        if isinstance(page, bool) or not isinstance(page, int):
+            raise TypeError(f"page must be an integer, got {type(page).__name__}")
+        return render_part(url.strip(), backend.read(url), page)
+
+    return visit_page
+
+
 __all__ = [
     "BM25Index",
     "OfflineWeb",
     "PageRanker",
     "SearchResult",
     "WebBackend",
+    "make_visit_page",
     "make_web_tools",
     "snippet",
     "url_for",

@@ -27,7 +27,7 @@ from toolr1_env.suite.files import write_document
 from toolr1_env.suite.generators import TEMPLATES_BY_LEVEL, Draft, Template, draw
 from toolr1_env.suite.generators.base import STEP_SEPARATOR
 from toolr1_env.suite.inspect_file import inspect_file
-from toolr1_env.suite.search import make_web_tools
+from toolr1_env.suite.search import make_visit_page, make_web_tools
 from toolr1_env.suite.worlds import TRAIN_WORLD, NamedWorldWeb, get_world
 from toolr1_env.tasks import Task, TaskSet
 from toolr1_env.tools import sandbox_tool
@@ -186,8 +186,9 @@ def load_split(name: str, *, cache_dir: str | os.PathLike[str] | None = None) ->
     spec = SPLITS[name]
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     tools = split_tools(spec)
+    hidden = (make_visit_page(NamedWorldWeb(spec.world)),)  # the real-web name, not listed in the prompt
     if spec.is_fixed:
-        return TaskSet(name=name, tasks=_fixed_tasks(spec, root), tools=tools)
+        return TaskSet(name=name, tasks=_fixed_tasks(spec, root), tools=tools, hidden_tools=hidden)
 
     def generate(seed: int) -> Task:
         return generate_task(spec, seed, root)
@@ -198,7 +199,7 @@ def load_split(name: str, *, cache_dir: str | os.PathLike[str] | None = None) ->
             raise KeyError(f"{task_id!r} is not an id of split {name!r} (expected '{name}-<seed>')")
         return generate(int(number))
 
-    return TaskSet(name=name, tools=tools, generate=generate, lookup=lookup)
+    return TaskSet(name=name, tools=tools, generate=generate, lookup=lookup, hidden_tools=hidden)
 
 
 def fingerprint(tasks: Iterable[Task]) -> str:

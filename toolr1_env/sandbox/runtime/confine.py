@@ -65,13 +65,15 @@ def _fs_rights(abi: int) -> int:
 
 
 def apply_landlock(read_paths: Iterable[str], write_paths: Iterable[str], *, block_network: bool,
-                   abi: int | None = None) -> dict[str, Any]:
+                   abi: int | None = None, list_paths: Iterable[str] = ()) -> dict[str, Any]:
     """Confine this process (and all its future children) with Landlock.
 
     Everything not listed is neither readable nor writable; ``write_paths`` get full rights beneath
-    them. With ABI >= 4 and ``block_network``, TCP bind and connect are refused; with ABI >= 6 the
-    process can no longer signal processes outside its domain (the host, the fork server) nor reach
-    abstract Unix sockets. Paths that do not exist are skipped. Returns a report of what was enforced.
+    them; ``list_paths`` may only be listed (directories beneath them too, but no file beneath them is
+    readable unless ``read_paths`` grant it). With ABI >= 4 and ``block_network``, TCP bind and connect
+    are refused; with ABI >= 6 the process can no longer signal processes outside its domain (the host,
+    the fork server) nor reach abstract Unix sockets. Paths that do not exist are skipped. Returns a
+    report of what was enforced.
     """
     abi = landlock_abi() if abi is None else abi
     if abi < 1:
@@ -88,7 +90,8 @@ def apply_landlock(read_paths: Iterable[str], write_paths: Iterable[str], *, blo
     if ruleset_fd < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
     try:
-        for path, rights in [(p, READ_RIGHTS) for p in read_paths] + [(p, handled_fs) for p in write_paths]:
+        rules = [(p, FS_READ_DIR) for p in list_paths] + [(p, READ_RIGHTS) for p in read_paths]
+        for path, rights in rules + [(p, handled_fs) for p in write_paths]:
             try:
                 fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
             except OSError:
@@ -175,6 +178,14 @@ def default_read_paths(hidden_packages: Iterable[str]) -> list[str]:
             if not _is_hidden(name, hidden):
                 paths.append(os.path.join(entry, name))
     return paths
+
+
+def listable_paths() -> list[str]:
+    """The ``site-packages`` folders of the import path: listable, so ``importlib.metadata`` finds the
+    installed distributions (libraries such as trafilatura read their own version when imported).
+    Listing shows names only; reading stays limited to :func:`default_read_paths`."""
+    return [p for p in dict.fromkeys(sys.path)
+            if p and os.path.isdir(p) and os.path.basename(p) in ("site-packages", "dist-packages")]
 
 
 def _is_hidden(entry_name: str, hidden: set[str]) -> bool:

@@ -143,7 +143,8 @@ def _worker_main(channel_fd: int, config: dict[str, Any]) -> None:
         if config["landlock"]:
             read_paths = confine.default_read_paths(config["hidden_packages"]) + config["read_paths"]
             layers.update(confine.apply_landlock(read_paths, [workdir, *config["write_paths"]],
-                                                 block_network=config["block_network"]))
+                                                 block_network=config["block_network"],
+                                                 list_paths=confine.listable_paths()))
         else:
             confine.set_no_new_privs()
     except OSError as exc:

@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agents.eval_report import load_records  # noqa: E402
+from agents.evaluation.report import load_records  # noqa: E402
 from benchmarks.results_file import markdown_table, write_section  # noqa: E402
 
 TITLE = "Accuracy on the {tasks} split (bench_accuracy.py)"

@@ -6,7 +6,7 @@
 
 What is compared: one GRPO training step (rollouts, rewards, advantages, one optimiser step) on
 ``ToolR1-GAIA-v0``, single-turn (``max_turns=1``: one code action, then the episode ends with its reward),
-so TRL can run it too. Ours is ``agents.train_grpo.train_iteration`` itself, sample queue off. TRL's is
+so TRL can run it too. Ours is ``agents.learner.train.train_iteration`` itself, sample queue off. TRL's is
 ``GRPOTrainer`` with a reward function that plays each completion as the one action of a fresh episode of
 our env on the completion's task (``score_completions``; episodes run concurrently in a ``ThreadVectorEnv``
 of the same size as ours, so the env is not a bottleneck on either side). Each side runs in its own
@@ -69,8 +69,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from agents.model_loading import load_model_and_tokenizer, make_tiny_model  # noqa: E402
-from agents.train_grpo import Args, make_envs, make_task_pool  # noqa: E402
+from agents.learner.model_loading import load_model_and_tokenizer, make_tiny_model  # noqa: E402
+from agents.learner.train import Args, make_envs, make_task_pool  # noqa: E402
 from benchmarks.results_file import markdown_table, write_section  # noqa: E402
 from toolr1_env.tasks import TaskSet  # noqa: E402
 from toolr1_env.vector import ThreadVectorEnv  # noqa: E402
@@ -212,9 +212,9 @@ def run_ours(bench: BenchArgs) -> dict[str, Any]:
     """Our learner: ``train_iteration`` once per scheduled step; per-step seconds, tokens and time split."""
     from transformers import set_seed
 
-    from agents.policy import Policy, PolicyConfig
-    from agents.train_grpo import train_iteration
-    from agents.update import UpdateConfig
+    from agents.learner.policy import Policy, PolicyConfig
+    from agents.learner.train import train_iteration
+    from agents.learner.update import UpdateConfig
 
     args = bench.train_args()
     _seed_everything(bench.seed)

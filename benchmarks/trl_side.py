@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.train_grpo import make_envs, make_task_pool
+from agents.learner.train import make_envs, make_task_pool
 from benchmarks.bench_trl import (
     LORA_TARGETS,
     BenchArgs,

@@ -206,7 +206,8 @@ def test_infra_errors_are_counted_apart_from_accuracy() -> None:
     with make_envs(TASKS, 2, DownForSome()) as envs:
         records = run_episodes(agent, envs, TASKS, written.append)
     agent.close()
-    assert sorted(r.task_id for r in records) == sorted(t.task_id for t in TASKS) and written == records
+    assert [r.task_id for r in records] == [t.task_id for t in TASKS]  # task order, whatever order they ended in
+    assert sorted(written, key=lambda r: r.task_id) == sorted(records, key=lambda r: r.task_id)
     by_id = {r.task_id: r for r in records}
     assert by_id["jd"].infra_kind == "judge" and "judge unavailable" in by_id["jd"].infra_error
     assert by_id["ad"].infra_kind == "agent" and "AgentError: server unreachable" in by_id["ad"].infra_error

@@ -36,13 +36,13 @@ import dataclasses
 import json
 import sys
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agents.cli import arg, parse
+from agents.engine import Ending, EpisodeRequest, Halt, play_episodes
 from agents.evaluation.report import (
     EpisodeRecord,
     TurnRecord,
@@ -58,7 +58,7 @@ from agents.players.api import AgentBatch, AgentError, BatchAgent
 from agents.players.scripted import ReferenceAgent, ScriptedAgent
 from toolr1_env.env import ToolR1Env, resolve_tasks
 from toolr1_env.tasks import Task, TaskSet
-from toolr1_env.vector import ThreadVectorEnv
+from toolr1_env.vector import StepOutcome, ThreadVectorEnv
 
 AGENTS = ("reference", "scripted-empty", "openai", "local")
 #: Arguments that must match for ``--resume`` to continue the same evaluation.
@@ -114,90 +114,88 @@ class _Live:
     record: EpisodeRecord
     observation: str
     started: float
+    slot: int | None = None  # None: the agent failed at reset
+
+
+class AgentPlayer:
+    """A :class:`~agents.players.api.BatchAgent` as a :class:`~agents.engine.Player` of evaluation records.
+
+    Engine slot ``i`` is agent slot ``i``. Agent errors (from ``reset_slot`` or as ``act_batch`` values)
+    become ``"agent"`` infrastructure errors; env-reported outages keep the env's kind.
+    """
+
+    def __init__(self, agent: BatchAgent, tasks: Sequence[Task]) -> None:
+        self.agent = agent
+        self.tasks = tasks
+
+    def begin(self, slot: int, index: int, request: EpisodeRequest, observation: str,
+              info: Mapping[str, Any]) -> _Live:
+        """Open the record and reset the agent's slot (engine hook)."""
+        task = self.tasks[index]
+        record = EpisodeRecord(task.task_id, task.level, task.question, task.answer)
+        self.agent.reset_slot(slot, observation)
+        return _Live(task, record, observation, time.perf_counter(), slot)
+
+    def failed(self, request: EpisodeRequest, error: Exception) -> _Live:
+        """The record of an episode whose agent failed at reset (engine hook)."""
+        task = request.task
+        assert task is not None
+        return _Live(task, EpisodeRecord(task.task_id, task.level, task.question, task.answer), "",
+                     time.perf_counter())
+
+    def act(self, live: Mapping[int, _Live]) -> dict[int, str | Halt]:
+        """One ``act_batch`` call for every live episode (engine hook)."""
+        actions = self.agent.act_batch({slot: episode.observation for slot, episode in live.items()})
+        return {slot: Halt("agent_error", f"{type(a).__name__}: {a}") if isinstance(a, AgentError) else a
+                for slot, a in actions.items()}
+
+    def observe(self, episode: _Live, action: str, outcome: StepOutcome) -> None:
+        """Record the turn (engine hook)."""
+        episode.record.turns.append(TurnRecord.from_step(action, outcome.observation, outcome.info.get("error_type")))
+        episode.observation = outcome.observation
+
+    def finish(self, episode: _Live, ending: Ending) -> None:
+        """Fill the record's outcome, usage and wall time (engine hook)."""
+        record = episode.record
+        if episode.slot is not None:
+            record.usage = self.agent.usage(episode.slot).to_dict()
+        record.wall_seconds = time.perf_counter() - episode.started
+        if ending.halt is None:
+            _fill_end(record, ending)
+        record.infra_kind, record.infra_error = ending.infra_kind, ending.infra_error
 
 
 def run_episodes(agent: BatchAgent, envs: ThreadVectorEnv, tasks: Sequence[Task],
                  on_record: Callable[[EpisodeRecord], None], *, seed: int = 0,
                  max_agent_failures: int = 0) -> list[EpisodeRecord]:
-    """Play every task once, ``envs.num_envs`` at a time; call ``on_record`` as each episode ends.
-
-    Env slot ``i`` is agent slot ``i``. An :class:`AgentError` from ``reset_slot`` or ``act_batch`` ends
-    that episode as an ``"agent"`` infrastructure error; a judge outage (``info["infra_error"]``) ends it
-    as a ``"judge"`` one. Returns the records in the order the episodes ended.
+    """Play every task once through :func:`agents.engine.play_episodes`, ``envs.num_envs`` at a time;
+    call ``on_record`` as each episode ends. Returns the records in task order.
 
     Raises:
         EvaluationAborted: ``max_agent_failures`` (> 0) consecutive episodes ended in agent errors.
     """
-    pending = deque(tasks)
-    live: dict[int, _Live] = {}
-    done: list[EpisodeRecord] = []
     streak = 0
 
-    def finish(slot: int, infra: tuple[str, str] | None = None) -> None:
+    def on_end(index: int, episode: _Live) -> None:
         nonlocal streak
-        episode = live.pop(slot)
         record = episode.record
-        record.usage = agent.usage(slot).to_dict()
-        record.wall_seconds = time.perf_counter() - episode.started
-        if infra is not None:
-            record.infra_kind, record.infra_error = infra
-            if record.infra_kind == "agent":  # the env episode is still open: give it up
-                envs.abandon(slot)
         streak = streak + 1 if record.infra_kind == "agent" else 0
-        done.append(record)
         on_record(record)
         if max_agent_failures and streak >= max_agent_failures:
             raise EvaluationAborted(f"{streak} episodes in a row ended in agent errors; last: {record.infra_error}")
 
-    def fill_free_slots() -> None:
-        while pending and len(live) < envs.num_envs:
-            free = [i for i in range(envs.num_envs) if i not in live][: len(pending)]
-            chosen = [pending.popleft() for _ in free]
-            resets = envs.reset_some(free, seeds=[seed] * len(free), options=[{"task": t} for t in chosen])
-            for slot, task in zip(free, chosen, strict=True):
-                observation, _ = resets[slot]
-                record = EpisodeRecord(task.task_id, task.level, task.question, task.answer)
-                live[slot] = _Live(task, record, observation, time.perf_counter())
-                try:
-                    agent.reset_slot(slot, observation)
-                except AgentError as exc:
-                    finish(slot, ("agent", f"{type(exc).__name__}: {exc}"))
-
-    fill_free_slots()
-    while live:
-        actions = agent.act_batch({slot: episode.observation for slot, episode in live.items()})
-        missing = set(live) - set(actions)
-        if missing:
-            raise RuntimeError(f"{type(agent).__name__}.act_batch returned no action for slot(s) {sorted(missing)}")
-        to_step: dict[int, str] = {}
-        for slot in sorted(live):
-            action = actions[slot]
-            if isinstance(action, AgentError):
-                finish(slot, ("agent", f"{type(action).__name__}: {action}"))
-            else:
-                to_step[slot] = action
-        outcomes = envs.step_live(to_step) if to_step else {}
-        for slot, outcome in outcomes.items():
-            episode = live[slot]
-            episode.record.turns.append(TurnRecord.from_step(to_step[slot], outcome.observation,
-                                                             outcome.info.get("error_type")))
-            episode.observation = outcome.observation
-            if outcome.done:
-                _fill_end(episode.record, outcome.reward, outcome.truncated, outcome.info)
-                judge_error = outcome.info.get("infra_error")
-                finish(slot, ("judge", str(judge_error)) if judge_error else None)
-        fill_free_slots()
-    return done
+    requests = [EpisodeRequest.of(task, seed=seed) for task in tasks]
+    return [e.record for e in play_episodes(AgentPlayer(agent, tasks), envs, requests, on_end=on_end)]
 
 
-def _fill_end(record: EpisodeRecord, reward: float, truncated: bool, info: dict[str, Any]) -> None:
-    components = dict(info.get("reward_components", {}))
-    answer = info.get("final_answer")
+def _fill_end(record: EpisodeRecord, ending: Ending) -> None:
+    components = dict(ending.info.get("reward_components", {}))
+    answer = ending.info.get("final_answer")
     record.final_answer = None if answer is None else str(answer)
     record.correct = float(components.get("answer_score", 0.0))
-    record.reward = float(reward)
+    record.reward = float(ending.reward)
     record.reward_components = components
-    record.truncated = bool(truncated)
+    record.truncated = bool(ending.truncated)
 
 
 # ------------------------------------------------------------------------------------------ set-up

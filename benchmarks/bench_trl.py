@@ -222,7 +222,7 @@ def run_ours(bench: BenchArgs) -> dict[str, Any]:
     pool = make_task_pool(args, 0)
     schedule = task_schedule(pool, bench.steps + 1, bench.tasks_per_step, bench.seed)
     model, tokenizer = load_model(bench.model, bench.seed)
-    stops = {} if bench.our_stop_rules else {"stop_strings": (), "fence_languages": ()}
+    stops = {} if bench.our_stop_rules else {"stop_at_code_end": False}
     set_seed(bench.seed)  # as GRPOTrainer does right before get_peft_model: the same adapter init
     policy = Policy(model, tokenizer, PolicyConfig(lora_r=args.lora_r, lora_alpha=args.lora_alpha,
                                                    lora_target_modules=LORA_TARGETS, temperature=args.temperature,

@@ -78,20 +78,23 @@ class Args:
                          "base model, else smollm2-135m)")
     api_key: str = arg("", "openai: API key (default $OPENAI_API_KEY, else a placeholder)")
     temperature: float = arg(0.0, "sampling temperature (0 = greedy)")
-    max_tokens: int = arg(512, "tokens per generated turn")
+    max_tokens: int = arg(0, "tokens per generated turn (0 = the training run's with --adapter, else 512 for openai, "
+                             "384 for local)")
     request_timeout: float = arg(120.0, "openai: seconds per request")
     max_retries: int = arg(3, "openai: retries of connection errors, timeouts, 429 and 5xx")
-    backoff: float = arg(1.0, "openai: seconds before the first retry (doubling)")
-    adapter: str = arg("", "local: LoRA adapter, checkpoint or run folder written by agents/train_grpo.py")
-    max_episode_tokens: int = arg(4096, "local: context budget of one episode")
-    system_prompt: str = arg("", "system message (default: the agent's own; local: the training run's)")
+    adapter: str = arg("", "LoRA adapter, checkpoint or run folder written by agents/train_grpo.py: local loads "
+                           "it; openai plays the served adapter in that run's conversation (system prompt, "
+                           "observation framing, response prefix, token budgets, prompt style, observation cap)")
+    max_episode_tokens: int = arg(0, "local: context budget of one episode (0 = the training run's, else 4096)")
+    system_prompt: str = arg("", "system message (default: the training run's with --adapter, else the agent's own)")
     prompt_style: str = arg("", "task prompt: full or compact (default: compact for local, else full)",
                             ("", "full", "compact"))
-    response_prefix: str = arg("", "local: text forced at the start of every turn (default: the training run's, "
-                                   "else none)")
+    response_prefix: str = arg("", "text forced at the start of every turn (default: the training run's with "
+                                   "--adapter, else none)")
     max_turns: int = arg(8, "code actions per episode")
     step_timeout: float = arg(10.0, "seconds per code action")
-    max_observation_chars: int = arg(4000, "observation text cap (head + tail)")
+    max_observation_chars: int = arg(0, "observation text cap, head + tail (0 = the training run's with --adapter, "
+                                        "else 4000)")
     judge_base_url: str = arg("", "LLM judge base URL (default: GAIA exact match)")
     judge_model: str = arg("", "LLM judge model name")
     max_agent_failures: int = arg(10, "stop after N consecutive agent failures (0 = never)")
@@ -224,11 +227,19 @@ def build_agent(args: Args, task_set: TaskSet, slots: int) -> BatchAgent:
 
         if not args.model:
             raise ValueError("--agent openai needs --model (the served model's name)")
+        options: dict[str, Any] = {"temperature": args.temperature, "max_retries": args.max_retries,
+                                   "timeout": args.request_timeout}
+        for name, value in (("system_prompt", args.system_prompt), ("response_prefix", args.response_prefix),
+                            ("max_tokens", args.max_tokens)):
+            if value:
+                options[name] = value
+
         def make(client: openai.OpenAI | None = None) -> OpenAIAgent:
-            return OpenAIAgent(args.base_url, args.model, args.api_key or None,
-                               system_prompt=args.system_prompt or DEFAULT_SYSTEM_PROMPT, temperature=args.temperature,
-                               max_tokens=args.max_tokens, max_retries=args.max_retries, backoff=args.backoff,
-                               timeout=args.request_timeout, client=client)
+            if args.adapter:  # a served trained policy: its run's conversation
+                return OpenAIAgent.for_run(args.adapter, args.base_url, args.model, args.api_key or None,
+                                           client=client, **options)
+            options.setdefault("system_prompt", DEFAULT_SYSTEM_PROMPT)
+            return OpenAIAgent(args.base_url, args.model, args.api_key or None, client=client, **options)
 
         first = make()
         first.check()  # a wrong address or model name fails here, once, with a readable message
@@ -237,13 +248,13 @@ def build_agent(args: Args, task_set: TaskSet, slots: int) -> BatchAgent:
     if args.agent == "local":
         from agents.players.local_agent import LocalAgent
 
-        options: dict[str, Any] = {"temperature": args.temperature, "max_new_tokens": args.max_tokens,
-                                   "max_episode_tokens": args.max_episode_tokens, "seed": args.seed}
-        if args.system_prompt:
-            options["system_prompt"] = args.system_prompt
-        if args.response_prefix:
-            options["response_prefix"] = args.response_prefix
-        return LocalAgent.from_pretrained(args.model or None, args.adapter or None, num_slots=slots, **options)
+        # Conversation fields left at 0 / "" keep the training run's (None = not overridden).
+        return LocalAgent.from_pretrained(args.model or None, args.adapter or None, num_slots=slots,
+                                          temperature=args.temperature, seed=args.seed,
+                                          system_prompt=args.system_prompt or None,
+                                          response_prefix=args.response_prefix or None,
+                                          max_new_tokens=args.max_tokens or None,
+                                          max_episode_tokens=args.max_episode_tokens or None)
     raise ValueError(f"--agent must be one of {AGENTS}, got {args.agent!r}")
 
 
@@ -251,13 +262,22 @@ def prompt_style(args: Args) -> str:
     """``--prompt_style``, or its default: the training run's for an adapter, compact for local, else full."""
     if args.prompt_style:
         return args.prompt_style
-    if args.agent == "local":
-        if args.adapter:
-            from agents.players.local_agent import resolve_adapter
+    if args.adapter:
+        from agents.players.trained_run import TrainedRun
 
-            return str(resolve_adapter(args.adapter)[1].get("prompt_style") or "compact")
-        return "compact"
-    return "full"
+        return TrainedRun.load(args.adapter).prompt_style
+    return "compact" if args.agent == "local" else "full"
+
+
+def max_observation_chars(args: Args) -> int:
+    """``--max_observation_chars``, or its default: the training run's for an adapter, else 4000."""
+    if args.max_observation_chars:
+        return args.max_observation_chars
+    if args.adapter:
+        from agents.players.trained_run import TrainedRun
+
+        return TrainedRun.load(args.adapter).max_observation_chars or 4000
+    return 4000
 
 
 def make_envs(task_set: TaskSet, args: Args, count: int) -> ThreadVectorEnv:
@@ -269,7 +289,7 @@ def make_envs(task_set: TaskSet, args: Args, count: int) -> ThreadVectorEnv:
 
     def factory() -> ToolR1Env:
         return ToolR1Env(tasks=task_set, judge=judge, step_timeout=args.step_timeout, max_turns=args.max_turns,
-                         max_observation_chars=args.max_observation_chars, prompt_style=style)
+                         max_observation_chars=max_observation_chars(args), prompt_style=style)
 
     return ThreadVectorEnv([factory] * count)
 

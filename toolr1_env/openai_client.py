@@ -75,7 +75,7 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def error_text(exc: BaseException) -> str:
-    """A short readable description: ``InternalServerError: HTTP 500: <server message>``, ``APIConnectionError: ...``."""
+    """A short readable description: ``InternalServerError: HTTP 500: <message>`` or ``APIConnectionError: ...``."""
     if isinstance(exc, openai.APIStatusError):
         body = exc.body
         message = None

@@ -15,7 +15,7 @@ from toolr1_env.judge import Judge, make_judge
 from toolr1_env.parsing import FORMAT_HELP, extract_code, text_final_answer
 from toolr1_env.prompts import render_compact_prompt, render_task_prompt, truncate_middle
 from toolr1_env.reward import RewardWeights, episode_reward, exec_success
-from toolr1_env.sandbox import ExecResult, Sandbox, SandboxConfig
+from toolr1_env.sandbox import ExecResult, Sandbox, SandboxConfig, SandboxError
 from toolr1_env.spaces import UnicodeText
 from toolr1_env.tasks import Task, TaskSet
 from toolr1_env.tools import sandbox_tool
@@ -81,8 +81,13 @@ class ToolR1Env(gym.Env[str, str]):
     0 on every step but the last. At the end: ``answer_weight * answer_score + exec_weight *
     exec_success`` (see ``toolr1_env.reward``; defaults 1.0 and 0.2): ``answer_score`` is the judge's
     score of the final answer (GAIA exact match by default), ``exec_success`` the share of steps whose
-    code ran without error. ``info["reward_components"]`` holds every part. If the judge could not be
-    reached, ``info["infra_error"]`` says why and the episode should be left out of training and scores.
+    code ran without error. ``info["reward_components"]`` holds every part.
+
+    Infrastructure errors are never scored as wrong answers: when the judge cannot be reached, or the
+    sandbox fails on the host side (its fork server killed from outside, say: the episode is then
+    truncated at once with reward 0 and the next ``reset`` gets a fresh sandbox), ``info["infra_error"]``
+    says why and ``info["infra_kind"]`` which part failed (``"judge"``, ``"sandbox"``); such episodes
+    should be left out of training and scores (our learner and evaluation do).
 
     ## Starting State
     A task picked deterministically from ``reset``'s seed (``options={"task_id": ...}`` picks one by
@@ -174,7 +179,11 @@ class ToolR1Env(gym.Env[str, str]):
         for path in task.files:
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"task {task.task_id!r}: attached file {path!r} does not exist")
-        self.sandbox.reset(files=task.files)
+        try:
+            self.sandbox.reset(files=task.files)
+        except SandboxError:  # a broken sandbox (its fork server died): one fresh start, then give up loudly
+            self._drop_sandbox()
+            self.sandbox.reset(files=task.files)
         self.task, self._done = task, False
         self._turn = self._errors = 0
         names = [Path(f).name for f in task.files]
@@ -209,7 +218,10 @@ class ToolR1Env(gym.Env[str, str]):
                 observation = ("FormatError: no code found in the action. " + FORMAT_HELP)
             error_type = None if answered else "FormatError"
         else:
-            result: ExecResult = self.sandbox.run(code)
+            try:
+                result: ExecResult = self.sandbox.run(code)
+            except SandboxError as exc:
+                return self._sandbox_outage(exc)
             observation = truncate_middle(result.render(), self.max_observation_chars)
             self._errors += 0 if result.ok else 1
             answered, answer, error_type = result.final_answer_called, result.final_answer, result.error_type
@@ -224,6 +236,31 @@ class ToolR1Env(gym.Env[str, str]):
         self._history += [action, observation]
         return observation, reward, terminated, truncated, info
 
+    def _sandbox_outage(self, exc: SandboxError) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """End the episode on a host-side sandbox failure: an infrastructure error, never a wrong answer.
+
+        The episode is truncated with reward 0 and ``info["infra_error"]`` / ``info["infra_kind"] = "sandbox"``
+        (learners leave it out, evaluations count it apart); the broken sandbox is dropped, so the next
+        ``reset`` gets a working one.
+        """
+        assert self.task is not None
+        self._done = True
+        self._drop_sandbox()
+        message = f"SandboxError: {exc}"
+        info: dict[str, Any] = {"task_id": self.task.task_id, "level": self.task.level, "turn": self._turn,
+                                "error_type": "SandboxError", "infra_error": message, "infra_kind": "sandbox",
+                                "final_answer": None, "ground_truth": self.task.answer,
+                                "reward_components": {"answer_score": 0.0, "exec_success": 0.0, "steps": self._turn,
+                                                      "errors": self._errors, "answered": False}}
+        observation = "The sandbox failed on the host side (not your code); the episode was stopped."
+        self._history += ["", observation]
+        return observation, 0.0, False, True, info
+
+    def _drop_sandbox(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.close()
+            self._sandbox = None
+
     def _final_reward(self, answer: str | None, info: dict[str, Any]) -> float:
         assert self.task is not None
         verdict = self.judge.judge(self.task.question, answer, self.task.answer)
@@ -236,7 +273,7 @@ class ToolR1Env(gym.Env[str, str]):
             "steps": self._turn, "errors": self._errors, "answered": answer is not None,
         }
         if verdict.infra_error:
-            info["infra_error"] = verdict.infra_error
+            info["infra_error"], info["infra_kind"] = verdict.infra_error, "judge"
         return episode_reward(answer_score, success, self.weights)
 
     def render(self) -> str | None:

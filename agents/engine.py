@@ -27,6 +27,7 @@ evaluation appends records to disk there, so a killed run loses only the episode
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -110,6 +111,17 @@ class Ending:
         return cls(halt=halt, infra_kind="agent" if halt.infra_error else None, infra_error=halt.infra_error)
 
 
+@dataclass
+class EngineStats:
+    """Where one :func:`play_episodes` call spent its time (pass one in to have it filled)."""
+
+    episodes: int = 0
+    env_steps: int = 0
+    env_seconds: float = 0.0
+    act_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+
 class Player(Protocol, Generic[E]):
     """What :func:`play_episodes` drives: it builds one episode record of type ``E`` per request."""
 
@@ -140,8 +152,13 @@ class Player(Protocol, Generic[E]):
 
 
 def play_episodes(player: Player[E], envs: ThreadVectorEnv, requests: Sequence[EpisodeRequest], *,
-                  on_end: Callable[[int, E], None] | None = None) -> list[E]:
-    """Play every request to its end, ``envs.num_envs`` at a time; return the records in request order."""
+                  on_end: Callable[[int, E], None] | None = None, stats: EngineStats | None = None) -> list[E]:
+    """Play every request to its end, ``envs.num_envs`` at a time; return the records in request order.
+
+    ``stats`` (optional) is filled with counts and the time spent in the envs and in ``player.act``.
+    """
+    stats = stats if stats is not None else EngineStats()
+    started = time.perf_counter()
     pending = list(enumerate(requests))[::-1]  # pop() from the end keeps request order
     live: dict[int, tuple[int, E]] = {}  # slot -> (request index, episode)
     done: dict[int, E] = {}
@@ -160,8 +177,10 @@ def play_episodes(player: Player[E], envs: ThreadVectorEnv, requests: Sequence[E
             if not free:
                 return
             chosen = [pending.pop() for _ in free]
+            t0 = time.perf_counter()
             resets = envs.reset_some(free, seeds=[r.seed for _, r in chosen],
                                      options=[r.reset_options() for _, r in chosen])
+            stats.env_seconds += time.perf_counter() - t0
             for slot, (index, request) in zip(free, chosen, strict=True):
                 observation, info = resets[slot]
                 try:
@@ -173,7 +192,9 @@ def play_episodes(player: Player[E], envs: ThreadVectorEnv, requests: Sequence[E
 
     refill()
     while live:
+        t0 = time.perf_counter()
         actions = player.act({slot: episode for slot, (_, episode) in live.items()})
+        stats.act_seconds += time.perf_counter() - t0
         missing = set(live) - set(actions)
         if missing:
             raise RuntimeError(f"{type(player).__name__}.act returned nothing for slot(s) {sorted(missing)}")
@@ -185,11 +206,16 @@ def play_episodes(player: Player[E], envs: ThreadVectorEnv, requests: Sequence[E
                 end(slot, *live[slot], Ending.from_halt(action))
             else:
                 to_step[slot] = action
+        t0 = time.perf_counter()
         outcomes = envs.step_live(to_step) if to_step else {}
+        stats.env_seconds += time.perf_counter() - t0
+        stats.env_steps += len(outcomes)
         for slot, outcome in outcomes.items():
             index, episode = live[slot]
             player.observe(episode, to_step[slot], outcome)
             if outcome.done:
                 end(slot, index, episode, Ending.from_step(outcome))
         refill()
+    stats.episodes += len(done)
+    stats.wall_seconds += time.perf_counter() - started
     return [done[i] for i in range(len(requests))]

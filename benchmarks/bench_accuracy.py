@@ -1,6 +1,6 @@
 """Accuracy per level on the validation split, through the evaluation command (``agents/evaluate.py``).
 
-    python benchmarks/bench_accuracy.py [--tasks validation] [--run runs/default-cpu] [--concurrency 8]
+    python -m benchmarks.bench_accuracy [--tasks validation] [--run runs/default-cpu] [--concurrency 8]
                                         [--max_turns N] [--threads N] [--limit N] [--no_write]
 
 One ``agents/evaluate.py`` subprocess per row, exactly the command a user would type (each is printed
@@ -23,7 +23,6 @@ is printed and written to benchmarks/RESULTS.md unless ``--no_write``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -32,11 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from agents.cli import arg, parse
+from agents.evaluation.report import load_records
+from benchmarks.results_file import markdown_table, write_section
 
-from agents.eval_report import load_records  # noqa: E402
-from benchmarks.results_file import markdown_table, write_section  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 TITLE = "Accuracy on the {tasks} split (bench_accuracy.py)"
 LEVELS = ("1", "2", "3")
@@ -97,20 +96,20 @@ def training_args(run: Path) -> dict[str, Any]:
     return {}
 
 
-def local_options(train: dict[str, Any], max_turns: int | None) -> list[str]:
+def local_options(train: dict[str, Any], max_turns: int) -> list[str]:
     """evaluate.py options shared by both local rows: the training run's settings (those it recorded)."""
     options: list[str] = []
     for key, flag in LOCAL_SETTINGS:
         value = train.get(key)
         if value not in (None, ""):
             options += [flag, str(value)]
-    turns = max_turns if max_turns is not None else train.get("max_turns")
+    turns = max_turns or train.get("max_turns")
     if turns is not None:
         options += ["--max_turns", str(turns)]
     return options
 
 
-def plan_rows(args: argparse.Namespace, out_root: Path) -> tuple[list[Row], dict[str, Any]]:
+def plan_rows(args: BenchArgs, out_root: Path) -> tuple[list[Row], dict[str, Any]]:
     """The four rows' evaluate.py command lines; returns (rows, the training run's args)."""
     run = Path(args.run).expanduser()
     train = training_args(run) if run.exists() else {}
@@ -182,7 +181,7 @@ def table_row(row: Row) -> list[object]:
             f"{summary['mean_turns']:.2f}", seconds]
 
 
-def describe(rows: list[Row], train: dict[str, Any], args: argparse.Namespace) -> str:
+def describe(rows: list[Row], train: dict[str, Any], args: BenchArgs) -> str:
     """The paragraph under the table: rows, judge, tasks per level, local settings, commands."""
     summaries = [r.outcome["summary"] for r in rows if "summary" in r.outcome]
     per_level = ", ".join(f"level {k}: {v['tasks']}" for k, v in summaries[0]["levels"].items()) if summaries else "?"
@@ -223,22 +222,24 @@ def describe(rows: list[Row], train: dict[str, Any], args: argparse.Namespace) -
     return "\n".join(lines)
 
 
-def main() -> None:
+@dataclass
+class BenchArgs:
+    """Accuracy per level through the evaluation command: reference agent, model before and after training."""
+
+    tasks: str = arg("validation", "bundled split name, GAIA folder or task JSONL")
+    limit: int = arg(0, "only the first N tasks (0 = all; for smoke runs)")
+    run: str = arg("runs/default-cpu", "training run folder whose adapter is evaluated")
+    concurrency: int = arg(8, "episodes in flight per evaluation")
+    max_turns: int = arg(0, "turn limit of the local rows (0 = the training run's, else evaluate.py's)")
+    threads: int = arg(0, "torch threads of the local rows (OMP_NUM_THREADS; 0 = torch's default). Use 1 on a "
+                          "machine shared with another job: oversubscribed cores slow generation many times")
+    output_root: str = arg("", "one evaluation folder per row below (default runs/bench-accuracy-<tasks>)")
+    no_write: bool = arg(False, "print the table only")
+
+
+def main(argv: list[str] | None = None) -> None:
     """Run every row, print the table and write it to RESULTS.md."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", default="validation", help="bundled split name, GAIA folder or task JSONL")
-    parser.add_argument("--limit", type=int, default=0, help="only the first N tasks (0 = all; for smoke runs)")
-    parser.add_argument("--run", default="runs/default-cpu", help="training run folder whose adapter is evaluated")
-    parser.add_argument("--concurrency", type=int, default=8, help="episodes in flight per evaluation")
-    parser.add_argument("--max_turns", type=int, default=None,
-                        help="turn limit of the local rows (default: the training run's, else evaluate.py's)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads of the local rows (OMP_NUM_THREADS; 0 = torch's default). Use 1 on a "
-                             "machine shared with another job: oversubscribed cores slow generation many times")
-    parser.add_argument("--output_root", default="",
-                        help="one evaluation folder per row below (default runs/bench-accuracy-<tasks>)")
-    parser.add_argument("--no_write", action="store_true", help="print the table only")
-    args = parser.parse_args()
+    args = parse(BenchArgs, argv, description=__doc__)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     out_root = Path(args.output_root or f"runs/bench-accuracy-{Path(args.tasks).name}").expanduser().resolve()

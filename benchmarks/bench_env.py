@@ -1,6 +1,6 @@
 """Environment throughput with a scripted agent: ours (ThreadVectorEnv) versus gymnasium's vector envs.
 
-    python benchmarks/bench_env.py [--episodes 48] [--envs 1 2 4 8]
+    python -m benchmarks.bench_env [--episodes 48] [--envs 1 2 4 8]
 
 The scripted agent plays each task's reference solution (the bundled ``validation`` split: web search,
 page reads, file inspection, pandas), so a step is realistic agent code. For each number of parallel
@@ -12,22 +12,23 @@ benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
+from dataclasses import dataclass
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import gymnasium as gym
+import numpy as np
 
-import gymnasium as gym  # noqa: E402
-import numpy as np  # noqa: E402
-
-import toolr1_env  # noqa: E402, F401
-from benchmarks.results_file import markdown_table, write_section  # noqa: E402
-from toolr1_env.env import ToolR1Env  # noqa: E402
-from toolr1_env.suite import load_split  # noqa: E402
-from toolr1_env.vector import ThreadVectorEnv  # noqa: E402
+import toolr1_env  # noqa: F401 - registers ToolR1-GAIA-v0
+from agents.cli import arg, parse
+from agents.engine import EngineStats, EpisodeRequest
+from agents.evaluation.run import AgentPlayer
+from agents.players.api import AgentBatch
+from agents.players.scripted import ReferenceAgent
+from benchmarks.results_file import markdown_table, write_section
+from toolr1_env.env import ToolR1Env
+from toolr1_env.suite import load_split
+from toolr1_env.vector import ThreadVectorEnv
 
 STEP = "# --- step ---"
 SPLIT = "validation"
@@ -45,25 +46,17 @@ def scripts(episodes: int) -> list[tuple[str, list[str]]]:
 
 
 def run_thread_vector(n_envs: int, plan: list[tuple[str, list[str]]]) -> tuple[float, int]:
-    """Play the plan with ThreadVectorEnv, stepping only live episodes; returns (seconds, steps)."""
+    """Play the plan's reference solutions through the episode engine (``agents.engine``) on a
+    ThreadVectorEnv, stepping only live episodes; returns (seconds, steps)."""
+    from agents.engine import play_episodes
+
+    tasks = [t for t in load_split(SPLIT).tasks if t.task_id in {task_id for task_id, _ in plan}]
+    agent = AgentBatch([ReferenceAgent(tasks) for _ in range(n_envs)], threads=False)
     with ThreadVectorEnv([make_env] * n_envs) as envs:
         envs.reset_some(range(n_envs), options=[{"task_id": plan[0][0]}] * n_envs)  # warm the sandboxes
-        pending, slots, steps = list(plan), {}, 0
-        started = time.perf_counter()
-        while pending or slots:
-            free = [i for i in range(n_envs) if i not in slots][: len(pending)]
-            if free:
-                chosen = [pending.pop(0) for _ in free]
-                envs.reset_some(free, options=[{"task_id": task_id} for task_id, _ in chosen])
-                slots.update({i: list(task_steps) for i, (_, task_steps) in zip(free, chosen, strict=True)})
-            outcomes = envs.step_live({i: remaining.pop(0) for i, remaining in slots.items()})
-            steps += len(outcomes)
-            for i, outcome in outcomes.items():
-                if outcome.done or not slots[i]:
-                    slots.pop(i)
-                    if not outcome.done:
-                        envs.abandon(i)
-        return time.perf_counter() - started, steps
+        stats = EngineStats()
+        play_episodes(AgentPlayer(agent, tasks), envs, [EpisodeRequest.of(t) for t in tasks], stats=stats)
+        return stats.wall_seconds, stats.env_steps
 
 
 def run_gymnasium_vector(kind: str, n_envs: int, plan: list[tuple[str, list[str]]]) -> tuple[float, int]:
@@ -112,12 +105,18 @@ def reset_latency(repeats: int = 30) -> float:
     return statistics.median(samples)
 
 
-def main() -> None:
+@dataclass
+class BenchArgs:
+    """Environment throughput: ThreadVectorEnv through the episode engine vs gymnasium's vector envs."""
+
+    episodes: int = arg(48, "validation tasks played (their reference solutions) per configuration")
+    envs: list[int] = arg([1, 2, 4, 8], "numbers of parallel envs to measure")
+    no_write: bool = arg(False, "print the table only; do not touch RESULTS.md")
+
+
+def main(argv: list[str] | None = None) -> None:
     """Measure and record the throughput table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--episodes", type=int, default=48)
-    parser.add_argument("--envs", type=int, nargs="+", default=[1, 2, 4, 8])
-    args = parser.parse_args()
+    args = parse(BenchArgs, argv, description=__doc__)
     plan = scripts(args.episodes)
     rows = []
     for n in args.envs:
@@ -132,12 +131,16 @@ def main() -> None:
     table = markdown_table(["envs", "ThreadVectorEnv episodes/s", "steps/s", "AsyncVectorEnv episodes/s", "steps/s",
                             "SyncVectorEnv episodes/s", "steps/s"], rows)
     notes = (f"\n{len(plan)} episodes of the `{SPLIT}` split played with their reference solutions "
-             f"(mean {sum(len(s) for _, s in plan) / len(plan):.1f} steps). Gymnasium's vector envs step every "
-             "env on every call (NEXT_STEP autoreset), so they play in waves padded to the longest episode "
-             "(`pass` actions, counted as steps); ours steps only live episodes. "
+             f"(mean {sum(len(s) for _, s in plan) / len(plan):.1f} steps). **Read steps/s for the env itself**: "
+             "every side runs the same sandboxed env, so a step costs the same on all of them, and equal steps/s "
+             "say exactly that. The episodes/s gap comes from the harness, not the env: gymnasium's vector envs "
+             "step every env on every call (NEXT_STEP autoreset), so they play in waves padded to the longest "
+             "episode (`pass` actions, counted as steps) and reset one env at a time (`reset_mask`), while ours "
+             "(the episode engine) steps only live episodes and refills each slot as it frees. "
              f"Reset latency of one warm env (p50): {latency:.1f} ms.\n")
     print(table + notes)
-    write_section("Environment throughput (bench_env.py)", table + "\n" + notes)
+    if not args.no_write:
+        write_section("Environment throughput (bench_env.py)", table + "\n" + notes)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Sample efficiency of the dynamic sample queue: the same GRPO run with the queue on and off, several seeds.
 
-    python benchmarks/bench_queue.py                     # 2 arms x 3 seeds x 6 iterations (~45 min, 2 cores)
-    python benchmarks/bench_queue.py --seeds 0 --iterations 2 --no_write        # a smoke run
+    python -m benchmarks.bench_queue                     # 2 arms x 3 seeds x 6 iterations (~45 min, 2 cores)
+    python -m benchmarks.bench_queue --seeds 0 --iterations 2 --no_write        # a smoke run
 
 Each run is the real entry point, ``agents/train_grpo.py``, with its defaults except ``--iterations``,
 ``--seed`` and the evaluation (below); the ``no-queue`` arm adds ``--no_use_queue`` (no cache, no
@@ -23,7 +23,6 @@ Writes the table to benchmarks/RESULTS.md and the curves to benchmarks/queue_cur
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -31,10 +30,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from agents.cli import arg, parse_with_extra
+from benchmarks.results_file import markdown_table, write_section
 
-from benchmarks.results_file import markdown_table, write_section  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 ARMS = {"queue": [], "no-queue": ["--no_use_queue"]}
 CURVES = Path(__file__).resolve().parent / "queue_curves.png"
@@ -72,7 +71,7 @@ def read_run(run_dir: Path, arm: str, seed: int, threshold: float) -> RunResult:
     return RunResult(arm, seed, rollouts, seconds, success, reached)
 
 
-def run_training(arm: str, seed: int, args: argparse.Namespace) -> Path:
+def run_training(arm: str, seed: int, args: BenchArgs) -> Path:
     """Run (or reuse, or resume) one training run and return its folder."""
     run_dir = Path(args.runs_dir) / f"{arm}-seed{seed}"
     done = json.loads((run_dir / "summary.json").read_text()).get("iterations", 0) if (
@@ -102,7 +101,7 @@ def arm_summary(results: list[RunResult], budget: float) -> tuple[float, int]:
     return statistics.fmean(values), sum(r.reached_at is not None for r in results)
 
 
-def report(results: list[RunResult], args: argparse.Namespace) -> str:
+def report(results: list[RunResult], args: BenchArgs) -> str:
     """The markdown body: per-run table, per-arm means, the reduction and how to read it."""
     header = ["arm", "seed", "rollouts to threshold", "wall s to threshold", "success curve",
               "online rollouts (all)", "wall s (all)"]
@@ -161,20 +160,25 @@ def plot(results: list[RunResult], threshold: float) -> None:
     plt.close(fig)
 
 
-def main() -> None:
-    """Run every arm and seed, then print and write the comparison."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
-    parser.add_argument("--iterations", type=int, default=6, help="training iterations per run (same budget)")
-    parser.add_argument("--eval_size", type=int, default=16, help="training-pool tasks in each greedy evaluation")
-    parser.add_argument("--eval_every", type=int, default=2, help="evaluate every N iterations")
-    parser.add_argument("--threshold", type=float, default=0.125, help="training success to reach (2 of 16 tasks)")
-    parser.add_argument("--runs_dir", default=str(ROOT / "runs" / "bench-queue"), help="where the runs live")
-    parser.add_argument("--no_write", action="store_true", help="print only; do not touch RESULTS.md")
-    parser.add_argument("train_args", nargs=argparse.REMAINDER, help="after --: extra agents/train_grpo.py args")
-    args = parser.parse_args()
-    args.train_args = [a for a in args.train_args if a != "--"]
+@dataclass
+class BenchArgs:
+    """Sample efficiency of the dynamic sample queue: training runs with each arm, several seeds."""
+
+    seeds: list[int] = arg([0, 1, 2], "seeds; each arm runs once per seed")
+    arms: list[str] = arg(list(ARMS), "arms to run", list(ARMS))
+    iterations: int = arg(6, "training iterations per run (same budget)")
+    eval_size: int = arg(16, "training-pool tasks in each greedy evaluation")
+    eval_every: int = arg(2, "evaluate every N iterations")
+    threshold: float = arg(0.125, "training success to reach (2 of 16 tasks)")
+    runs_dir: str = arg(str(ROOT / "runs" / "bench-queue"), "where the runs live")
+    no_write: bool = arg(False, "print only; do not touch RESULTS.md")
+    train_args: list[str] = arg([], "internal: the arguments after -- (extra agents/train_grpo.py arguments)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run every arm and seed, then print and write the comparison (arguments after ``--`` go to training)."""
+    args, extra = parse_with_extra(BenchArgs, argv, description=__doc__)
+    args.train_args = extra
     results = []
     for seed in args.seeds:
         for arm in args.arms:

@@ -1,7 +1,7 @@
 """Sandbox latency: our fork-server sandbox versus smolagents' LocalPythonExecutor, in one run.
 
     pip install smolagents        # the peer, for this benchmark only
-    python benchmarks/bench_sandbox.py [--repeats 300]
+    python -m benchmarks.bench_sandbox [--repeats 300]
 
 Measures p50/p95 of a trivial call, of a realistic action (loops, string work, a small pandas frame) and of
 an episode reset; prints a table and writes it to benchmarks/RESULTS.md. Targets on 2 cores: reset
@@ -10,17 +10,15 @@ an episode reset; prints a table and writes it to benchmarks/RESULTS.md. Targets
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.results_file import markdown_table, write_section  # noqa: E402
-from toolr1_env.sandbox import Sandbox  # noqa: E402
+from agents.cli import arg, parse
+from benchmarks.results_file import markdown_table, write_section
+from toolr1_env.sandbox import Sandbox
 
 TRIVIAL = "x = 1"
 REALISTIC = """import pandas as pd
@@ -53,11 +51,17 @@ def pct(samples: list[float], q: float) -> float:
     return statistics.quantiles(samples, n=100)[int(q * 100) - 1] if len(samples) > 1 else samples[0]
 
 
-def main() -> None:
+@dataclass
+class BenchArgs:
+    """Sandbox latency: our fork-server sandbox versus smolagents' LocalPythonExecutor."""
+
+    repeats: int = arg(300, "timed trivial calls (realistic actions and resets: a sixth of that, at least 10)")
+    no_write: bool = arg(False, "print the table only; do not touch RESULTS.md")
+
+
+def main(argv: list[str] | None = None) -> None:
     """Run both executors and record the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=300)
-    args = parser.parse_args()
+    args = parse(BenchArgs, argv, description=__doc__)
     n_slow = max(args.repeats // 6, 10)
 
     started = time.perf_counter()
@@ -103,8 +107,8 @@ def main() -> None:
              "confined, killable worker process; a reset kills the old worker and its children and forks a "
              "fresh one from the preloaded fork server.\n")
     print(table + notes)
-    path = write_section("Sandbox latency (bench_sandbox.py)", table + "\n" + notes)
-    print(f"written to {path}")
+    if not args.no_write:
+        print(f"written to {write_section('Sandbox latency (bench_sandbox.py)', table + chr(10) + notes)}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ def machine() -> str:
 
 def write_section(title: str, body: str) -> Path:
     """Replace (or append) the ``## title`` section of RESULTS.md with ``body`` plus provenance lines."""
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    program = ["-m", spec.name] if spec is not None else sys.argv[:1]  # python -m benchmarks.x, or a script
+    command = "python " + " ".join(shlex.quote(a) for a in [*program, *sys.argv[1:]])
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     section = (f"## {title}\n\n- command: `{command}`\n- machine: {machine()}\n- date: {stamp}\n\n"
                f"{body.strip()}\n")

@@ -1,7 +1,7 @@
 """The TRL side of ``benchmarks/bench_trl.py``: ``GRPOTrainer`` on our env, timed step by step.
 
-Runs in its own process (``bench_trl.py --side trl``); see ``bench_trl.py`` for the settings both sides
-share and the choices made where the two libraries differ.
+Runs in its own process (``python -m benchmarks.bench_trl --side trl``); see ``bench_trl.py`` for the
+choices made where the two libraries differ and ``trl_common.py`` for the settings both sides share.
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.train_grpo import make_envs, make_task_pool
-from benchmarks.bench_trl import (
+from agents.learner.train import make_envs, make_task_pool
+from benchmarks.trl_common import (
     LORA_TARGETS,
     BenchArgs,
     EnvReward,
-    _memory,
-    _rss_mib,
-    _seed_everything,
-    _sync,
     load_model,
+    memory_summary,
+    rss_mib,
+    seed_everything,
+    sync,
     task_schedule,
 )
 
@@ -38,7 +38,7 @@ def run_trl(bench: BenchArgs) -> dict[str, Any]:
     from trl import GRPOConfig, GRPOTrainer
 
     args = bench.train_args()
-    _seed_everything(bench.seed)
+    seed_everything(bench.seed)
     per_step = bench.tasks_per_step * bench.group_size
     if per_step % bench.micro_batch_size:
         raise ValueError("tasks_per_step * group_size must be a multiple of micro_batch_size")
@@ -89,14 +89,14 @@ def run_trl(bench: BenchArgs) -> dict[str, Any]:
             trainer._generate_and_score_completions = _timed(trainer._generate_and_score_completions, counters,
                                                              "score_s")
             same_prompt = _same_prompt_ids(trainer, tokenizer, rows[0]["prompt"])
-            rss_before = _rss_mib()
+            rss_before = rss_mib()
             trainer.train()
     finally:
         envs.close()
     steps = timer.steps
     for step, rewards in zip(steps, _chunks(reward.rewards, per_step), strict=False):
         step["reward"] = float(np.mean(rewards)) if rewards else 0.0
-    return _memory({"side": "trl", "steps": steps, "rss_before_steps_mib": rss_before,
+    return memory_summary({"side": "trl", "steps": steps, "rss_before_steps_mib": rss_before,
                     "device": str(trainer.accelerator.device), "prompt_ids_match": same_prompt,
                     "trl_version": trl.__version__})
 
@@ -114,12 +114,12 @@ class _StepTimer:
         return {**self.counters, "env_s": self.reward.seconds, "tokens": float(self.reward.tokens)}
 
     def begin(self) -> None:
-        _sync()
+        sync()
         self._snapshot = self._state()
         self._start = time.perf_counter()
 
     def end(self) -> None:
-        _sync()
+        sync()
         seconds = time.perf_counter() - self._start
         delta = {k: v - self._snapshot[k] for k, v in self._state().items()}
         self.steps.append({"seconds": seconds, "tokens": delta["tokens"], "generation_s": delta["generation_s"],
@@ -134,7 +134,7 @@ def _timed(fn: Callable[..., Any], counters: dict[str, float], key: str) -> Call
         try:
             return fn(*args, **kwargs)
         finally:
-            _sync()
+            sync()
             counters[key] += time.perf_counter() - started
     return wrapper
 

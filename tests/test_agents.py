@@ -23,11 +23,11 @@ from agents.players.openai_agent import (
     OpenAIAgent,
     RequestRejectedError,
     ServerUnreachableError,
-    cut_after_first_code_block,
 )
 from agents.players.scripted import ReferenceAgent, ScriptedAgent, task_for_prompt
 from toolr1_env import Task
 from toolr1_env.env import ToolR1Env
+from toolr1_env.parsing import cut_after_first_block as cut_after_first_code_block
 from toolr1_env.sandbox import SandboxConfig
 
 MUL = Task("mul", "What is 17 * 23?", "391", level=0)
@@ -156,7 +156,7 @@ def test_agent_batch_runs_acts_concurrently_and_returns_agent_errors_as_values()
 
 
 def make_agent(server: FakeOpenAIServer, **kwargs: object) -> OpenAIAgent:
-    options: dict = {"api_key": "k", "max_retries": 3, "backoff": 0.001, "timeout": 5.0, "max_tokens": 64}
+    options: dict = {"api_key": "k", "max_retries": 3, "timeout": 5.0, "max_tokens": 64}
     options.update(kwargs)
     return OpenAIAgent(server.base_url, "agent-model", **options)
 
@@ -224,11 +224,11 @@ def test_openai_agent_retries_then_succeeds(server: FakeOpenAIServer, status: in
 
 def test_openai_agent_backoff_is_exponential(server: FakeOpenAIServer) -> None:
     server.fail_next(503, 2)
-    agent = make_agent(server, backoff=0.1)
+    agent = make_agent(server)
     agent.reset("Task: x")
     started = time.monotonic()
     agent.act("Task: x")
-    assert time.monotonic() - started >= 0.1 + 0.2
+    assert time.monotonic() - started >= 0.375 + 0.75  # the openai client's backoff: 0.5 s, 1 s, at most 25% jitter
 
 
 def test_openai_agent_gives_up_with_a_readable_error(server: FakeOpenAIServer) -> None:
@@ -268,7 +268,7 @@ def test_openai_agent_rejected_request_is_not_retried(server: FakeOpenAIServer, 
 def test_openai_agent_unreachable_port() -> None:
     server = FakeOpenAIServer()
     server.stop()  # the port is closed: connections are refused
-    agent = OpenAIAgent(server.base_url, "m", "k", max_retries=1, backoff=0.001)
+    agent = OpenAIAgent(server.base_url, "m", "k", max_retries=1)
     agent.reset("Task: x")
     with pytest.raises(ServerUnreachableError, match="is the server running") as info:
         agent.act("Task: x")
@@ -353,7 +353,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @needs_model
 def test_resolve_adapter_accepts_run_checkpoint_and_adapter_folders(tiny_run: Path) -> None:
-    from agents.players.local_agent import resolve_adapter
+    from agents.players.trained_run import resolve_adapter
 
     adapter = tiny_run / "checkpoints" / "step-3" / "adapter"
     for path in (tiny_run, adapter.parent, adapter):
@@ -373,23 +373,24 @@ def test_local_agent_batches_slots_token_in_token_out(tiny_run: Path) -> None:
     from agents.players.local_agent import LocalAgent
 
     agent = LocalAgent.from_pretrained(adapter=tiny_run, num_slots=2, response_prefix="")
-    assert isinstance(agent, BatchAgent) and agent.max_new_tokens == 6
+    assert isinstance(agent, BatchAgent) and agent.conversation.max_new_tokens == 6
     agent.reset_slot(0, "Task: What is 17 * 23?")
     agent.reset_slot(1, "Task: What is the capital of France?")
-    prompt0 = list(agent._ids[0])
+    prompt0 = agent.token_ids(0)
     first = agent.act_batch({0: "Task: What is 17 * 23?", 1: "Task: What is the capital of France?"})
     assert set(first) == {0, 1} and all(isinstance(a, str) for a in first.values())
-    generated0 = agent._ids[0][len(prompt0):]
+    generated0 = agent.token_ids(0)[len(prompt0):]
     assert 1 <= len(generated0) <= 6
     assert agent.usage(0) == Usage(prompt_tokens=len(prompt0), completion_tokens=len(generated0), calls=1,
                                    empty_completions=int(not first[0].strip()))
-    observation_ids = agent.policy.encode_observation("391", ended_with_eos=agent._ended_with_eos[0])
+    observation_ids = agent.policy.encode_observation(
+        "391", ended_with_eos=agent._trajs[0].turns[-1].finish_reason == "eos")
     second = agent.act_batch({0: "391"})  # only slot 0 is live now
     assert set(second) == {0}
     usage = agent.usage(0)
-    generated1 = agent._ids[0][len(prompt0) + len(generated0) + len(observation_ids):]
+    generated1 = agent.token_ids(0)[len(prompt0) + len(generated0) + len(observation_ids):]
     # Token in, token out: prompt + action + observation ids + action, nothing re-tokenised.
-    assert agent._ids[0] == prompt0 + generated0 + observation_ids + generated1
+    assert agent.token_ids(0) == prompt0 + generated0 + observation_ids + generated1
     assert usage.calls == 2 and usage.completion_tokens == len(generated0) + len(generated1)
     assert usage.prompt_tokens == len(prompt0) + len(prompt0) + len(generated0) + len(observation_ids)
     # Greedy, adapter loaded: the first action equals the trained policy's own greedy sample.
@@ -402,7 +403,7 @@ def test_local_agent_batches_slots_token_in_token_out(tiny_run: Path) -> None:
     assert generated0 == generation.token_ids and first[0] == generation.text
     plain = LocalAgent.from_pretrained("tiny-random", None, num_slots=1)
     plain.reset_slot(0, "Task: What is 17 * 23?")
-    assert plain._ids[0] == prompt0  # same template, same ids; only the weights differ
+    assert plain.token_ids(0) == prompt0  # same template, same ids; only the weights differ
 
 
 @needs_model
@@ -416,22 +417,54 @@ def test_local_agent_uses_the_training_runs_response_prefix(tiny_run: Path) -> N
     agent = LocalAgent.from_pretrained(adapter=tiny_run, num_slots=1)
     assert agent.response_prefix == trained_prefix
     agent.reset_slot(0, "Task: What is 17 * 23?")
-    prompt = list(agent._ids[0])
+    prompt = agent.token_ids(0)
     action = agent.act_batch({0: "Task: What is 17 * 23?"})[0]
     assert action.startswith(trained_prefix)
-    assert agent._ids[0][len(prompt): len(prompt) + len(agent._prefix_ids)] == agent._prefix_ids
+    prefix_ids = agent.policy.tokenize(trained_prefix)
+    assert agent.token_ids(0)[len(prompt): len(prompt) + len(prefix_ids)] == prefix_ids
 
 
 @needs_model
 def test_local_agent_context_budget(tiny_run: Path) -> None:
     from agents.players.local_agent import LocalAgent
 
-    agent = LocalAgent.from_pretrained(adapter=tiny_run, num_slots=1, max_episode_tokens=10_000, response_prefix="")
+    probe = LocalAgent.from_pretrained(adapter=tiny_run, num_slots=1, response_prefix="")
+    probe.reset_slot(0, "Task: x")
+    budget = len(probe.token_ids(0)) + 3
+    agent = LocalAgent(probe.policy, 1, conversation=probe.conversation, max_episode_tokens=budget)
     agent.reset_slot(0, "Task: x")
-    agent.max_episode_tokens = len(agent._ids[0]) + 3
     first = agent.act_batch({0: "Task: x"})[0]
-    assert isinstance(first, str) and len(agent._ids[0]) <= agent.max_episode_tokens
+    assert isinstance(first, str) and len(agent.token_ids(0)) <= budget
     assert agent.act_batch({0: "observation"}) == {0: ""}
     assert agent.usage(0).context_full
     with pytest.raises(IndexError):
         agent.reset_slot(1, "Task: x")
+
+
+@needs_model
+@pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")  # peft 0.21 on transformers 5
+def test_local_agent_and_training_rollout_give_the_same_token_ids(tiny_run: Path) -> None:
+    """One conversation per trained policy: a two-turn episode is the same token ids both ways."""
+    from agents.engine import EpisodeRequest
+    from agents.evaluation.run import run_episodes
+    from agents.learner.rollout import collect
+    from agents.players.local_agent import LocalAgent
+    from toolr1_env.vector import ThreadVectorEnv
+
+    agent = LocalAgent.from_pretrained(adapter=tiny_run, num_slots=1)  # the run's conversation
+    conversation = agent.conversation
+    assert conversation.response_prefix == "```py\n" and conversation.max_new_tokens == 6
+    task = Task("two", "What is 17 * 23?", "391", level=1)
+
+    def envs() -> ThreadVectorEnv:
+        return ThreadVectorEnv([lambda: ToolR1Env(tasks=[task], max_turns=2, step_timeout=5, prompt_style="compact")])
+
+    with envs() as train_envs:
+        (traj,), _ = collect(agent.policy, train_envs, [EpisodeRequest.of(task)], temperature=0.0,
+                             max_episode_tokens=conversation.max_episode_tokens,
+                             system_prompt=conversation.system_prompt, response_prefix=conversation.response_prefix)
+    with envs() as eval_envs:
+        (record,) = run_episodes(agent, eval_envs, [task], lambda r: None)
+    assert traj.num_turns == 2 and len(record.turns) == 2
+    assert agent.token_ids(0) == traj.token_ids
+    assert [t.action for t in traj.turns] == [t.action for t in record.turns]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agents.learner.train import make_envs, make_task_pool
-from benchmarks.bench_trl import BenchArgs, EnvReward, score_completions, task_schedule
+from benchmarks.trl_common import BenchArgs, EnvReward, score_completions, task_schedule
 
 
 @pytest.fixture(scope="module")

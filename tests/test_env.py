@@ -233,3 +233,44 @@ def test_render_ansi_shows_the_episode():
         assert "Task: What is 17 * 23?" in text and "print(6 * 7)" in text and "\n42" in text
     finally:
         environment.close()
+
+
+def _kill_fork_server(env: ToolR1Env) -> None:
+    """Kill the sandbox's fork server from outside, as an OOM killer or an operator would."""
+    import os
+    import signal
+
+    zygote = env.sandbox._zygote
+    assert zygote is not None and zygote.poll() is None
+    os.kill(zygote.pid, signal.SIGKILL)
+    zygote.wait(timeout=10)
+
+
+def test_fork_server_killed_mid_episode_is_a_sandbox_infra_error_and_the_next_episode_works() -> None:
+    task = Task("k", "What is 6 * 7?", "42")
+    env = ToolR1Env(tasks=[task], max_turns=4, step_timeout=5)
+    try:
+        env.reset(options={"task_id": "k"})
+        assert env.step("```py\nx = 6 * 7\nprint(x)\n```")[0].strip() == "42"
+        _kill_fork_server(env)
+        obs, reward, terminated, truncated, info = env.step("```py\nfinal_answer(x)\n```")
+        assert (reward, terminated, truncated) == (0.0, False, True)  # ended at once, not blamed on the model
+        assert info["infra_kind"] == "sandbox" and "fork server" in info["infra_error"]
+        assert info["error_type"] == "SandboxError" and "not your code" in obs
+        env.reset(options={"task_id": "k"})  # a working sandbox again
+        obs, reward, terminated, _, info = env.step("```py\nfinal_answer(6 * 7)\n```")
+        assert terminated and reward == pytest.approx(1.2) and "infra_error" not in info
+    finally:
+        env.close()
+
+
+def test_fork_server_killed_between_episodes_is_recovered_at_reset() -> None:
+    task = Task("k", "What is 6 * 7?", "42")
+    env = ToolR1Env(tasks=[task], max_turns=2, step_timeout=5)
+    try:
+        env.reset(options={"task_id": "k"})
+        _kill_fork_server(env)
+        env.reset(options={"task_id": "k"})
+        assert env.step("```py\nprint(6 * 7)\n```")[0].strip() == "42"
+    finally:
+        env.close()

@@ -133,8 +133,10 @@ def test_missing_chat_template_and_unknown_model_are_clear_errors(tokenizer, mon
 @pytest.mark.parametrize(
     "text, stop_at",
     [
-        (ACTION + "\nObservation: 391 (hallucinated)", ACTION),
-        ("```py\nx = 1\n```\nmore", "```py\nx = 1\n```\n"),
+        # the turn ends with the closing fence's last backtick, where the parser closes the block
+        (ACTION + "\nObservation: 391 (hallucinated)", ACTION.rstrip("\n")),
+        ("```py\nx = 1\n```\nmore", "```py\nx = 1\n```"),
+        ("```Python\nx = 1\n```\nmore", "```Python\nx = 1\n```"),
         ("Thought.\n<code>\nprint(1)\n</code> and more", "Thought.\n<code>\nprint(1)\n</code>"),
     ],
 )
@@ -149,9 +151,17 @@ def test_sampling_stops_at_the_end_of_the_code_block(tokenizer, text, stop_at):
     assert all(-1e-6 < lp <= 0.0 for lp in gen.logprobs)
 
 
-def test_plain_fence_without_python_tag_does_not_stop(tokenizer):
+def test_untagged_fence_stops_because_the_parser_runs_it(tokenizer):
     prompt = _ids(tokenizer, "<|im_start|>assistant\n")
-    script = _ids(tokenizer, "Use:\n```\nls\n```\nthen done")
+    script = _ids(tokenizer, "Use:\n```\nx = 1\n```\nthen done")
+    policy = _scripted_policy(tokenizer, len(prompt), script, max_new_tokens=200)
+    (gen,) = policy.sample([prompt])
+    assert gen.finish_reason == "stop" and gen.text == "Use:\n```\nx = 1\n```"
+
+
+def test_fence_of_another_language_does_not_stop(tokenizer):
+    prompt = _ids(tokenizer, "<|im_start|>assistant\n")
+    script = _ids(tokenizer, "Use:\n```bash\nls\n```\nthen done")
     policy = _scripted_policy(tokenizer, len(prompt), script, max_new_tokens=200)
     (gen,) = policy.sample([prompt])
     assert gen.finish_reason == "eos" and gen.token_ids[-1] == tokenizer.eos_token_id
@@ -172,12 +182,13 @@ def test_rows_finish_independently_eos_stop_and_length(tokenizer):
 
 
 def test_stop_matcher_handles_any_token_split():
-    matcher = StopMatcher(["</code>"], ["py", "python"], batch_size=2)
+    matcher = StopMatcher([], batch_size=2)
     pieces = list("```python\nprint(1)\n``") + ["`\n\n"]
     assert [matcher.feed(0, p) for p in pieces] == [False] * (len(pieces) - 1) + [True]
-    assert [matcher.feed(1, p) for p in ["```pyth", "on3\n", "x\n", "```", "\n"]] == [False] * 4 + [True]
-    other = StopMatcher(["</code>"], ["py", "python"], batch_size=1)
-    assert [other.feed(0, p) for p in ["```pytest\n", "x\n```\n", "</co", "de>"]] == [False, False, False, True]
+    # the closing fence stops as soon as its last backtick arrives (the parser closes the block there too)
+    assert [matcher.feed(1, p) for p in ["```pyth", "on3\n", "x\n", "``", "`"]] == [False] * 4 + [True]
+    other = StopMatcher([], batch_size=1)
+    assert [other.feed(0, p) for p in ["```pytest\n", "x\n```\n", "<code>1", "</co", "de>"]] == [False] * 4 + [True]
 
 
 def test_sampled_logprobs_match_a_recomputation(tiny_policy):

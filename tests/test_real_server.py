@@ -108,7 +108,7 @@ def test_openai_agent_plays_short_episodes(served: Served) -> None:
     from toolr1_env.vector import ThreadVectorEnv
 
     tasks = [Task("mul", "What is 17 * 23?", "391", level=0), Task("add", "What is 40 + 2?", "42", level=0)]
-    first = OpenAIAgent(served.base_url, served.model, max_tokens=40, max_retries=1, backoff=1.0, timeout=120)
+    first = OpenAIAgent(served.base_url, served.model, max_tokens=40, max_retries=1, timeout=120)
     first.check()
     agent = AgentBatch([first, OpenAIAgent(served.base_url, served.model, max_tokens=40, max_retries=1,
                                            timeout=120, client=first.client)])

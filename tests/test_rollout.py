@@ -67,6 +67,30 @@ def test_episodes_with_an_infra_error_are_left_out_of_training(policy):
     assert without_infra_errors(trajectories) == []
 
 
+def test_a_sandbox_killed_mid_episode_is_left_out_of_training_and_the_env_plays_on(policy):
+    import os
+    import signal
+
+    holder: list[ThreadVectorEnv] = []
+
+    def crash() -> str:
+        """Kill this env's sandbox fork server from the host, as an OOM killer would."""
+        zygote = holder[0].envs[0].sandbox._zygote
+        os.kill(zygote.pid, signal.SIGKILL)
+        zygote.wait(timeout=10)
+        return "killed"
+
+    with make_envs(n=1, tools=[crash]) as envs:
+        holder.append(envs)
+        scripts = [["```py\ncrash()\n```"], ["```py\nfinal_answer(391)\n```"]]
+        trajectories, _ = collect(policy, envs, [EpisodeRequest("mul", "g", seed=0)] * 2, max_episode_tokens=4096,
+                                  scripts=scripts)
+    crashed, fine = trajectories
+    assert crashed.infra_kind == "sandbox" and "fork server" in crashed.infra_error and crashed.reward == 0.0
+    assert fine.infra_error is None and fine.reward == pytest.approx(1.2)  # same env, a fresh sandbox
+    assert without_infra_errors(trajectories) == [fine]
+
+
 def test_token_budget_cuts_an_episode_without_an_env_reward(policy):
     with make_envs(n=1) as envs:
         (traj,), _ = collect(policy, envs, [EpisodeRequest("mul", "g", seed=0)], max_episode_tokens=1)

@@ -154,3 +154,20 @@ def test_groups_without_a_success_get_a_cached_one_only_in_no_success_mode(mode,
     assert len(mixed) == 4 and mixed[0].source == "online"  # at least one online member always stays
     if injected:
         assert max(t.reward for t in mixed) == 1.2 and mixed[-1].group_id == "g"
+
+
+def test_admission_follows_the_answer_weight() -> None:
+    from agents.learner.train import Args, queue_config
+
+    half = queue_config(Args(answer_weight=0.5, exec_weight=0.2))
+    assert half.min_reward == 0.5  # a correct answer scores 0.5 (+ 0.2 for clean execution): admitted
+    queue = SampleQueue(half)
+    assert queue.add(make_traj("t", "g", 0.5 + 0.2, salt=1)) and not queue.add(make_traj("t", "g", 0.2, salt=2))
+    with pytest.raises(ValueError, match="answer_weight must be > 0"):
+        queue_config(Args(answer_weight=0.0))
+
+
+def test_the_trainer_defaults_are_the_queue_defaults() -> None:
+    from agents.learner.train import Args, queue_config
+
+    assert queue_config(Args()) == SampleQueueConfig()

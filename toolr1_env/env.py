@@ -11,12 +11,12 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.error import ResetNeeded
 
-from toolr1_env.infra import JUDGE
+from toolr1_env.infra import JUDGE, SANDBOX
 from toolr1_env.judge import Judge, make_judge
 from toolr1_env.parsing import FORMAT_HELP, extract_code, text_final_answer
 from toolr1_env.prompts import render_compact_prompt, render_task_prompt, truncate_middle
 from toolr1_env.reward import RewardWeights, episode_reward, exec_success
-from toolr1_env.sandbox import ExecResult, Sandbox, SandboxConfig
+from toolr1_env.sandbox import ExecResult, Sandbox, SandboxConfig, SandboxError
 from toolr1_env.spaces import UnicodeText
 from toolr1_env.tasks import Task, TaskSet
 from toolr1_env.toolbox import EndpointSpec, WebSpec, build_toolbox
@@ -95,14 +95,16 @@ class ToolR1Env(gym.Env[str, str]):
     score of the final answer (GAIA exact match by default), ``exec_success`` the share of steps whose
     code ran without error. ``info["reward_components"]`` holds every part.
 
-    Infrastructure errors: when the judge could not be reached, or a host tool's service failed during
-    the episode (the web, the vision model, the transcription service: the tool raised
-    :class:`~toolr1_env.infra.InfraError`), ``info["infra_error"]`` (a string) says why and
+    Infrastructure errors are never scored as wrong answers: when the judge could not be reached, or a
+    host tool's service failed during the episode (the web, the vision model, the transcription service:
+    the tool raised :class:`~toolr1_env.infra.InfraError`), ``info["infra_error"]`` (a string) says why and
     ``info["infra_kind"]`` which service (``"judge"``, ``"web"``, ``"vision"``, ``"transcription"``);
-    both are set from the step of the failure on. Such an episode should be left out of training and
-    scores, never counted as wrong. A task whose ground truth is withheld (GAIA's test split,
-    ``Task.scored`` False) is never judged: its last step has ``info["scored"] = False`` and reward 0;
-    otherwise ``info["scored"]`` is True.
+    both are set from the step of the failure on. When the sandbox itself fails on the host side (its
+    fork server killed from outside, say), the episode is truncated at once with reward 0,
+    ``info["infra_kind"]`` is ``"sandbox"``, and the next ``reset`` gets a fresh sandbox. Such episodes
+    should be left out of training and scores (our learner and evaluation do). A task whose ground truth
+    is withheld (GAIA's test split, ``Task.scored`` False) is never judged: its last step has
+    ``info["scored"] = False`` and reward 0; otherwise ``info["scored"]`` is True.
 
     ## Starting State
     A task picked deterministically from ``reset``'s seed (``options={"task_id": ...}`` picks one by
@@ -211,7 +213,11 @@ class ToolR1Env(gym.Env[str, str]):
         for path in task.files:
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"task {task.task_id!r}: attached file {path!r} does not exist")
-        self.sandbox.reset(files=task.files)
+        try:
+            self.sandbox.reset(files=task.files)
+        except SandboxError:  # a broken sandbox (its fork server died): one fresh start, then give up loudly
+            self._drop_sandbox()
+            self.sandbox.reset(files=task.files)
         self.task, self._done = task, False
         self._turn = self._errors = 0
         self._infra = None
@@ -247,7 +253,10 @@ class ToolR1Env(gym.Env[str, str]):
                 observation = ("FormatError: no code found in the action. " + FORMAT_HELP)
             error_type = None if answered else "FormatError"
         else:
-            result: ExecResult = self.sandbox.run(code)
+            try:
+                result: ExecResult = self.sandbox.run(code)
+            except SandboxError as exc:
+                return self._sandbox_outage(exc)
             observation = truncate_middle(result.render(), self.max_observation_chars)
             self._errors += 0 if result.ok else 1
             answered, answer, error_type = result.final_answer_called, result.final_answer, result.error_type
@@ -265,6 +274,31 @@ class ToolR1Env(gym.Env[str, str]):
             info["infra_kind"], info["infra_error"] = self._infra
         self._history += [action, observation]
         return observation, reward, terminated, truncated, info
+
+    def _sandbox_outage(self, exc: SandboxError) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """End the episode on a host-side sandbox failure: an infrastructure error, never a wrong answer.
+
+        The episode is truncated with reward 0 and ``info["infra_error"]`` / ``info["infra_kind"] = "sandbox"``
+        (learners leave it out, evaluations count it apart); the broken sandbox is dropped, so the next
+        ``reset`` gets a working one.
+        """
+        assert self.task is not None
+        self._done = True
+        self._drop_sandbox()
+        message = f"SandboxError: {exc}"
+        info: dict[str, Any] = {"task_id": self.task.task_id, "level": self.task.level, "turn": self._turn,
+                                "error_type": "SandboxError", "infra_error": message, "infra_kind": SANDBOX,
+                                "final_answer": None, "ground_truth": self.task.answer, "scored": self.task.scored,
+                                "reward_components": {"answer_score": 0.0, "exec_success": 0.0, "steps": self._turn,
+                                                      "errors": self._errors, "answered": False}}
+        observation = "The sandbox failed on the host side (not your code); the episode was stopped."
+        self._history += ["", observation]
+        return observation, 0.0, False, True, info
+
+    def _drop_sandbox(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.close()
+            self._sandbox = None
 
     def _final_reward(self, answer: str | None, info: dict[str, Any]) -> float:
         assert self.task is not None

@@ -14,7 +14,8 @@ WEB = "web"
 JUDGE = "judge"
 VISION = "vision"
 TRANSCRIPTION = "transcription"
-INFRA_KINDS = (WEB, JUDGE, VISION, TRANSCRIPTION)
+SANDBOX = "sandbox"
+INFRA_KINDS = (WEB, JUDGE, VISION, TRANSCRIPTION, SANDBOX)
 
 
 class InfraError(RuntimeError):

@@ -18,14 +18,13 @@ Choices made for :class:`LLMJudge`, and why:
   newlines or quotes cannot blur the sections) and asks for a last line ``SCORE: 1`` or ``SCORE: 0``.
   The *last* ``SCORE: <number>`` in the reply is parsed, so a model that reasons first still parses.
   A number in [0, 1] is accepted as partial credit; anything else is an unparseable reply.
-* **Determinism.** ``temperature=0``, and the openai client's own retries are switched off
-  (``max_retries=0``) so that the retry policy below is the only one.
+* **Determinism.** ``temperature=0``.
 * **Shortcuts.** A ``None`` or blank prediction scores 0 with no call (nothing to judge). With
   ``exact_match_shortcut`` (default on) a prediction the exact scorer accepts scores 1 with no call:
   the LLM would only add noise and cost there.
-* **Retries.** Connection errors, timeouts, HTTP 408/409/429 and HTTP 5xx are retried ``max_retries`` times
-  with exponential backoff (wait ``backoff_seconds``, doubling before each next retry; no jitter).
-  Other HTTP errors (400, 401, 404: a wrong model name or key) fail at once: retrying cannot fix them.
+* **Retries.** The openai client's own (:mod:`toolr1_env.openai_client`): connection errors, timeouts,
+  HTTP 408/409/429 and 5xx are retried ``max_retries`` times with exponential backoff; other HTTP errors
+  (400, 401, 404: a wrong model name or key) fail at once: retrying cannot fix them.
 * **Failures are flagged, never hidden.** When the judge cannot be reached or its reply cannot be
   parsed, the verdict is ``score=0.0`` with ``infra_error`` saying why, and it is *not* cached, so the
   next call tries again.
@@ -50,13 +49,13 @@ import logging
 import os
 import re
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import openai
 
+from toolr1_env.openai_client import error_text, is_transient, make_client
 from toolr1_env.scoring import question_scorer
 
 log = logging.getLogger(__name__)
@@ -89,8 +88,6 @@ Think briefly if you need to, then end your reply with exactly one line: "SCORE:
 answer is correct, or "SCORE: 0" if it is not."""
 
 _SCORE_LINE = re.compile(r"SCORE\s*:\s*\**\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+))", re.IGNORECASE)
-#: HTTP statuses retried besides 5xx: request timeout, conflict, rate limit (as the openai client does).
-_RETRYABLE_STATUS = frozenset({408, 409, 429})
 
 
 @dataclass(frozen=True)
@@ -154,7 +151,6 @@ class LLMJudge:
         api_key: the key; None uses ``$OPENAI_API_KEY`` or the placeholder ``"EMPTY"``.
         prompt_template: the prompt, with ``{question}``, ``{ground_truth}`` and ``{prediction}`` fields.
         max_retries: retries after the first attempt on connection errors, timeouts, 408/409/429, 5xx.
-        backoff_seconds: the first retry waits this long; each next one waits twice as long.
         timeout: seconds allowed for one request.
         cache_path: optional JSONL file of verdicts, reloaded at start and appended to.
         exact_match_shortcut: score 1 without a call when the exact GAIA scorer already accepts.
@@ -168,18 +164,14 @@ class LLMJudge:
         *,
         prompt_template: str = DEFAULT_JUDGE_PROMPT,
         max_retries: int = 3,
-        backoff_seconds: float = 1.0,
         timeout: float = 30.0,
         cache_path: str | os.PathLike[str] | None = None,
         exact_match_shortcut: bool = True,
     ) -> None:
         if not base_url or not model:
             raise ValueError("LLMJudge needs a non-empty base_url and model")
-        if max_retries < 0 or backoff_seconds < 0 or timeout <= 0:
-            raise ValueError(
-                f"LLMJudge: need max_retries >= 0, backoff_seconds >= 0, timeout > 0; got "
-                f"{max_retries}, {backoff_seconds}, {timeout}"
-            )
+        if max_retries < 0 or timeout <= 0:
+            raise ValueError(f"LLMJudge: need max_retries >= 0, timeout > 0; got {max_retries}, {timeout}")
         try:
             prompt_template.format(question="", ground_truth="", prediction="")
         except (KeyError, IndexError, ValueError) as exc:
@@ -192,7 +184,6 @@ class LLMJudge:
         self.api_key = api_key
         self.prompt_template = prompt_template
         self.max_retries = max_retries
-        self.backoff_seconds = backoff_seconds
         self.timeout = timeout
         self.cache_path = os.fspath(cache_path) if cache_path is not None else None
         self.exact_match_shortcut = exact_match_shortcut
@@ -203,8 +194,7 @@ class LLMJudge:
             self._load_cache(self.cache_path)
 
     def _setup(self) -> None:
-        key = self.api_key if self.api_key is not None else os.environ.get("OPENAI_API_KEY") or "EMPTY"
-        self._client = openai.OpenAI(base_url=self.base_url, api_key=key, timeout=self.timeout, max_retries=0)
+        self._client = make_client(self.base_url, self.api_key, timeout=self.timeout, max_retries=self.max_retries)
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -292,37 +282,22 @@ class LLMJudge:
         return verdict
 
     def _complete(self, prompt: str) -> tuple[str, str | None]:
-        """Send one prompt with retries; return ``(reply text, None)`` or ``(detail, infra error)``."""
-        attempts = self.max_retries + 1
-        last = ""
-        for attempt in range(attempts):
-            if attempt:
-                time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
-            try:
-                response = self._client.chat.completions.create(
-                    model=self.model,
-                    messages=[{"role": "user", "content": prompt}],
-                    temperature=0,
-                )
-            except (openai.APIConnectionError, openai.APIStatusError) as exc:
-                last = f"{type(exc).__name__}: {exc}"
-                status = getattr(exc, "status_code", None)
-                if status is not None and status not in _RETRYABLE_STATUS and status < 500:
-                    return last, f"judge rejected the request (HTTP {status}, not retried): {last}"
-                log.warning("judge %s attempt %d/%d failed: %s", self.base_url, attempt + 1, attempts, last)
-                continue
-            except openai.OpenAIError as exc:
-                detail = f"{type(exc).__name__}: {exc}"
-                return detail, f"judge request failed: {detail}"
-            content = _message_content(response)
-            if content is None:
-                text = str(response)[:500]
-                return (
-                    text,
-                    f"judge reply unparseable: not a chat completion with text content: {text[:200]!r}",
-                )
-            return content, None
-        return last, f"judge unavailable at {self.base_url} after {attempts} attempts: {last}"
+        """Send one prompt (the client retries); return ``(reply text, None)`` or ``(detail, infra error)``."""
+        try:
+            response = self._client.chat.completions.create(
+                model=self.model, messages=[{"role": "user", "content": prompt}], temperature=0)
+        except openai.OpenAIError as exc:
+            detail = error_text(exc)
+            if is_transient(exc):
+                return detail, f"judge unavailable at {self.base_url} after {self.max_retries + 1} attempts: {detail}"
+            if isinstance(exc, openai.APIStatusError):
+                return detail, f"judge rejected the request ({detail}; not retried)"
+            return detail, f"judge request failed: {detail}"
+        content = _message_content(response)
+        if content is None:
+            text = str(response)[:500]
+            return text, f"judge reply unparseable: not a chat completion with text content: {text[:200]!r}"
+        return content, None
 
 
 def _message_content(response: Any) -> str | None:
@@ -340,7 +315,6 @@ _LLM_JUDGE_KEYS = {
     "api_key",
     "prompt_template",
     "max_retries",
-    "backoff_seconds",
     "timeout",
     "cache_path",
     "exact_match_shortcut",

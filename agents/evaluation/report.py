@@ -182,7 +182,9 @@ def summarize(records: Sequence[EpisodeRecord]) -> dict[str, Any]:
         "levels": levels,
         "infra_errors": {"total": len(records) - len(scored),
                          "judge": sum(r.infra_kind == "judge" for r in records),
-                         "agent": sum(r.infra_kind == "agent" for r in records)},
+                         "agent": sum(r.infra_kind == "agent" for r in records),
+                         **{kind: sum(r.infra_kind == kind for r in records)  # sandbox, web, ...: when seen
+                            for kind in sorted({r.infra_kind for r in records} - {None, "judge", "agent"})}},
         "answered_rate": _mean([r.final_answer is not None for r in scored]),
         "exec_error_rate": _mean([t.error_type is not None for t in code_steps]),
         "format_error_rate": _mean([t.error_type == "FormatError" for t in steps]),
@@ -196,6 +198,11 @@ def summarize(records: Sequence[EpisodeRecord]) -> dict[str, Any]:
         "empty_completions": usage_sum["empty_completions"],
         "mean_episode_seconds": _mean([r.wall_seconds for r in records]),
     }
+
+
+def _infra_kinds(infra: dict[str, int]) -> str:
+    """``"1 judge, 0 agent, 2 sandbox"``: the count of every kind in a summary's ``infra_errors``."""
+    return ", ".join(f"{n} {kind}" for kind, n in infra.items() if kind != "total")
 
 
 def _pct(value: float | None) -> str:
@@ -212,7 +219,7 @@ def format_table(summary: dict[str, Any]) -> str:
     lines.append(f"{'all':>7} {summary['episodes']:>6} {summary['scored']:>7} {summary['correct']:>8.4g} "
                  f"{_pct(summary['accuracy']):>9} {infra['total']:>6}")
     tokens = summary["tokens"]
-    lines.append(f"infra errors: {infra['judge']} judge, {infra['agent']} agent (left out of accuracy) | "
+    lines.append(f"infra errors: {_infra_kinds(infra)} (left out of accuracy) | "
                  f"exec errors {_pct(summary['exec_error_rate'])} of code steps | format errors "
                  f"{_pct(summary['format_error_rate'])} of steps | mean turns {summary['mean_turns']:.2f} | "
                  f"tokens {tokens['prompt']} in / {tokens['completion']} out | "
@@ -311,7 +318,7 @@ def write_html(path: str | os.PathLike[str], summary: dict[str, Any], records: S
     """Write the static report page (see the module docstring)."""
     infra, tokens = summary["infra_errors"], summary["tokens"]
     facts = {
-        "infra errors (left out of accuracy)": f"{infra['total']} ({infra['judge']} judge, {infra['agent']} agent)",
+        "infra errors (left out of accuracy)": f"{infra['total']} ({_infra_kinds(infra)})",
         "execution errors (share of code steps)": _pct(summary["exec_error_rate"]),
         "format errors (share of steps)": _pct(summary["format_error_rate"]),
         "answered": _pct(summary["answered_rate"]),

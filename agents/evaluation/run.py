@@ -36,13 +36,13 @@ import dataclasses
 import json
 import sys
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agents.cli import arg, parse
+from agents.engine import Ending, EpisodeRequest, Halt, play_episodes
 from agents.evaluation.report import (
     EpisodeRecord,
     TurnRecord,
@@ -58,7 +58,7 @@ from agents.players.api import AgentBatch, AgentError, BatchAgent
 from agents.players.scripted import ReferenceAgent, ScriptedAgent
 from toolr1_env.env import ToolR1Env, resolve_tasks
 from toolr1_env.tasks import Task, TaskSet
-from toolr1_env.vector import ThreadVectorEnv
+from toolr1_env.vector import StepOutcome, ThreadVectorEnv
 
 AGENTS = ("reference", "scripted-empty", "openai", "local")
 #: Arguments that must match for ``--resume`` to continue the same evaluation.
@@ -78,20 +78,23 @@ class Args:
                          "base model, else smollm2-135m)")
     api_key: str = arg("", "openai: API key (default $OPENAI_API_KEY, else a placeholder)")
     temperature: float = arg(0.0, "sampling temperature (0 = greedy)")
-    max_tokens: int = arg(512, "tokens per generated turn")
+    max_tokens: int = arg(0, "tokens per generated turn (0 = the training run's with --adapter, else 512 for openai, "
+                             "384 for local)")
     request_timeout: float = arg(120.0, "openai: seconds per request")
     max_retries: int = arg(3, "openai: retries of connection errors, timeouts, 429 and 5xx")
-    backoff: float = arg(1.0, "openai: seconds before the first retry (doubling)")
-    adapter: str = arg("", "local: LoRA adapter, checkpoint or run folder written by agents/train_grpo.py")
-    max_episode_tokens: int = arg(4096, "local: context budget of one episode")
-    system_prompt: str = arg("", "system message (default: the agent's own; local: the training run's)")
+    adapter: str = arg("", "LoRA adapter, checkpoint or run folder written by agents/train_grpo.py: local loads "
+                           "it; openai plays the served adapter in that run's conversation (system prompt, "
+                           "observation framing, response prefix, token budgets, prompt style, observation cap)")
+    max_episode_tokens: int = arg(0, "local: context budget of one episode (0 = the training run's, else 4096)")
+    system_prompt: str = arg("", "system message (default: the training run's with --adapter, else the agent's own)")
     prompt_style: str = arg("", "task prompt: full or compact (default: compact for local, else full)",
                             ("", "full", "compact"))
-    response_prefix: str = arg("", "local: text forced at the start of every turn (default: the training run's, "
-                                   "else none)")
+    response_prefix: str = arg("", "text forced at the start of every turn (default: the training run's with "
+                                   "--adapter, else none)")
     max_turns: int = arg(8, "code actions per episode")
     step_timeout: float = arg(10.0, "seconds per code action")
-    max_observation_chars: int = arg(4000, "observation text cap (head + tail)")
+    max_observation_chars: int = arg(0, "observation text cap, head + tail (0 = the training run's with --adapter, "
+                                        "else 4000)")
     judge_base_url: str = arg("", "LLM judge base URL (default: GAIA exact match)")
     judge_model: str = arg("", "LLM judge model name")
     max_agent_failures: int = arg(10, "stop after N consecutive agent failures (0 = never)")
@@ -114,90 +117,88 @@ class _Live:
     record: EpisodeRecord
     observation: str
     started: float
+    slot: int | None = None  # None: the agent failed at reset
+
+
+class AgentPlayer:
+    """A :class:`~agents.players.api.BatchAgent` as a :class:`~agents.engine.Player` of evaluation records.
+
+    Engine slot ``i`` is agent slot ``i``. Agent errors (from ``reset_slot`` or as ``act_batch`` values)
+    become ``"agent"`` infrastructure errors; env-reported outages keep the env's kind.
+    """
+
+    def __init__(self, agent: BatchAgent, tasks: Sequence[Task]) -> None:
+        self.agent = agent
+        self.tasks = tasks
+
+    def begin(self, slot: int, index: int, request: EpisodeRequest, observation: str,
+              info: Mapping[str, Any]) -> _Live:
+        """Open the record and reset the agent's slot (engine hook)."""
+        task = self.tasks[index]
+        record = EpisodeRecord(task.task_id, task.level, task.question, task.answer)
+        self.agent.reset_slot(slot, observation)
+        return _Live(task, record, observation, time.perf_counter(), slot)
+
+    def failed(self, request: EpisodeRequest, error: Exception) -> _Live:
+        """The record of an episode whose agent failed at reset (engine hook)."""
+        task = request.task
+        assert task is not None
+        return _Live(task, EpisodeRecord(task.task_id, task.level, task.question, task.answer), "",
+                     time.perf_counter())
+
+    def act(self, live: Mapping[int, _Live]) -> dict[int, str | Halt]:
+        """One ``act_batch`` call for every live episode (engine hook)."""
+        actions = self.agent.act_batch({slot: episode.observation for slot, episode in live.items()})
+        return {slot: Halt("agent_error", f"{type(a).__name__}: {a}") if isinstance(a, AgentError) else a
+                for slot, a in actions.items()}
+
+    def observe(self, episode: _Live, action: str, outcome: StepOutcome) -> None:
+        """Record the turn (engine hook)."""
+        episode.record.turns.append(TurnRecord.from_step(action, outcome.observation, outcome.info.get("error_type")))
+        episode.observation = outcome.observation
+
+    def finish(self, episode: _Live, ending: Ending) -> None:
+        """Fill the record's outcome, usage and wall time (engine hook)."""
+        record = episode.record
+        if episode.slot is not None:
+            record.usage = self.agent.usage(episode.slot).to_dict()
+        record.wall_seconds = time.perf_counter() - episode.started
+        if ending.halt is None:
+            _fill_end(record, ending)
+        record.infra_kind, record.infra_error = ending.infra_kind, ending.infra_error
 
 
 def run_episodes(agent: BatchAgent, envs: ThreadVectorEnv, tasks: Sequence[Task],
                  on_record: Callable[[EpisodeRecord], None], *, seed: int = 0,
                  max_agent_failures: int = 0) -> list[EpisodeRecord]:
-    """Play every task once, ``envs.num_envs`` at a time; call ``on_record`` as each episode ends.
-
-    Env slot ``i`` is agent slot ``i``. An :class:`AgentError` from ``reset_slot`` or ``act_batch`` ends
-    that episode as an ``"agent"`` infrastructure error; a judge outage (``info["infra_error"]``) ends it
-    as a ``"judge"`` one. Returns the records in the order the episodes ended.
+    """Play every task once through :func:`agents.engine.play_episodes`, ``envs.num_envs`` at a time;
+    call ``on_record`` as each episode ends. Returns the records in task order.
 
     Raises:
         EvaluationAborted: ``max_agent_failures`` (> 0) consecutive episodes ended in agent errors.
     """
-    pending = deque(tasks)
-    live: dict[int, _Live] = {}
-    done: list[EpisodeRecord] = []
     streak = 0
 
-    def finish(slot: int, infra: tuple[str, str] | None = None) -> None:
+    def on_end(index: int, episode: _Live) -> None:
         nonlocal streak
-        episode = live.pop(slot)
         record = episode.record
-        record.usage = agent.usage(slot).to_dict()
-        record.wall_seconds = time.perf_counter() - episode.started
-        if infra is not None:
-            record.infra_kind, record.infra_error = infra
-            if record.infra_kind == "agent":  # the env episode is still open: give it up
-                envs.abandon(slot)
         streak = streak + 1 if record.infra_kind == "agent" else 0
-        done.append(record)
         on_record(record)
         if max_agent_failures and streak >= max_agent_failures:
             raise EvaluationAborted(f"{streak} episodes in a row ended in agent errors; last: {record.infra_error}")
 
-    def fill_free_slots() -> None:
-        while pending and len(live) < envs.num_envs:
-            free = [i for i in range(envs.num_envs) if i not in live][: len(pending)]
-            chosen = [pending.popleft() for _ in free]
-            resets = envs.reset_some(free, seeds=[seed] * len(free), options=[{"task": t} for t in chosen])
-            for slot, task in zip(free, chosen, strict=True):
-                observation, _ = resets[slot]
-                record = EpisodeRecord(task.task_id, task.level, task.question, task.answer)
-                live[slot] = _Live(task, record, observation, time.perf_counter())
-                try:
-                    agent.reset_slot(slot, observation)
-                except AgentError as exc:
-                    finish(slot, ("agent", f"{type(exc).__name__}: {exc}"))
-
-    fill_free_slots()
-    while live:
-        actions = agent.act_batch({slot: episode.observation for slot, episode in live.items()})
-        missing = set(live) - set(actions)
-        if missing:
-            raise RuntimeError(f"{type(agent).__name__}.act_batch returned no action for slot(s) {sorted(missing)}")
-        to_step: dict[int, str] = {}
-        for slot in sorted(live):
-            action = actions[slot]
-            if isinstance(action, AgentError):
-                finish(slot, ("agent", f"{type(action).__name__}: {action}"))
-            else:
-                to_step[slot] = action
-        outcomes = envs.step_live(to_step) if to_step else {}
-        for slot, outcome in outcomes.items():
-            episode = live[slot]
-            episode.record.turns.append(TurnRecord.from_step(to_step[slot], outcome.observation,
-                                                             outcome.info.get("error_type")))
-            episode.observation = outcome.observation
-            if outcome.done:
-                _fill_end(episode.record, outcome.reward, outcome.truncated, outcome.info)
-                judge_error = outcome.info.get("infra_error")
-                finish(slot, ("judge", str(judge_error)) if judge_error else None)
-        fill_free_slots()
-    return done
+    requests = [EpisodeRequest.of(task, seed=seed) for task in tasks]
+    return [e.record for e in play_episodes(AgentPlayer(agent, tasks), envs, requests, on_end=on_end)]
 
 
-def _fill_end(record: EpisodeRecord, reward: float, truncated: bool, info: dict[str, Any]) -> None:
-    components = dict(info.get("reward_components", {}))
-    answer = info.get("final_answer")
+def _fill_end(record: EpisodeRecord, ending: Ending) -> None:
+    components = dict(ending.info.get("reward_components", {}))
+    answer = ending.info.get("final_answer")
     record.final_answer = None if answer is None else str(answer)
     record.correct = float(components.get("answer_score", 0.0))
-    record.reward = float(reward)
+    record.reward = float(ending.reward)
     record.reward_components = components
-    record.truncated = bool(truncated)
+    record.truncated = bool(ending.truncated)
 
 
 # ------------------------------------------------------------------------------------------ set-up
@@ -226,11 +227,19 @@ def build_agent(args: Args, task_set: TaskSet, slots: int) -> BatchAgent:
 
         if not args.model:
             raise ValueError("--agent openai needs --model (the served model's name)")
+        options: dict[str, Any] = {"temperature": args.temperature, "max_retries": args.max_retries,
+                                   "timeout": args.request_timeout}
+        for name, value in (("system_prompt", args.system_prompt), ("response_prefix", args.response_prefix),
+                            ("max_tokens", args.max_tokens)):
+            if value:
+                options[name] = value
+
         def make(client: openai.OpenAI | None = None) -> OpenAIAgent:
-            return OpenAIAgent(args.base_url, args.model, args.api_key or None,
-                               system_prompt=args.system_prompt or DEFAULT_SYSTEM_PROMPT, temperature=args.temperature,
-                               max_tokens=args.max_tokens, max_retries=args.max_retries, backoff=args.backoff,
-                               timeout=args.request_timeout, client=client)
+            if args.adapter:  # a served trained policy: its run's conversation
+                return OpenAIAgent.for_run(args.adapter, args.base_url, args.model, args.api_key or None,
+                                           client=client, **options)
+            options.setdefault("system_prompt", DEFAULT_SYSTEM_PROMPT)
+            return OpenAIAgent(args.base_url, args.model, args.api_key or None, client=client, **options)
 
         first = make()
         first.check()  # a wrong address or model name fails here, once, with a readable message
@@ -239,13 +248,13 @@ def build_agent(args: Args, task_set: TaskSet, slots: int) -> BatchAgent:
     if args.agent == "local":
         from agents.players.local_agent import LocalAgent
 
-        options: dict[str, Any] = {"temperature": args.temperature, "max_new_tokens": args.max_tokens,
-                                   "max_episode_tokens": args.max_episode_tokens, "seed": args.seed}
-        if args.system_prompt:
-            options["system_prompt"] = args.system_prompt
-        if args.response_prefix:
-            options["response_prefix"] = args.response_prefix
-        return LocalAgent.from_pretrained(args.model or None, args.adapter or None, num_slots=slots, **options)
+        # Conversation fields left at 0 / "" keep the training run's (None = not overridden).
+        return LocalAgent.from_pretrained(args.model or None, args.adapter or None, num_slots=slots,
+                                          temperature=args.temperature, seed=args.seed,
+                                          system_prompt=args.system_prompt or None,
+                                          response_prefix=args.response_prefix or None,
+                                          max_new_tokens=args.max_tokens or None,
+                                          max_episode_tokens=args.max_episode_tokens or None)
     raise ValueError(f"--agent must be one of {AGENTS}, got {args.agent!r}")
 
 
@@ -253,13 +262,22 @@ def prompt_style(args: Args) -> str:
     """``--prompt_style``, or its default: the training run's for an adapter, compact for local, else full."""
     if args.prompt_style:
         return args.prompt_style
-    if args.agent == "local":
-        if args.adapter:
-            from agents.players.local_agent import resolve_adapter
+    if args.adapter:
+        from agents.players.trained_run import TrainedRun
 
-            return str(resolve_adapter(args.adapter)[1].get("prompt_style") or "compact")
-        return "compact"
-    return "full"
+        return TrainedRun.load(args.adapter).prompt_style
+    return "compact" if args.agent == "local" else "full"
+
+
+def max_observation_chars(args: Args) -> int:
+    """``--max_observation_chars``, or its default: the training run's for an adapter, else 4000."""
+    if args.max_observation_chars:
+        return args.max_observation_chars
+    if args.adapter:
+        from agents.players.trained_run import TrainedRun
+
+        return TrainedRun.load(args.adapter).max_observation_chars or 4000
+    return 4000
 
 
 def make_envs(task_set: TaskSet, args: Args, count: int) -> ThreadVectorEnv:
@@ -271,7 +289,7 @@ def make_envs(task_set: TaskSet, args: Args, count: int) -> ThreadVectorEnv:
 
     def factory() -> ToolR1Env:
         return ToolR1Env(tasks=task_set, judge=judge, step_timeout=args.step_timeout, max_turns=args.max_turns,
-                         max_observation_chars=args.max_observation_chars, prompt_style=style)
+                         max_observation_chars=max_observation_chars(args), prompt_style=style)
 
     return ThreadVectorEnv([factory] * count)
 

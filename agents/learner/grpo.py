@@ -4,8 +4,11 @@ One loss, named and explained. Departures from GRPO as published (DeepSeekMath, 
 
 * **Token-level normalisation** (DAPO, Yu et al. 2025). GRPO averages the per-token loss within each
   sequence, then across sequences, so a token in a long trajectory weighs less than one in a short one and
-  long wrong answers are under-penalised. We sum over every unmasked token in the batch and divide by their
-  count (``num_tokens`` lets gradient-accumulation micro-batches share one global denominator).
+  long wrong answers are under-penalised. We sum over every unmasked token of the trajectories that are
+  trained and divide by their count (``num_tokens`` lets gradient-accumulation micro-batches share one
+  global denominator). Trajectories with zero advantage are not trained (without KL their loss and
+  gradient are exactly 0), so their tokens are not in the count either: TRL's ``dapo`` loss counts them,
+  which scales its step down by the share of zero-advantage tokens.
 * **Asymmetric clipping** (DAPO's clip-higher). Separate ``clip_low`` / ``clip_high`` bounds
   (default 0.2 / 0.28): a larger upper bound lets rare, good tokens gain probability faster, which keeps
   entropy from collapsing early.

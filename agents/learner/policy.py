@@ -29,7 +29,7 @@ from transformers import DynamicCache
 
 from agents.learner.model_loading import check_chat_template
 from agents.learner.records import FinishReason, Generation
-from agents.learner.sampling import PYTHON_FENCE_LANGUAGES, StopMatcher, TokenPieces, sample_next
+from agents.learner.sampling import StopMatcher, TokenPieces, sample_next
 
 _SENTINEL = "TOOLR1ASSISTANTSENTINEL"
 _OBS_SENTINEL = "TOOLR1OBSERVATIONSENTINEL"
@@ -55,10 +55,10 @@ class PolicyConfig:
     """Nucleus sampling mass (1.0 = off; see agents.learner.sampling.sample_next for the log-prob caveat)."""
     max_new_tokens: int = 384
     """Token budget per generated turn."""
-    stop_strings: tuple[str, ...] = ("</code>",)
-    """Plain strings that end a turn."""
-    fence_languages: tuple[str, ...] = PYTHON_FENCE_LANGUAGES
-    """Opening-fence tags after which a closing fence line ends the turn; empty disables the rule."""
+    stop_strings: tuple[str, ...] = ()
+    """Extra plain strings that end a turn."""
+    stop_at_code_end: bool = True
+    """End a turn after its first complete code block (the grammar of ``toolr1_env.parsing``)."""
     observation_role: str = "user"
     """Chat role that carries environment observations."""
     gradient_checkpointing: bool = False
@@ -236,7 +236,7 @@ class Policy:
         new_ids: list[list[int]] = [[] for _ in range(rows)]
         new_logprobs: list[list[float]] = [[] for _ in range(rows)]
         reasons: list[FinishReason] = ["length"] * rows
-        matcher = StopMatcher(self.config.stop_strings, self.config.fence_languages, rows)
+        matcher = StopMatcher(self.config.stop_strings, rows, self.config.stop_at_code_end)
         if prefix_text:
             for row in range(rows):
                 matcher.prime(row, prefix_text)

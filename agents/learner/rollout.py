@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from agents.engine import Ending, EpisodeRequest, Halt, play_episodes
+from agents.engine import Ending, EngineStats, EpisodeRequest, Halt, play_episodes
 from agents.learner.policy import Policy
 from agents.learner.records import Generation, Trajectory, Turn
 from toolr1_env.vector import StepOutcome, ThreadVectorEnv
@@ -183,14 +183,12 @@ class PolicyPlayer:
 
     def observe(self, episode: _Episode, action: str, outcome: StepOutcome) -> None:
         """Record the step's execution error; append the observation unless the episode ended (engine hook)."""
-        self.stats.env_steps += 1
         episode.traj.turns[-1].execution_error = outcome.info.get("error_type")
         if not outcome.done:
             self.append_observation(episode.traj, outcome.observation)
 
     def finish(self, episode: _Episode, ending: Ending) -> None:
         """Fill the trajectory's outcome (engine hook); a token-limit cut was filled by :meth:`generate`."""
-        self.stats.episodes += 1
         if ending.halt is not None:
             return
         _finish(episode.traj, ending)
@@ -209,10 +207,12 @@ def collect(policy: Policy, envs: ThreadVectorEnv, requests: Sequence[EpisodeReq
     conversation = Conversation(system_prompt or None, response_prefix, policy.config.max_new_tokens,
                                 max_episode_tokens)
     player = PolicyPlayer(policy, conversation, temperature=temperature, generator=generator, scripts=scripts)
-    started = time.perf_counter()
-    episodes = play_episodes(player, envs, requests)
-    player.stats.wall_seconds = time.perf_counter() - started
-    return [e.traj for e in episodes], player.stats
+    engine = EngineStats()
+    episodes = play_episodes(player, envs, requests, stats=engine)
+    stats = player.stats
+    stats.episodes, stats.env_steps = engine.episodes, engine.env_steps
+    stats.env_seconds, stats.wall_seconds = engine.env_seconds, engine.wall_seconds
+    return [e.traj for e in episodes], stats
 
 
 def _scripted(policy: Policy, turns: Sequence[str], turn: int) -> Generation:

@@ -61,16 +61,18 @@ class SampleQueueConfig:
     """Sample-queue settings (see the module docstring for the rules they drive)."""
 
     min_reward: float = 1.0
-    """Admission threshold: the reward of a correct, cleanly executed episode."""
+    """Admission threshold: the reward of a correct answer. It depends on the env's reward weights, so
+    build the config with :meth:`for_reward_weights` (the trainer does): ``answer_weight`` times a full
+    answer score."""
     per_task_capacity: int = 4
     """Entries kept per task."""
     total_capacity: int = 2048
     """Entries kept over all tasks."""
     max_inject: int = 2
     """Cached members per group, at most (top-up and replacement together)."""
-    max_age: int = 16
+    max_age: int = 8
     """Retire entries sampled more than this many policy versions ago."""
-    max_reuse: int = 4
+    max_reuse: int = 3
     """Retire an entry after this many injections."""
     tol: float = 1e-6
     """Rewards within tol are equal (zero-signal test)."""
@@ -82,9 +84,21 @@ class SampleQueueConfig:
     """rollouts_needed never returns fewer than this (capped at group_size)."""
     mastery_window: int = 16
     """A task is mastered when its last mastery_window online outcomes were all successes."""
-    inject_when: str = "flat"
+    inject_when: str = "no_success"
     """"flat": replace members only in zero-signal groups (the paper's case); "no_success": also in groups
     where no member reached ``min_reward`` (their only signal is secondary, e.g. execution success)."""
+
+    @classmethod
+    def for_reward_weights(cls, answer_weight: float, **options: Any) -> SampleQueueConfig:
+        """A config whose admission threshold is the reward of a correct answer under ``answer_weight``.
+
+        Raises ``ValueError`` for ``answer_weight <= 0``: no reward would then mark a correct answer, and
+        the queue would admit nothing (demonstrations included) without saying so.
+        """
+        if answer_weight <= 0:
+            raise ValueError(f"the sample queue admits correct answers, so answer_weight must be > 0 "
+                             f"(got {answer_weight}); turn the queue off instead (--use_queue false)")
+        return cls(min_reward=answer_weight, **options)
 
 
 @dataclass

@@ -1,91 +1,66 @@
 """Pieces of the sampling loop that do not need a model: picking the next token, and stop detection.
 
-Stop rule (``StopMatcher``): a turn ends at
+Stop rule (:class:`StopMatcher`): a turn ends at
 
 * the end-of-turn token (EOS), handled by the caller;
-* any plain stop string (default ``"</code>"``) appearing in the generated text;
-* the end of a fenced code block, i.e. a line holding only a closing fence followed by a newline
-  (``"\\n```\\n"``), once an opening fence with a Python language tag (`````py``, `````python``) has
-  appeared. A fence without a language tag does not arm the rule, so prose with inline fences is safe.
+* the end of the first complete code block, by the one code-action grammar
+  (:func:`toolr1_env.parsing.code_block_end`: a closing fence after a Python fence, or ``</code>``), so
+  the turn stops exactly where the environment's parser ends the block it will run;
+* any extra plain stop string the caller configures.
 
 The action ends there because the environment executes the code and returns an observation: whatever the
 model writes after the block would be a hallucinated observation. Matching runs on the concatenated
-per-token text pieces, so a stop string is recognised whichever way the tokenizer splits it; the token
-that completes a match is kept whole (token in, token out), so a few characters after the match (for
-example a second newline inside a ``"\\n\\n"`` token) may remain.
+per-token text pieces, so a stop is recognised whichever way the tokenizer splits it; the token that
+completes a match is kept whole (token in, token out), so a few characters after the match (for example
+a newline inside a ``"```\\n"`` token) may remain.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-#: Default language tags that arm the code-fence stop rule.
-PYTHON_FENCE_LANGUAGES: tuple[str, ...] = ("py", "python")
-
-
-@dataclass
-class _RowState:
-    text: str = ""
-    fence_body_start: int = -1  # index of the newline that ends the opening fence line, -1 if not open
+from toolr1_env.parsing import code_block_end
 
 
 @dataclass
 class StopMatcher:
-    """Incremental stop detection for a batch of generations (one state per row).
+    """Incremental stop detection for a batch of generations (one text per row).
 
     Args:
-        stop_strings: plain strings that end a turn wherever they appear.
-        fence_languages: language tags whose opening fence arms the closing-fence rule; empty disables it.
+        stop_strings: extra plain strings that end a turn wherever they appear.
         batch_size: number of rows.
+        stop_at_code_end: end a turn after its first complete code block (the grammar's rule).
     """
 
     stop_strings: Sequence[str]
-    fence_languages: Sequence[str]
     batch_size: int
-    _rows: list[_RowState] = field(init=False, repr=False)
-    _open: re.Pattern[str] | None = field(init=False, repr=False)
-    _close: re.Pattern[str] = field(init=False, repr=False)
+    stop_at_code_end: bool = True
+    _texts: list[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._rows = [_RowState() for _ in range(self.batch_size)]
-        langs = "|".join(re.escape(lang) for lang in self.fence_languages)
-        # "```python\n", "```python3\n", "```py  # x\n"; "\b" keeps "```pytest" from arming with tag "py".
-        self._open = re.compile(r"```(?:" + langs + r")3?\b[^\n]*\n") if langs else None
-        self._close = re.compile(r"\n[^\S\n]*```[^\S\n]*\n")
+        self._texts = [""] * self.batch_size
 
     def text(self, row: int) -> str:
         """The text accumulated so far for ``row`` (per-token pieces concatenated)."""
-        return self._rows[row].text
+        return self._texts[row]
 
     def prime(self, row: int, text: str) -> None:
-        """Seed ``row`` with text that precedes the generation (a forced prefix): it arms the fence rule."""
-        state = self._rows[row]
-        state.text = text
-        match = self._open.search(text) if self._open is not None else None
-        if match is not None:
-            state.fence_body_start = match.end() - 1
+        """Seed ``row`` with text that precedes the generation (a forced prefix, e.g. an opening fence)."""
+        self._texts[row] = text
 
     def feed(self, row: int, piece: str) -> bool:
         """Append the text of one new token to ``row``; return True if the row must stop now."""
-        state = self._rows[row]
-        tail_from = max(0, len(state.text) - max((len(s) for s in self.stop_strings), default=0))
-        state.text += piece
-        for stop in self.stop_strings:
-            if stop and stop in state.text[tail_from:]:
-                return True
-        if self._open is None:
-            return False
-        if state.fence_body_start < 0:
-            match = self._open.search(state.text)
-            if match is None:
-                return False
-            state.fence_body_start = match.end() - 1  # share the newline, so an empty block closes too
-        return self._close.search(state.text, state.fence_body_start) is not None
+        before = self._texts[row]
+        tail_from = max(0, len(before) - max((len(s) for s in self.stop_strings), default=0))
+        text = self._texts[row] = before + piece
+        if any(stop and stop in text[tail_from:] for stop in self.stop_strings):
+            return True
+        # A block can only close on a token holding its last character: "`" of a fence, ">" of </code>.
+        return self.stop_at_code_end and ("`" in piece or ">" in piece) and code_block_end(text) is not None
 
 
 class TokenPieces:

@@ -54,6 +54,9 @@ from toolr1_env.env import ToolR1Env, resolve_tasks
 from toolr1_env.tasks import Task, TaskSet
 from toolr1_env.vector import ThreadVectorEnv
 
+#: The queue's own defaults are the trainer's defaults (one source).
+QUEUE = SampleQueueConfig()
+
 
 @dataclass
 class Args:
@@ -90,12 +93,13 @@ class Args:
     advantage_scale: str = arg("std", "group advantage scaling: std or none")
     mask_truncated: bool = arg(False, "leave truncated episodes out of the loss")
     use_queue: bool = arg(True, "enable the dynamic sample queue")
-    queue_capacity_per_task: int = arg(4, "cached successes kept per task")
-    queue_max_inject: int = arg(2, "cached members per group, at most")
-    queue_max_age: int = arg(8, "retire cached samples older than N policy versions")
-    queue_max_reuse: int = arg(3, "retire a cached sample after N injections")
+    queue_capacity_per_task: int = arg(QUEUE.per_task_capacity, "cached successes kept per task")
+    queue_max_inject: int = arg(QUEUE.max_inject, "cached members per group, at most")
+    queue_max_age: int = arg(QUEUE.max_age, "retire cached samples older than N policy versions")
+    queue_max_reuse: int = arg(QUEUE.max_reuse, "retire a cached sample after N injections")
     queue_demonstrations: bool = arg(True, "seed the queue with the pool's verified reference solutions")
-    queue_inject_when: str = arg("no_success", "inject cached successes into groups that are: flat, or no_success")
+    queue_inject_when: str = arg(QUEUE.inject_when, "inject cached successes into groups that are: flat, or "
+                                                    "no_success", ("flat", "no_success"))
     queue_is_cap: float = arg(1.0, "cap c of token weight min(pi_now / pi_sampler, c) on replayed samples; 0 = off")
     answer_weight: float = arg(1.0, "reward weight of the judged answer")
     exec_weight: float = arg(0.2, "reward weight of execution success")
@@ -104,6 +108,13 @@ class Args:
     resume: bool = arg(False, "continue from the latest checkpoint in output_dir")
     checkpoint_every: int = arg(5, "checkpoint every N iterations")
     results_file: str = arg("", "also write the final summary JSON here")
+
+
+def queue_config(args: Args) -> SampleQueueConfig:
+    """The sample queue's settings from the run's arguments; admission follows ``--answer_weight``."""
+    return SampleQueueConfig.for_reward_weights(
+        args.answer_weight, per_task_capacity=args.queue_capacity_per_task, max_inject=args.queue_max_inject,
+        max_age=args.queue_max_age, max_reuse=args.queue_max_reuse, inject_when=args.queue_inject_when)
 
 
 def make_task_pool(args: Args, process_index: int) -> TaskSet:
@@ -199,7 +210,8 @@ def main(args: Args) -> dict[str, float]:
     if args.advantage_scale not in ("std", "none"):
         raise ValueError(f"--advantage_scale must be 'std' or 'none', got {args.advantage_scale!r}")
 
-    # Derived settings, in one place.
+    # Derived settings, in one place (a bad combination fails here, before any model is loaded).
+    queue_settings = queue_config(args) if args.use_queue else None
     update_config = UpdateConfig(epochs=args.epochs, micro_batch_size=args.micro_batch_size, clip_low=args.clip_low,
                                  clip_high=args.clip_high, kl_coef=args.kl_coef,
                                  advantage_scale=args.advantage_scale,  # type: ignore[arg-type]
@@ -220,10 +232,7 @@ def main(args: Args) -> dict[str, float]:
     # The model is not wrapped in DDP: sampling, the adapter switch and saving need the bare PEFT model.
     # Data parallelism is one rollout shard per process plus a mean all-reduce of the (small) LoRA grads.
     policy.model.to(accelerator.device)
-    queue = SampleQueue(SampleQueueConfig(per_task_capacity=args.queue_capacity_per_task,
-                                          max_inject=args.queue_max_inject, max_age=args.queue_max_age,
-                                          max_reuse=args.queue_max_reuse, inject_when=args.queue_inject_when),
-                       ) if args.use_queue else None
+    queue = SampleQueue(queue_settings) if queue_settings is not None else None
     start_iteration, online_rollouts, started = 0, 0, time.time()
     if args.resume:
         checkpoint = latest_checkpoint(run_dir)

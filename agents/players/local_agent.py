@@ -1,25 +1,27 @@
 """A local causal LM (optionally with a trained LoRA adapter) as a batch agent: one generate call per turn.
 
-:class:`LocalAgent` implements :class:`~agents.players.api.BatchAgent` the way ``agents/rollout.py`` plays
-training episodes, so an evaluated adapter sees exactly the token layout it was trained on:
+:class:`LocalAgent` implements :class:`~agents.players.api.BatchAgent` with the training rollout's own
+player, :class:`agents.learner.rollout.PolicyPlayer`, so an evaluated adapter sees exactly the tokens it
+was trained on (a test checks the ids of a two-turn episode are identical both ways):
 
-* token in, token out: each slot keeps its episode's token ids; the task prompt is rendered once by the
-  chat template (optional system message first), every generated turn is appended as sampled, and every
-  observation is appended as ``Policy.encode_observation`` ids. Nothing is re-tokenised.
-* one batched ``Policy.sample`` call advances every live slot (greedy by default), with the policy's stop
-  rules (a closing code fence, ``</code>``, EOS).
-* ``max_episode_tokens`` bounds a slot's context: generation is capped by the room left, and once the
-  context is full every later action is empty (the env answers with format errors until its turn limit;
-  the episode scores as unanswered, which it is) and ``usage.context_full`` is set.
+* token in, token out: each slot keeps its episode as a :class:`~agents.learner.records.Trajectory`;
+  the task prompt is rendered once by the chat template (the run's system message first, if any), every
+  generated turn is appended as sampled, every observation as ``Policy.encode_observation`` ids.
+* one batched ``Policy.sample`` call advances every live slot (greedy by default), with the grammar's
+  stop rule (the end of the first complete code block) and EOS.
+* the run's :class:`~agents.learner.rollout.Conversation`: response prefix, tokens per turn and per
+  episode. Once an episode's budget is spent its action is cut there, every later action is empty (the
+  env answers with format errors until its turn limit; the episode scores as unanswered, which it is)
+  and ``usage.context_full`` is set.
 
-Adapters: :func:`resolve_adapter` accepts the adapter folder the trainer writes
-(``runs/<run>/checkpoints/step-N/adapter``), its checkpoint folder, or the run folder (latest
-checkpoint). The base model and prompt settings are read from the checkpoint's ``args.json`` when present.
+Adapters: :func:`~agents.players.trained_run.resolve_adapter` accepts the adapter folder the trainer
+writes (``runs/<run>/checkpoints/step-N/adapter``), its checkpoint folder, or the run folder (latest
+checkpoint). The base model and the conversation are read from the run's ``args.json`` when present.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,38 +29,12 @@ from typing import Any
 
 import torch
 
+from agents.engine import Halt
 from agents.learner.policy import Policy, PolicyConfig
-from agents.learner.rollout import build_prompt
+from agents.learner.records import Trajectory
+from agents.learner.rollout import Conversation, PolicyPlayer
 from agents.players.api import AgentError, Usage
-
-
-def resolve_adapter(path: str | Path) -> tuple[Path, dict[str, Any]]:
-    """Find the adapter folder (``adapter_config.json`` inside) and the training arguments beside it.
-
-    Args:
-        path: an adapter folder, a checkpoint folder holding ``adapter/``, or a run folder (its latest
-            checkpoint is used).
-
-    Returns:
-        ``(adapter folder, training args)``; the args are ``{}`` when no ``args.json`` is found.
-    """
-    from agents.learner.checkpointing import latest_checkpoint
-
-    root = Path(path).expanduser()
-    if not root.exists():
-        raise FileNotFoundError(f"adapter path {str(root)!r} does not exist")
-    candidates = [root, root / "adapter"]
-    latest = latest_checkpoint(root)
-    if latest is not None:
-        candidates.append(latest / "adapter")
-    for folder in candidates:
-        if (folder / "adapter_config.json").is_file():
-            for args_file in (folder.parent / "args.json", folder / "args.json"):
-                if args_file.is_file():
-                    return folder, json.loads(args_file.read_text())
-            return folder, {}
-    raise FileNotFoundError(f"no adapter_config.json in {str(root)!r}, {str(root / 'adapter')!r} or a latest "
-                            "checkpoint below it: pass an adapter folder, a checkpoint or a run folder")
+from agents.players.trained_run import TrainedRun
 
 
 class LocalAgent:
@@ -67,115 +43,102 @@ class LocalAgent:
     Args:
         policy: the model to play with (its adapter, if any, is used).
         num_slots: how many episodes may be in flight.
-        system_prompt: optional system message before each task prompt (as in training).
+        conversation: system prompt, response prefix and token budgets (default: the policy's
+            ``max_new_tokens`` per turn, 4096 per episode, no system prompt, no prefix).
         temperature: sampling temperature; 0 is greedy.
-        max_new_tokens: tokens per turn (default: the policy's).
-        max_episode_tokens: context budget of one episode, prompt included.
         seed: seeds the sampling generator (used only when ``temperature > 0``).
-        response_prefix: text forced at the start of every turn, as the trainer's ``--response_prefix``
-            (prompt tokens, prepended to the returned action).
+        **overrides: single :class:`~agents.learner.rollout.Conversation` fields (``system_prompt``,
+            ``response_prefix``, ``max_new_tokens``, ``max_episode_tokens``) replacing ``conversation``'s.
     """
 
-    def __init__(self, policy: Policy, num_slots: int, *, system_prompt: str | None = None, temperature: float = 0.0,
-                 max_new_tokens: int | None = None, max_episode_tokens: int = 4096, seed: int = 0,
-                 response_prefix: str = "") -> None:
+    def __init__(self, policy: Policy, num_slots: int, *, conversation: Conversation | None = None,
+                 temperature: float = 0.0, seed: int = 0, **overrides: Any) -> None:
         if num_slots < 1:
             raise ValueError(f"num_slots must be >= 1, got {num_slots}")
+        conversation = conversation or Conversation(max_new_tokens=policy.config.max_new_tokens,
+                                                    max_episode_tokens=4096)
+        conversation = dataclasses.replace(conversation, **{k: v for k, v in overrides.items() if v is not None})
         self.policy = policy
         self.num_slots = num_slots
-        self.system_prompt = system_prompt or None
-        self.temperature = temperature
-        self.max_new_tokens = max_new_tokens or policy.config.max_new_tokens
-        self.max_episode_tokens = max_episode_tokens
-        self.generator = torch.Generator().manual_seed(seed)
-        self.response_prefix = response_prefix
-        self._prefix_ids = policy.tokenize(response_prefix) if response_prefix else []
-        self._ids: dict[int, list[int]] = {}
-        self._ended_with_eos: dict[int, bool] = {}
-        self._turns: dict[int, int] = {}
+        self.conversation = conversation
+        self.player = PolicyPlayer(policy, conversation, temperature=temperature,
+                                   generator=torch.Generator().manual_seed(seed))
+        self.response_prefix = conversation.response_prefix
+        self._trajs: dict[int, Trajectory] = {}
         self._usage: dict[int, Usage] = {}
 
     @classmethod
     def from_pretrained(cls, model: str | None = None, adapter: str | Path | None = None, *, num_slots: int = 1,
                         **kwargs: Any) -> LocalAgent:
-        """Load a model (and a trainer-written adapter) and wrap it.
+        """Load a model (and a trainer-written adapter) and wrap it, in the adapter's run's conversation.
 
         Args:
             model: ``"smollm2-135m"`` (default), a saved model folder, a cached hub id, or ``"tiny-random"``
                 (tests). None: the base model named in the adapter's ``args.json``, else the bundled model.
-            adapter: an adapter, checkpoint or run folder (see :func:`resolve_adapter`); None: base model.
+            adapter: an adapter, checkpoint or run folder (see :func:`~agents.players.trained_run.resolve_adapter`);
+                None: base model.
             num_slots: how many episodes may be in flight.
-            **kwargs: :class:`LocalAgent` options; ``system_prompt`` defaults to the training run's.
+            **kwargs: :class:`LocalAgent` options; conversation fields given as None keep the run's.
         """
         from agents.learner.model_loading import load_model_and_tokenizer, make_tiny_model
 
-        train_args: dict[str, Any] = {}
-        adapter_dir = None
-        if adapter is not None:
-            adapter_dir, train_args = resolve_adapter(adapter)
-        model = model or train_args.get("model") or "smollm2-135m"
+        run = TrainedRun.load(adapter) if adapter is not None else None
+        train_args = run.args if run is not None else {}
+        model = model or (run.base_model if run else None) or "smollm2-135m"
         if model == "tiny-random":
             base, tokenizer = make_tiny_model(seed=int(train_args.get("seed", 0)))
         else:
             base, tokenizer = load_model_and_tokenizer(model)
         if torch.cuda.is_available():
             base = base.to("cuda")
-        if adapter_dir is not None:
+        if run is not None:
             from peft import PeftModel
 
             with warnings.catch_warnings():  # peft 0.21 calls a transformers API deprecated in 5.x
                 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-                base = PeftModel.from_pretrained(base, str(adapter_dir))
+                base = PeftModel.from_pretrained(base, str(run.adapter_dir))
             base.eval()
-        config = PolicyConfig(lora_r=0, max_new_tokens=int(train_args.get("max_new_tokens", 384)))
-        kwargs.setdefault("system_prompt", train_args.get("system_prompt") or None)
-        kwargs.setdefault("response_prefix", train_args.get("response_prefix") or "")
+        conversation = run.conversation if run is not None else Conversation(max_episode_tokens=4096)
+        kwargs.setdefault("conversation", conversation)
+        config = PolicyConfig(lora_r=0, max_new_tokens=kwargs["conversation"].max_new_tokens)
         return cls(Policy(base, tokenizer, config), num_slots, **kwargs)
 
     def reset_slot(self, slot: int, task_prompt: str) -> None:
         """Start an episode in ``slot``: the prompt's token ids."""
         self._check_slot(slot)
-        self._ids[slot] = build_prompt(self.policy, task_prompt, self.system_prompt)
-        self._ended_with_eos[slot] = False
-        self._turns[slot] = 0
+        self._trajs[slot] = self.player.open(task_prompt)
         self._usage[slot] = Usage()
+
+    def token_ids(self, slot: int) -> list[int]:
+        """The token ids of the episode now in ``slot`` (prompt, turns and observations so far)."""
+        return list(self._trajs[slot].token_ids)
 
     def act_batch(self, observations: Mapping[int, str]) -> dict[int, str | AgentError]:
         """Append each slot's observation (after its first turn) and generate every slot's next action."""
-        rows: list[int] = []
+        live: dict[int, Trajectory] = {}
         for slot, observation in observations.items():
-            if slot not in self._ids:
+            traj = self._trajs.get(slot)
+            if traj is None:
                 raise RuntimeError(f"LocalAgent.act_batch: slot {slot} was never reset")
-            if self._turns[slot] > 0:
-                self._ids[slot] += self.policy.encode_observation(observation,
-                                                                  ended_with_eos=self._ended_with_eos[slot])
-            self._turns[slot] += 1
-            self._ids[slot] += self._prefix_ids
-            if self._room(slot) > 0:
-                rows.append(slot)
-            else:
-                self._usage[slot].context_full = True
+            if self._usage[slot].context_full:
+                continue
+            if traj.num_turns > 0:
+                self.player.append_observation(traj, observation)
+            live[slot] = traj
         actions: dict[int, str | AgentError] = {slot: "" for slot in observations}
-        if not rows:
-            return actions
-        budget = max(1, min(self.max_new_tokens, max(self._room(s) for s in rows)))
-        generations = self.policy.sample([self._ids[s] for s in rows], max_new_tokens=budget,
-                                         temperature=self.temperature, generator=self.generator,
-                                         prefix_text=self.response_prefix)
-        for slot, generation in zip(rows, generations, strict=True):
-            room = self._room(slot)
-            ids = generation.token_ids[:room]
-            usage = self._usage[slot]
+        prompt_lengths = {slot: len(traj.token_ids) for slot, traj in live.items()}
+        for slot, action in (self.player.generate(live) if live else {}).items():
+            traj, usage = live[slot], self._usage[slot]
+            turn = traj.turns[-1]
             usage.calls += 1
-            usage.prompt_tokens += len(self._ids[slot])
-            usage.completion_tokens += len(ids)
-            self._ids[slot] += ids
-            self._ended_with_eos[slot] = generation.finish_reason == "eos" and len(ids) == len(generation.token_ids)
-            text = generation.text if len(ids) == len(generation.token_ids) else \
-                self.policy.tokenizer.decode(ids, skip_special_tokens=True)
-            if not text.strip():
+            usage.prompt_tokens += prompt_lengths[slot]
+            usage.completion_tokens += turn.gen_end - turn.gen_start
+            if isinstance(action, Halt):  # the budget ran out inside this turn: play what was generated
+                usage.context_full = True
+                action = turn.action
+            if not action[len(self.response_prefix):].strip():
                 usage.empty_completions += 1
-            actions[slot] = self.response_prefix + text
+            actions[slot] = action
         return actions
 
     def usage(self, slot: int) -> Usage:
@@ -184,11 +147,7 @@ class LocalAgent:
 
     def close(self) -> None:
         """Forget every slot's episode (the model stays loaded)."""
-        self._ids.clear()
-        self._turns.clear()
-
-    def _room(self, slot: int) -> int:
-        return self.max_episode_tokens - len(self._ids[slot])
+        self._trajs.clear()
 
     def _check_slot(self, slot: int) -> None:
         if not 0 <= slot < self.num_slots:

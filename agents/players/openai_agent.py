@@ -5,24 +5,28 @@ The conversation, for one episode::
     system     DEFAULT_SYSTEM_PROMPT: the Thought / Code / Observation loop, code in ```py fences,
                final_answer(...) to finish
     user       the env's reset observation (the task prompt: question, files, tools, answer rules)
-    assistant  "Thought: ...\\n```py\\n...\\n```<end_code>"
+    assistant  "Thought: ...\\n```py\\n...\\n```"
     user       "Observation:\\n" + what the code printed, or its error
     assistant  ...
 
+A policy trained by ``agents/train_grpo.py`` and served by such a server must be played with its own
+run's conversation instead: :meth:`OpenAIAgent.for_run` reads it from the run (its system prompt or
+none, the raw observation as the user turn, as the learner renders it, the response prefix and the
+per-turn token budget). The response prefix is sent as a partial assistant message that the server
+continues (``continue_final_message``, as vLLM and ``transformers serve`` accept it).
+
 Choices, and why:
 
-* **Stop sequences.** The obvious stop, the closing fence, cannot be a stop string: the opening fence
-  holds the same backticks (``"\\n```"`` also matches ``"Thought: ...\\n```py"``), and servers strip
-  the matched stop string. Instead the prompt asks the model to end its code with ``<end_code>`` (as
-  smolagents does), and ``stop=("<end_code>", "\\nObservation:")`` ends a turn there or where the
-  model starts to invent an observation. Models that ignore the marker are handled client-side:
-  with ``cut_after_code`` (default on) the completion is cut just after the first complete
-  ```` ```py ```` block, so a hallucinated observation and any further code never run. ``stop=()``
-  sends no stop sequences (for servers that reject them).
-* **Retries.** Connection errors, timeouts, HTTP 408/409/429 and 5xx are retried ``max_retries`` times
-  with exponential backoff (``backoff`` seconds, doubling each retry, no jitter); the openai client's
-  own retries are off so this is the only policy. Other HTTP errors fail at once: retrying cannot fix a
-  wrong model name or key.
+* **Stop sequences** come from the one code-action grammar (:mod:`toolr1_env.parsing`). The closing
+  fence cannot be a plain stop string (the opening fence holds the same backticks, and servers strip
+  the matched stop), so :data:`~toolr1_env.parsing.SERVER_STOP` (``</code>``, ``<end_code>``, an
+  invented ``"\\nObservation:"``) is sent and, with ``cut_after_code`` (default on), the completion is
+  cut client-side just after its first complete code block, exactly where the sampler of the learner
+  stops. ``stop=()`` sends no stop sequences (for servers that reject them).
+* **Retries** are the openai client's own (:mod:`toolr1_env.openai_client`): connection errors,
+  timeouts, HTTP 408/409/429 and 5xx are retried ``max_retries`` times with exponential backoff; other
+  HTTP errors fail at once, since retrying cannot fix a wrong model name or key. ``usage.retries``
+  counts the extra attempts.
 * **Errors are readable.** Failures raise :class:`~agents.players.api.AgentError` subclasses whose message
   says what to check (the server address, the model name, the key), with the httpx chain suppressed:
   :class:`ServerUnreachableError`, :class:`RequestRejectedError`, :class:`BadCompletionError` (a body that
@@ -35,30 +39,26 @@ Choices, and why:
 
 from __future__ import annotations
 
-import logging
-import os
-import re
-import time
+from pathlib import Path
 from typing import Any
 
 import openai
 
 from agents.players.api import AgentError, Usage
-
-log = logging.getLogger(__name__)
+from toolr1_env.openai_client import count_attempts, error_text, is_transient, make_client
+from toolr1_env.parsing import SERVER_STOP, cut_after_first_block
 
 DEFAULT_SYSTEM_PROMPT = """\
 You are an expert assistant who solves tasks by writing Python code. You work in a loop of Thought, Code \
 and Observation steps.
 
-At each step, first write "Thought:" and your reasoning, then the code to run in a fenced block that \
-ends with <end_code>, like this:
+At each step, first write "Thought:" and your reasoning, then the code to run in a fenced block, like this:
 
 Thought: I will compute the product with Python.
 ```py
 result = 17 * 23
 print(result)
-```<end_code>
+```
 
 The code runs in a persistent Python interpreter: variables, imports and functions survive from one \
 step to the next. You then receive an "Observation:" holding what the code printed (use print to see \
@@ -66,12 +66,7 @@ values) or the error. Write one code block per step and never write the observat
 know the answer, call final_answer(answer) in code; this ends the task."""
 
 #: Stop sequences sent with each request (see the module docstring).
-DEFAULT_STOP: tuple[str, ...] = ("<end_code>", "\nObservation:")
-#: HTTP statuses retried besides 5xx: request timeout, conflict, rate limit.
-RETRYABLE_STATUS = frozenset({408, 409, 429})
-
-_OPEN_FENCE = re.compile(r"```[ \t]*(?:python3?|py)\b[^\n]*\n", re.IGNORECASE)
-_CLOSE_FENCE = re.compile(r"\n[ \t]*```")
+DEFAULT_STOP: tuple[str, ...] = SERVER_STOP
 
 
 class ServerUnreachableError(AgentError):
@@ -90,15 +85,6 @@ class BadCompletionError(AgentError):
     """The server answered 200 with something that is not a chat completion."""
 
 
-def cut_after_first_code_block(text: str) -> str:
-    """``text`` up to the end of its first complete ```` ```py ```` block (unchanged without one)."""
-    opening = _OPEN_FENCE.search(text)
-    if opening is None:
-        return text
-    closing = _CLOSE_FENCE.search(text, opening.end() - 1)
-    return text if closing is None else text[: closing.end()]
-
-
 class OpenAIAgent:
     """A chat model behind an OpenAI-compatible endpoint, as an :class:`~agents.players.api.Agent`.
 
@@ -111,33 +97,55 @@ class OpenAIAgent:
         max_tokens: completion token budget per turn.
         stop: stop sequences (see the module docstring); ``()`` sends none.
         observation_prefix: put before each observation in its user message.
-        cut_after_code: cut each completion after its first complete ```` ```py ```` block.
-        max_retries: retries after the first attempt on connection errors, timeouts, 408/409/429, 5xx.
-        backoff: seconds before the first retry; each next retry waits twice as long.
+        response_prefix: text every assistant turn starts with (sent for the server to continue, and
+            prepended to the returned action), as a trained run's ``--response_prefix``.
+        cut_after_code: cut each completion after its first complete code block.
+        max_retries: the openai client's retries on connection errors, timeouts, 408/409/429, 5xx.
         timeout: seconds allowed for one request.
-        client: an ``openai.OpenAI`` to share between agents (it should have ``max_retries=0``).
+        client: an ``openai.OpenAI`` to share between agents (built by :func:`toolr1_env.openai_client.make_client`).
     """
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, *,
                  system_prompt: str = DEFAULT_SYSTEM_PROMPT, temperature: float = 0.0, max_tokens: int = 512,
                  stop: tuple[str, ...] | list[str] = DEFAULT_STOP, observation_prefix: str = "Observation:\n",
-                 cut_after_code: bool = True, max_retries: int = 3, backoff: float = 1.0, timeout: float = 120.0,
-                 client: openai.OpenAI | None = None) -> None:
+                 response_prefix: str = "", cut_after_code: bool = True, max_retries: int = 3,
+                 timeout: float = 120.0, client: openai.OpenAI | None = None) -> None:
         if not base_url or not model:
             raise ValueError("OpenAIAgent needs a non-empty base_url and model")
-        if max_retries < 0 or backoff < 0 or timeout <= 0 or max_tokens < 1:
-            raise ValueError(f"OpenAIAgent: need max_retries >= 0, backoff >= 0, timeout > 0, max_tokens >= 1; "
-                             f"got {max_retries}, {backoff}, {timeout}, {max_tokens}")
+        if max_retries < 0 or timeout <= 0 or max_tokens < 1:
+            raise ValueError(f"OpenAIAgent: need max_retries >= 0, timeout > 0, max_tokens >= 1; "
+                             f"got {max_retries}, {timeout}, {max_tokens}")
         self.base_url, self.model = base_url, model
         self.system_prompt, self.temperature, self.max_tokens = system_prompt, temperature, max_tokens
         self.stop = list(stop)
-        self.observation_prefix, self.cut_after_code = observation_prefix, cut_after_code
-        self.max_retries, self.backoff, self.timeout = max_retries, backoff, timeout
-        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY") or "EMPTY"
-        self.client = client or openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0)
+        self.observation_prefix, self.response_prefix = observation_prefix, response_prefix
+        self.cut_after_code = cut_after_code
+        self.max_retries, self.timeout = max_retries, timeout
+        self.client = client or make_client(base_url, api_key, timeout=timeout, max_retries=max_retries)
         self.usage = Usage()
         self.messages: list[dict[str, str]] = []
         self._turn = 0
+
+    @classmethod
+    def for_run(cls, run: str | Path, base_url: str, model: str, api_key: str | None = None,
+                **kwargs: Any) -> OpenAIAgent:
+        """An agent that talks to a served trained policy exactly as its training run did.
+
+        Args:
+            run: the run, checkpoint or adapter folder written by ``agents/train_grpo.py``.
+            base_url, model, api_key: the server serving that policy (base model plus adapter).
+            **kwargs: other :class:`OpenAIAgent` options (``temperature``, ``max_retries``...); the
+                conversation options (system prompt, observation framing, response prefix, ``max_tokens``)
+                come from the run unless given here.
+        """
+        from agents.players.trained_run import TrainedRun
+
+        conversation = TrainedRun.load(run).conversation
+        kwargs.setdefault("system_prompt", conversation.system_prompt or "")
+        kwargs.setdefault("observation_prefix", "")  # the learner sends the raw observation as the user turn
+        kwargs.setdefault("response_prefix", conversation.response_prefix)
+        kwargs.setdefault("max_tokens", conversation.max_new_tokens)
+        return cls(base_url, model, api_key, **kwargs)
 
     def __repr__(self) -> str:
         return f"OpenAIAgent(base_url={self.base_url!r}, model={self.model!r})"
@@ -155,9 +163,13 @@ class OpenAIAgent:
         if self._turn > 0:
             self.messages.append({"role": "user", "content": self.observation_prefix + observation})
         self._turn += 1
-        text = self.complete(self.messages)
+        if self.response_prefix:
+            text = self.response_prefix + self.complete(
+                [*self.messages, {"role": "assistant", "content": self.response_prefix}])
+        else:
+            text = self.complete(self.messages)
         if self.cut_after_code:
-            text = cut_after_first_code_block(text)
+            text = cut_after_first_block(text)
         self.messages.append({"role": "assistant", "content": text})
         return text
 
@@ -166,7 +178,10 @@ class OpenAIAgent:
         self._request([{"role": "user", "content": "Say OK."}], max_tokens=1, stop=[])
 
     def complete(self, messages: list[dict[str, str]]) -> str:
-        """One completion of ``messages`` with retries; updates ``usage``; ``""`` for an empty completion."""
+        """One completion of ``messages``; updates ``usage``; ``""`` for an empty completion.
+
+        When the last message is the assistant's, the server is asked to continue it.
+        """
         response = self._request(messages, max_tokens=self.max_tokens, stop=self.stop)
         try:
             choice = response.choices[0]
@@ -186,32 +201,28 @@ class OpenAIAgent:
         return content
 
     def _request(self, messages: list[dict[str, str]], *, max_tokens: int, stop: list[str]) -> Any:
-        """POST one chat completion, retrying transient failures; raise readable errors."""
+        """POST one chat completion (the client retries transient failures); raise readable errors."""
         options: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": self.temperature,
                                    "max_tokens": max_tokens}
         if stop:
             options["stop"] = stop
-        attempts = self.max_retries + 1
-        last = ""
-        for attempt in range(attempts):
-            if attempt:
-                self.usage.retries += 1
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+        if messages and messages[-1]["role"] == "assistant":  # a response prefix: continue that message
+            options["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
+        with count_attempts() as attempts:
             try:
                 return self.client.chat.completions.create(**options)
-            except openai.APIStatusError as exc:
-                status = exc.status_code
-                last = f"HTTP {status}: {_error_text(exc)}"
-                if status not in RETRYABLE_STATUS and status < 500:
-                    raise RequestRejectedError(self._rejection(status, _error_text(exc)), status) from None
-            except openai.APIConnectionError as exc:  # also timeouts (APITimeoutError)
-                last = f"{type(exc).__name__}: {exc}"
             except openai.OpenAIError as exc:
-                raise BadCompletionError(f"{self.base_url}: unreadable response ({type(exc).__name__}: {exc})") \
-                    from None
-            log.warning("%s attempt %d/%d failed: %s", self.base_url, attempt + 1, attempts, last)
-        raise ServerUnreachableError(f"no completion from {self.base_url} after {attempts} attempts (last: {last}); "
-                                     "is the server running and reachable?")
+                failure = exc
+            finally:
+                self.usage.retries += attempts.retries
+        detail = error_text(failure)
+        if is_transient(failure):
+            raise ServerUnreachableError(f"no completion from {self.base_url} after {attempts.value} attempts "
+                                         f"(last: {detail}); is the server running and reachable?")
+        if isinstance(failure, openai.APIStatusError):
+            status = failure.status_code
+            raise RequestRejectedError(self._rejection(status, detail), status)
+        raise BadCompletionError(f"{self.base_url}: unreadable response ({detail})")
 
     def _rejection(self, status: int, detail: str) -> str:
         hint = {
@@ -221,15 +232,4 @@ class OpenAIAgent:
             403: "check the API key's permissions",
             404: f"check the model name {self.model!r} and that base_url ends with /v1",
         }.get(status, "the request was not retried")
-        return f"{self.base_url} rejected the request (HTTP {status}: {detail}): {hint}"
-
-
-def _error_text(exc: openai.APIStatusError) -> str:
-    """The server's error message, without the client's ``Error code: ...`` wrapping."""
-    body = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        message = inner.get("message") if isinstance(inner, dict) else inner
-        if message:
-            return str(message)[:300]
-    return (exc.message or "no message")[:300]
+        return f"{self.base_url} rejected the request ({detail}): {hint}"

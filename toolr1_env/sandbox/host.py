@@ -146,7 +146,13 @@ class Sandbox:
 
     # -- running code ------------------------------------------------------------------------------
     def run(self, code: str | bytes) -> ExecResult:
-        """Execute ``code`` in the episode's namespace; never raises for anything the code does."""
+        """Execute ``code`` in the episode's namespace; never raises for anything the code does.
+
+        Raises:
+            SandboxError: the sandbox itself failed on the host side (its fork server died, a worker could
+                not be started): an infrastructure outage, never the code's fault. The sandbox is then
+                closed; ``reset`` starts a fresh one.
+        """
         if isinstance(code, bytes):
             try:
                 code = code.decode("utf-8")
@@ -178,6 +184,7 @@ class Sandbox:
                 else:
                     raise protocol.ProtocolError(f"unexpected message {message['op']!r}")
         except TimeoutError:
+            self._raise_if_fork_server_died()
             self._restart_worker()
             return ExecResult(
                 error=(f"TimeoutError: the code did not finish within {self.config.step_timeout:g} seconds "
@@ -186,6 +193,7 @@ class Sandbox:
                 error_type="TimeoutError", timed_out=True, duration=time.perf_counter() - started,
                 infra_error=infra.get("error"), infra_kind=infra.get("kind"))
         except (protocol.ProtocolError, OSError) as exc:
+            self._raise_if_fork_server_died()
             self._restart_worker()
             return ExecResult(
                 error=("WorkerDied: the Python process running the code died (a resource limit such as "
@@ -193,6 +201,25 @@ class Sandbox:
                        "variables from earlier steps are lost."),
                 error_type="WorkerDied", worker_died=True, duration=time.perf_counter() - started,
                 infra_error=infra.get("error"), infra_kind=infra.get("kind"))
+
+    def _raise_if_fork_server_died(self) -> None:
+        """Raise :class:`SandboxError` when the fork server we started is gone (the worker dies with it).
+
+        The agent's code cannot reach the fork server (Landlock scopes the worker's signals; bubblewrap
+        gives it its own pid namespace), so its death is a host-side outage (an OOM killer, an operator,
+        a bug of ours), never the code's doing: it must not be reported as ``WorkerDied``. A dying
+        process is given 50 ms to be reaped, which a real ``WorkerDied`` pays once.
+        """
+        if self._zygote is None:
+            return
+        try:
+            status = self._zygote.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            return
+        log = self._fork_server_log()
+        self.close()
+        raise SandboxError(f"the sandbox fork server died (exit status {status}) while the episode ran: its "
+                           f"variables and files are lost. Fork server log:\n{log}")
 
     def _answer_tool_call(self, message: dict[str, Any]) -> dict[str, str] | None:
         """Run one host tool call and send the reply; return ``{"kind", "error"}`` on an infra failure."""
@@ -310,13 +337,15 @@ class Sandbox:
         try:
             protocol.send_frame(self._ctrl, {"op": "kill"})  # type: ignore[arg-type]
             self._recv(self._ctrl, time.perf_counter() + self.config.startup_timeout)  # type: ignore[arg-type]
-        except (TimeoutError, protocol.ProtocolError, OSError):
+        except (TimeoutError, protocol.ProtocolError, OSError) as exc:
+            # The fork server does not answer: it is gone or hung. The agent's code runs in a worker confined
+            # away from it (Landlock scopes the worker's signals), so this is a host-side outage (an OOM
+            # killer, an operator, a bug of ours), not the code's doing. The episode's state is lost with it.
+            status = None if self._zygote is None else self._zygote.poll()
+            log = self._fork_server_log()
             self.close()
-            self._start_zygote()
-            self._workdir = Path(self._root) / f"episode-{self._episode}"  # type: ignore[arg-type]
-            self._workdir.mkdir(mode=0o700, exist_ok=True)
-            if self._drops_uid:
-                os.chown(self._workdir, isolation.NOBODY_UID, isolation.NOBODY_GID)
+            raise SandboxError(f"the sandbox fork server stopped answering ({type(exc).__name__}; exit status "
+                               f"{status}): the episode's variables and files are lost. Its log:\n{log}") from None
         self._spawn_worker()
 
     def _close_channel(self) -> None:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.cli import arg, parse
-from agents.evaluation.report import load_records
+from agents.evaluation.records import load_records
 from benchmarks.results_file import markdown_table, write_section
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -77,7 +77,6 @@ from benchmarks.trl_common import (
     sync,
     task_schedule,
 )
-from toolr1_env.tasks import TaskSet
 
 TITLE = "Training step against TRL GRPOTrainer (bench_trl.py)"
 
@@ -113,7 +112,7 @@ def run_ours(bench: BenchArgs) -> dict[str, Any]:
         envs.reset_some(range(envs.num_envs), options=[{"task_id": schedule[0][0]}] * envs.num_envs)  # start sandboxes
         rss_before = rss_mib()
         for step, task_ids in enumerate(schedule):
-            step_pool = TaskSet(f"{pool.name}-step{step}", [pool.get(t) for t in task_ids], pool.tools)
+            step_pool = pool.subset(f"{pool.name}-step{step}", [pool.get(t) for t in task_ids])
             sync()
             started = time.perf_counter()
             metrics, _ = train_iteration(step, policy, optimizer, envs, step_pool, None, config, args, rng, None)

@@ -7,10 +7,15 @@ PY=${PYTHON:-python3}
 STAMP=.venv/.toolr1-setup
 WANT="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
 
-if ! command -v bwrap >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "[setup] installing bubblewrap (sandbox namespaces)"
-  (apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null) \
-    || echo "[setup] bubblewrap unavailable: the sandbox falls back to Landlock + rlimits"
+# System packages, when we may install them: bubblewrap (the sandbox's namespaces) and headless Chromium
+# (the report's rendering test; without it that one test is skipped).
+missing=()
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "[setup] installing ${missing[*]} (first run only)"
+  (apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null) \
+    || echo "[setup] could not install ${missing[*]}: the sandbox falls back to Landlock + rlimits without bubblewrap"
 fi
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && [ -x .venv/bin/python ]; then

@@ -1,4 +1,4 @@
-"""The evaluation command (agents/evaluate.py) and its outputs (agents/eval_report.py): the real script in a
+"""The evaluation command (agents/evaluate.py) and its outputs (agents/evaluation/): the real script in a
 subprocess for the CLI, ``run_episodes`` in-process for infrastructure failures."""
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from openai_server import FakeOpenAIServer
 
-from agents.evaluation.report import EpisodeRecord, TurnRecord, load_records, summarize, write_html
+from agents.evaluation.html_report import write_html
+from agents.evaluation.metrics import summarize
+from agents.evaluation.records import EpisodeRecord, TurnRecord, load_records
 from agents.evaluation.run import EvaluationAborted, run_episodes
 from agents.players.api import AgentBatch, AgentError
 from agents.players.scripted import ScriptedAgent
@@ -86,7 +88,7 @@ def test_reference_agent_scores_one_on_every_level_and_writes_every_output(tmp_p
     assert [s["task_id"] for s in submission] == [f"validation-{i:04d}" for i in range(12)]  # task order
     assert all(set(s) == {"task_id", "model_answer", "reasoning_trace"} and s["model_answer"] for s in submission)
     page = (out / "report.html").read_text(encoding="utf-8")
-    assert "<table class='levels'>" in page and "100.0%" in page and "validation-0011" in page
+    assert "<table class='accuracy'>" in page and "100.0%" in page and "validation-0011" in page
     assert "all</th>" in page
     assert "level  tasks" in result.stdout  # the table on the terminal
 
@@ -98,9 +100,13 @@ def test_html_escapes_hostile_model_and_task_text(tmp_path: Path, task_file: Pat
     summary = json.loads((out / "summary.json").read_text())
     assert summary["accuracy"] == 1.0  # the hostile answer is also the ground truth
     page = (out / "report.html").read_text(encoding="utf-8")
-    assert "<script" not in page.lower() and "<img" not in page.lower()
+    assert page.lower().count("<script") == 1 and "<img" not in page.lower()  # only the page's own filter script
     assert html.escape(HOSTILE) in page and "&lt;/pre&gt;&lt;script&gt;evil()" in page
-    assert "default-src 'none'" in page  # and no script could run even if escaping failed
+    # and no other script could run even if escaping failed: the CSP allows only that script, by its hash
+    from agents.evaluation.html_report import _SCRIPT, _SCRIPT_HASH
+
+    assert f"default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{_SCRIPT_HASH}'" in page
+    assert f"<script>{_SCRIPT}</script>" in page
     assert "http://" not in page and "https://" not in page  # self-contained: no external asset
     (answer,) = [s["model_answer"] for s in read_jsonl(out / "submission.jsonl") if s["task_id"] == "t2"]
     assert answer == HOSTILE
@@ -215,7 +221,8 @@ def test_infra_errors_are_counted_apart_from_accuracy() -> None:
     summary = summarize(records)
     assert summary["infra_errors"] == {"total": 2, "judge": 1, "agent": 1}
     assert summary["scored"] == 2 and summary["accuracy"] == 0.5  # 1 right of 2 scored; outages left out
-    assert summary["levels"]["1"] == {"tasks": 2, "scored": 1, "correct": 1.0, "accuracy": 1.0, "infra_errors": 1}
+    assert summary["levels"]["1"] == {"tasks": 2, "scored": 1, "correct": 1.0, "accuracy": 1.0, "infra_errors": 1,
+                                      "unscored": 0}
     assert summary["levels"]["2"]["accuracy"] == 0.0 and summary["levels"]["2"]["infra_errors"] == 1
 
 

@@ -127,6 +127,10 @@ class TaskSet:
                 raise KeyError(f"TaskSet {self.name!r} has no task {task_id!r} ({exc})") from None
         raise KeyError(f"TaskSet {self.name!r} has no task {task_id!r}")
 
+    def subset(self, name: str, tasks: Sequence[Task]) -> TaskSet:
+        """A fixed set of ``tasks`` with this set's tools (listed and hidden): a training pool, one step's tasks."""
+        return TaskSet(name=name, tasks=tasks, tools=self.tools, hidden_tools=self.hidden_tools)
+
     def pick(self, seed: int) -> Task:
         """Deterministically pick (or generate) a task from a non-negative integer seed."""
         if self.tasks:

@@ -6,9 +6,15 @@
         --base_url http://127.0.0.1:8000/v1 --model <served model name>
     python agents/evaluate.py --agent local --tasks warmup-eval --adapter runs/<run>   # a trained adapter
     python agents/evaluate.py ... --output_dir runs/eval-x --resume           # continue a killed run
+    python agents/evaluate.py --agent openai --tasks ~/GAIA --split validation --web ddgs \
+        --base_url https://api.openai.com/v1 --model gpt-4o                  # real GAIA, the real web
 
-``--tasks`` is a bundled split name, a GAIA folder (``metadata.jsonl`` beside the files) or a task JSONL;
-generated splits (``train``...) need ``--limit``. ``--concurrency K`` keeps ``K`` episodes in flight: a
+``--tasks`` is a bundled split name, a GAIA copy (today's ``2023/<split>/metadata.parquet`` layout or the
+old ``metadata.jsonl``; ``--split``/``--level`` choose part of it; see ``docs/gaia.md``) or a task JSONL;
+generated splits (``train``...) need ``--limit``. ``--web ddgs`` gives the agent real-web tools
+(``web_search``, ``visit_page``); ``--vision_*``/``--transcription_*`` let ``inspect_file`` answer questions
+about images and transcribe audio. Tasks without a ground truth (GAIA's test split) are played for the
+submission file and reported as unscored. ``--concurrency K`` keeps ``K`` episodes in flight: a
 :class:`~toolr1_env.vector.ThreadVectorEnv` of ``K`` envs (each with its own sandbox) and a
 :class:`~agents.players.api.BatchAgent` with ``K`` slots; each turn the agent acts for every live episode
 at once (one batched generate for ``local``, ``K`` concurrent requests for ``openai``), then every
@@ -17,7 +23,7 @@ name an LLM judge.
 
 Output folder (``--output_dir``, default ``runs/eval__<agent>__<tasks>__<time>``):
 
-* ``trajectories.jsonl``: one :class:`~agents.evaluation.report.EpisodeRecord` per episode, appended as it
+* ``trajectories.jsonl``: one :class:`~agents.evaluation.records.EpisodeRecord` per episode, appended as it
   ends. ``--resume`` skips every task already recorded there without an infrastructure error (tasks that
   hit one are played again), so a killed evaluation loses only the episodes in flight.
 * ``summary.json``, ``submission.jsonl`` (GAIA's leaderboard format) and ``report.html`` (a static page
@@ -25,8 +31,9 @@ Output folder (``--output_dir``, default ``runs/eval__<agent>__<tasks>__<time>``
 * ``eval_config.json``: the arguments; ``--resume`` refuses to mix runs whose agent, tasks, model or
   judge differ (``--limit`` may grow: the evaluated set is always the first ``limit`` tasks).
 
-Infrastructure errors (the judge unreachable, the agent's server failing after its retries) are counted
-apart and left out of accuracy; after ``--max_agent_failures`` consecutive agent failures the run stops
+Infrastructure errors (the judge unreachable, the agent's server failing after its retries, a sandbox, web,
+vision or transcription outage) are counted apart by kind and left out of accuracy; after
+``--max_agent_failures`` consecutive agent failures the run stops
 (exit status 3) so that a dead server does not burn through the task list: fix it and ``--resume``.
 """
 
@@ -34,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -43,16 +51,15 @@ from typing import Any
 
 from agents.cli import arg, parse
 from agents.engine import Ending, EpisodeRequest, Halt, play_episodes
-from agents.evaluation.report import (
+from agents.evaluation.html_report import write_html
+from agents.evaluation.metrics import format_table, summarize, write_submission
+from agents.evaluation.records import (
     EpisodeRecord,
     TurnRecord,
     append_record,
+    attachment_type,
     end_last_line,
-    format_table,
     load_records,
-    summarize,
-    write_html,
-    write_submission,
 )
 from agents.players.api import AgentBatch, AgentError, BatchAgent
 from agents.players.scripted import ReferenceAgent, ScriptedAgent
@@ -62,7 +69,7 @@ from toolr1_env.vector import StepOutcome, ThreadVectorEnv
 
 AGENTS = ("reference", "scripted-empty", "openai", "local")
 #: Arguments that must match for ``--resume`` to continue the same evaluation.
-RESUME_KEYS = ("agent", "tasks", "model", "adapter", "base_url", "judge_model", "max_turns")
+RESUME_KEYS = ("agent", "tasks", "split", "level", "web", "model", "adapter", "base_url", "judge_model", "max_turns")
 
 
 @dataclass
@@ -70,7 +77,21 @@ class Args:
     """Every knob of an evaluation."""
 
     agent: str = arg("reference", "which agent plays", AGENTS)
-    tasks: str = arg("validation", "bundled split name, GAIA folder or task JSONL")
+    tasks: str = arg("validation", "bundled split name, a GAIA copy (its root, 2023/, a split folder or a metadata "
+                                   "file; parquet or jsonl) or a task JSONL")
+    split: str = arg("", "GAIA: the split of a dataset root (validation, test); test rows are reported unscored")
+    level: int = arg(0, "GAIA: evaluate one level only (1, 2, 3; 0 = all)")
+    web: str = arg("", "real-web tools for a GAIA copy: ddgs (metasearch, no key) or http (a JSON search API at "
+                       "--web_base_url); default: none (the bundled suite has its own offline web)",
+                   ("", "ddgs", "http"))
+    web_base_url: str = arg("", "web http backend: the search API's address")
+    web_api_key: str = arg("", "web http backend: the search API's key (default $TOOLR1_SEARCH_API_KEY)")
+    web_allow_private: bool = arg(False, "let the web tools fetch private and loopback addresses (an intranet "
+                                         "mirror, tests); pages and searches are cached under $TOOLR1_CACHE")
+    vision_base_url: str = arg("", "OpenAI-compatible endpoint that answers questions about image attachments")
+    vision_model: str = arg("", "vision model name")
+    transcription_base_url: str = arg("", "OpenAI-compatible endpoint that transcribes audio attachments")
+    transcription_model: str = arg("", "transcription model name (e.g. whisper-1)")
     limit: int = arg(0, "evaluate only the first N tasks (0 = all; required for generated splits)")
     concurrency: int = arg(4, "episodes in flight (envs, sandboxes and agent slots)")
     base_url: str = arg("http://127.0.0.1:8000/v1", "openai: the server's base URL")
@@ -92,7 +113,8 @@ class Args:
     response_prefix: str = arg("", "text forced at the start of every turn (default: the training run's with "
                                    "--adapter, else none)")
     max_turns: int = arg(8, "code actions per episode")
-    step_timeout: float = arg(10.0, "seconds per code action")
+    step_timeout: float = arg(0.0, "seconds per code action (0 = 60 with --web or a vision/transcription model, "
+                                   "whose calls count against it, else 10)")
     max_observation_chars: int = arg(0, "observation text cap, head + tail (0 = the training run's with --adapter, "
                                         "else 4000)")
     judge_base_url: str = arg("", "LLM judge base URL (default: GAIA exact match)")
@@ -127,24 +149,23 @@ class AgentPlayer:
     become ``"agent"`` infrastructure errors; env-reported outages keep the env's kind.
     """
 
-    def __init__(self, agent: BatchAgent, tasks: Sequence[Task]) -> None:
+    def __init__(self, agent: BatchAgent, tasks: Sequence[Task], tool_names: Sequence[str] = ()) -> None:
         self.agent = agent
         self.tasks = tasks
+        self.tool_names = frozenset(tool_names) | {"final_answer"}
 
     def begin(self, slot: int, index: int, request: EpisodeRequest, observation: str,
               info: Mapping[str, Any]) -> _Live:
         """Open the record and reset the agent's slot (engine hook)."""
         task = self.tasks[index]
-        record = EpisodeRecord(task.task_id, task.level, task.question, task.answer)
         self.agent.reset_slot(slot, observation)
-        return _Live(task, record, observation, time.perf_counter(), slot)
+        return _Live(task, _new_record(task), observation, time.perf_counter(), slot)
 
     def failed(self, request: EpisodeRequest, error: Exception) -> _Live:
         """The record of an episode whose agent failed at reset (engine hook)."""
         task = request.task
         assert task is not None
-        return _Live(task, EpisodeRecord(task.task_id, task.level, task.question, task.answer), "",
-                     time.perf_counter())
+        return _Live(task, _new_record(task), "", time.perf_counter())
 
     def act(self, live: Mapping[int, _Live]) -> dict[int, str | Halt]:
         """One ``act_batch`` call for every live episode (engine hook)."""
@@ -154,7 +175,8 @@ class AgentPlayer:
 
     def observe(self, episode: _Live, action: str, outcome: StepOutcome) -> None:
         """Record the turn (engine hook)."""
-        episode.record.turns.append(TurnRecord.from_step(action, outcome.observation, outcome.info.get("error_type")))
+        episode.record.turns.append(TurnRecord.from_step(action, outcome.observation, outcome.info.get("error_type"),
+                                                         self.tool_names))
         episode.observation = outcome.observation
 
     def finish(self, episode: _Live, ending: Ending) -> None:
@@ -188,7 +210,15 @@ def run_episodes(agent: BatchAgent, envs: ThreadVectorEnv, tasks: Sequence[Task]
             raise EvaluationAborted(f"{streak} episodes in a row ended in agent errors; last: {record.infra_error}")
 
     requests = [EpisodeRequest.of(task, seed=seed) for task in tasks]
-    return [e.record for e in play_episodes(AgentPlayer(agent, tasks), envs, requests, on_end=on_end)]
+    env = envs.envs[0].unwrapped
+    tool_names = [*getattr(env, "tools", {}), *getattr(env, "hidden_tools", {})]
+    player = AgentPlayer(agent, tasks, tool_names)
+    return [e.record for e in play_episodes(player, envs, requests, on_end=on_end)]
+
+
+def _new_record(task: Task) -> EpisodeRecord:
+    return EpisodeRecord(task.task_id, task.level, task.question, task.answer,
+                         attachments=[attachment_type(f) for f in task.files], has_ground_truth=task.scored)
 
 
 def _fill_end(record: EpisodeRecord, ending: Ending) -> None:
@@ -287,11 +317,36 @@ def make_envs(task_set: TaskSet, args: Args, count: int) -> ThreadVectorEnv:
         raise ValueError("an LLM judge needs both --judge_base_url and --judge_model")
     style = prompt_style(args)
 
+    services = service_options(args)
+    timeout = args.step_timeout or (60.0 if any(services.values()) else 10.0)
+
     def factory() -> ToolR1Env:
-        return ToolR1Env(tasks=task_set, judge=judge, step_timeout=args.step_timeout, max_turns=args.max_turns,
-                         max_observation_chars=max_observation_chars(args), prompt_style=style)
+        return ToolR1Env(tasks=task_set, judge=judge, step_timeout=timeout, max_turns=args.max_turns,
+                         max_observation_chars=max_observation_chars(args), prompt_style=style, **services)
 
     return ThreadVectorEnv([factory] * count)
+
+
+def service_options(args: Args) -> dict[str, Any]:
+    """The env's ``web``, ``vision`` and ``transcription`` options from the command line (None: off)."""
+    web: Any = None
+    if args.web == "ddgs":
+        web = "ddgs"
+    elif args.web == "http":
+        if not args.web_base_url:
+            raise ValueError("--web http needs --web_base_url (the search API's address)")
+        web = {"backend": "http", "base_url": args.web_base_url,
+               "api_key": args.web_api_key or os.environ.get("TOOLR1_SEARCH_API_KEY") or None}
+    if web is not None and args.web_allow_private:
+        web = {"backend": web} if isinstance(web, str) else web
+        web["allow_private"] = True
+    endpoints: dict[str, Any] = {}
+    for name, base_url, model in (("vision", args.vision_base_url, args.vision_model),
+                                  ("transcription", args.transcription_base_url, args.transcription_model)):
+        if bool(base_url) != bool(model):
+            raise ValueError(f"a {name} model needs both --{name}_base_url and --{name}_model")
+        endpoints[name] = {"base_url": base_url, "model": model} if base_url else None
+    return {"web": web, **endpoints}
 
 
 def prepare_output_dir(out: Path, args: Args) -> None:
@@ -311,8 +366,9 @@ def prepare_output_dir(out: Path, args: Args) -> None:
 
 
 def public_args(args: Args) -> dict[str, Any]:
-    """The arguments as a dict for the output files, with the API key redacted."""
-    return {**dataclasses.asdict(args), "api_key": "<redacted>" if args.api_key else ""}
+    """The arguments as a dict for the output files, with the API keys redacted."""
+    return {**dataclasses.asdict(args), "api_key": "<redacted>" if args.api_key else "",
+            "web_api_key": "<redacted>" if args.web_api_key else ""}
 
 
 # ------------------------------------------------------------------------------------------ main
@@ -331,13 +387,13 @@ def main(args: Args) -> dict[str, Any]:
     try:
         if args.concurrency < 1:
             raise ValueError(f"--concurrency must be >= 1, got {args.concurrency}")
-        task_set = resolve_tasks(args.tasks)
+        task_set = resolve_tasks(args.tasks, args.split or None, args.level or None)
         tasks = select_tasks(task_set, args.limit)
         name = Path(args.tasks).name or args.tasks
         out = Path(args.output_dir or f"runs/eval__{args.agent}__{name}__{int(time.time())}")
         prepare_output_dir(out, args)
         records_path = out / "trajectories.jsonl"
-        finished = {r.task_id for r in load_records(records_path) if r.scored} if args.resume else set()
+        finished = {r.task_id for r in load_records(records_path) if r.infra_error is None} if args.resume else set()
         todo = [t for t in tasks if t.task_id not in finished]
         slots = max(1, min(args.concurrency, len(todo)))
         agent = build_agent(args, task_set, slots) if todo else None

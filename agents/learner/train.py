@@ -125,7 +125,7 @@ def make_task_pool(args: Args, process_index: int) -> TaskSet:
         if args.task_pool_size <= 0:
             return task_set
         seeds = range(process_index * args.task_pool_size, (process_index + 1) * args.task_pool_size)
-        return TaskSet(f"{task_set.name}-pool", [task_set.pick(s) for s in seeds], task_set.tools)
+        return task_set.subset(f"{task_set.name}-pool", [task_set.pick(s) for s in seeds])
     return task_set
 
 

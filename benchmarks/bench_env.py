@@ -12,6 +12,7 @@ benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -137,7 +138,8 @@ def main(argv: list[str] | None = None) -> None:
              "step every env on every call (NEXT_STEP autoreset), so they play in waves padded to the longest "
              "episode (`pass` actions, counted as steps) and reset one env at a time (`reset_mask`), while ours "
              "(the episode engine) steps only live episodes and refills each slot as it frees. "
-             f"Reset latency of one warm env (p50): {latency:.1f} ms.\n")
+             f"Reset latency of one warm env (p50): {latency:.1f} ms. Load average at the end of the run (other "
+             f"jobs on the machine): {os.getloadavg()[0]:.1f}.\n")
     print(table + notes)
     if not args.no_write:
         write_section("Environment throughput (bench_env.py)", table + "\n" + notes)

@@ -133,8 +133,9 @@ def main(argv: list[str] | None = None) -> None:
                             "SyncVectorEnv episodes/s", "steps/s"], rows)
     notes = (f"\n{len(plan)} episodes of the `{SPLIT}` split played with their reference solutions "
              f"(mean {sum(len(s) for _, s in plan) / len(plan):.1f} steps). **Read steps/s for the env itself**: "
-             "every side runs the same sandboxed env, so a step costs the same on all of them, and equal steps/s "
-             "say exactly that. The episodes/s gap comes from the harness, not the env: gymnasium's vector envs "
+             "every side runs the same sandboxed env, so a step costs the same on all of them, and steps/s "
+             "differ only by how the harness schedules steps and by other load on the machine. The episodes/s gap "
+             "comes mostly from the harness, not the env: gymnasium's vector envs "
              "step every env on every call (NEXT_STEP autoreset), so they play in waves padded to the longest "
              "episode (`pass` actions, counted as steps) and reset one env at a time (`reset_mask`), while ours "
              "(the episode engine) steps only live episodes and refills each slot as it frees. "

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import openai
 
 from toolr1_env.infra import TRANSCRIPTION, VISION, InfraError
+from toolr1_env.openai_client import make_client
 from toolr1_env.readers import TRANSCRIPTION_TOOL, VISION_TOOL
 from toolr1_env.web.cache import DiskCache, default_cache_dir
 
@@ -76,10 +76,8 @@ class ModelEndpoint:
         return cls(**spec)
 
     def client(self) -> openai.OpenAI:
-        """A client for this endpoint."""
-        key = self.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
-        return openai.OpenAI(base_url=self.base_url, api_key=key, timeout=self.timeout,
-                             max_retries=self.max_retries)
+        """A client for this endpoint (the one way we build them: :func:`toolr1_env.openai_client.make_client`)."""
+        return make_client(self.base_url, self.api_key or None, timeout=self.timeout, max_retries=self.max_retries)
 
     def make_cache(self, kind: str) -> DiskCache | None:
         """The answer cache for this endpoint (None when caching is off)."""

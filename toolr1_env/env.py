@@ -91,7 +91,9 @@ class ToolR1Env(gym.Env[str, str]):
     ## Episode End
     Termination: ``final_answer`` was called (or a prose ``FINAL ANSWER:`` was given). Truncation: the
     turn limit (``max_turns``, also honoured when set as ``gym.make(..., max_episode_steps=N)``), which
-    still pays the execution part of the reward.
+    still pays the execution part of the reward. An integration whose agent can stop acting without an
+    answer (a chat model's tool loop) ends the episode with :meth:`ToolR1Env.end_episode`: truncated,
+    unanswered, paid like the turn limit.
 
     ## Arguments
     * ``tasks``: split name (default ``"train"``, unlimited generated tasks), GAIA folder, task JSONL,
@@ -223,6 +225,22 @@ class ToolR1Env(gym.Env[str, str]):
             reward = self._final_reward(answer if answered else None, info)
         self._history += [action, observation]
         return observation, reward, terminated, truncated, info
+
+    def end_episode(self) -> tuple[float, dict[str, Any]]:
+        """End the current episode now, unanswered, and return its final ``(reward, info)``.
+
+        For agents that can stop acting without calling ``final_answer`` (TRL's JSON tool loop ends when the
+        model stops calling tools): the episode is truncated here and paid exactly as the turn limit would
+        pay it (answer score 0, the execution share of the steps taken so far).
+        """
+        if self.task is None:
+            raise ResetNeeded("call reset() before end_episode()")
+        if self._done:
+            raise ResetNeeded("the episode has already ended")
+        self._done = True
+        info: dict[str, Any] = {"task_id": self.task.task_id, "level": self.task.level, "turn": self._turn,
+                                "error_type": None}
+        return self._final_reward(None, info), info
 
     def _final_reward(self, answer: str | None, info: dict[str, Any]) -> float:
         assert self.task is not None

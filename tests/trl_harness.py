@@ -94,3 +94,43 @@ class FakeVLLMGeneration:
             scores = self.policy.sequence_logprobs(tokens, torch.ones_like(tokens), first_position=len(prompt))
             logprobs.append([[float(x)] for x in scores.logprobs[0, len(prompt):]])
         return list(prompts), [list(ids) for _ in prompts], logprobs, None
+
+
+def tool_calling_tokenizer(tokenizer: Any) -> Any:
+    """A copy of ``tokenizer`` with TRL's bundled Qwen2.5 chat template (ChatML, JSON tool calls), which TRL knows
+    how to parse; SmolLM2's own template cannot render tool calls."""
+    import copy
+    from importlib.resources import files
+
+    tool_tokenizer = copy.deepcopy(tokenizer)
+    tool_tokenizer.chat_template = (files("trl") / "chat_templates" / "qwen2_5.jinja").read_text()
+    return tool_tokenizer
+
+
+def scripted_model(tokenizer: Any, replies: Sequence[str]) -> Any:
+    """The tiny model, forced during ``generate`` to write ``replies[k]`` as its ``k``-th assistant turn (then the
+    end-of-turn token), through a logits processor; its forward pass (the one TRL trains) is the plain model's."""
+    from transformers import LlamaForCausalLM, LogitsProcessor, LogitsProcessorList
+
+    base = fresh_model(tokenizer)
+    opening = tokenizer("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
+    end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    scripts = [tokenizer(r, add_special_tokens=False)["input_ids"] + [end_of_turn] for r in replies]
+
+    class FollowScript(LogitsProcessor):
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+            forced = torch.full_like(scores, -1e4)  # [B, V]
+            for b, ids in enumerate(input_ids.tolist()):
+                starts = [i + len(opening) for i in range(len(ids)) if ids[i: i + len(opening)] == opening]
+                script = scripts[min(len(starts), len(scripts)) - 1]
+                forced[b, script[min(len(ids) - starts[-1], len(script) - 1)]] = 0.0
+            return forced
+
+    class ScriptedLlama(LlamaForCausalLM):
+        def generate(self, *args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("logits_processor", LogitsProcessorList([FollowScript()]))
+            return super().generate(*args, **kwargs)
+
+    model = ScriptedLlama(base.config)
+    model.load_state_dict(base.state_dict())
+    return model.eval()

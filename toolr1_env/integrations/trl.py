@@ -26,29 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from toolr1_env.env import TasksSpec, ToolR1Env, resolve_tasks
+from toolr1_env.integrations.tasks import select_tasks
 from toolr1_env.prompts import render_tool_call_prompt
 
 TASK_ID_KEY = "task_id"
 
 
 def task_rows(tasks: TasksSpec, size: int | None = None) -> list[dict[str, Any]]:
-    """One dataset row per task (see the module docstring for the layout).
-
-    Args:
-        tasks: anything the env accepts: a bundled split name, a GAIA folder, a task JSONL, a ``TaskSet`` or a
-            list of ``Task``.
-        size: rows wanted. A fixed set gives its first ``size`` tasks (all when None); a generated split (``train``,
-            ``warmup``, ...) needs ``size`` and gives the tasks of seeds ``0..size-1``, the pool our learner draws.
-    """
-    task_set = resolve_tasks(tasks)
-    if task_set.is_generated:
-        if size is None:
-            raise ValueError(f"tasks {task_set.name!r} are generated without end: give size=")
-        chosen = [task_set.pick(seed) for seed in range(size)]
-    else:
-        chosen = list(task_set.tasks)[:size]
+    """One dataset row per task of :func:`~toolr1_env.integrations.tasks.select_tasks` ``(tasks, size)``: every
+    task of a fixed set (or its first ``size``), or the tasks of seeds ``0..size-1`` of a generated split."""
     return [{"prompt": [{"role": "user", "content": "", TASK_ID_KEY: t.task_id}], TASK_ID_KEY: t.task_id,
-             "level": t.level} for t in chosen]
+             "level": t.level} for t in select_tasks(tasks, size)]
 
 
 def task_dataset(tasks: TasksSpec, size: int | None = None) -> Any:

@@ -44,7 +44,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,6 +206,17 @@ class ToolR1Rollout:
         c = self.conversation
         return collect(policy, self.envs, requests, max_episode_tokens=c.max_episode_tokens,
                        system_prompt=c.system_prompt, response_prefix=c.response_prefix)
+
+    def seed_demonstrations(self, trainer: Any, task_ids: Iterable[str] | None = None) -> int:
+        """Seed the queue now with the reference solutions of ``task_ids`` (default: every task of a fixed task
+        set), as our learner does before its first iteration, rather than when each task is first played.
+        Returns the queue's size."""
+        if self.queue is None:
+            raise ValueError("seed_demonstrations needs the sample queue (make_rollout_func(queue=...))")
+        ids = set(task_ids) if task_ids is not None else {t.task_id for t in self.task_set.tasks}
+        with trainer_policy(trainer, self.conversation) as policy:
+            self._seed_demonstrations(policy, self.queue, ids)
+        return len(self.queue)
 
     def _seed_demonstrations(self, policy: Policy, queue: SampleQueue, task_ids: set[str]) -> None:
         """Offer the reference solutions of tasks seen for the first time to the queue (the learner's seeding)."""

@@ -16,7 +16,8 @@ for the whole call: queue and throughput counters, logged by :func:`toolr1_rewar
 Closing EOS: TRL counts a completion whose last token is not an end-of-turn token as *truncated* (its
 ``completions/clipped_ratio`` metric, and ``mask_truncated_completions``). Our turns end at the close of a code
 block, so the last turn is closed with the end-of-turn token (env mask 0, never trained) unless the episode was
-cut by its token budget, which is then exactly what TRL sees as truncated.
+cut by its token budget, which is then exactly what TRL sees as truncated (an empty completion, a prompt that
+used the whole budget, is closed too: TRL needs at least one token).
 
 Log-probs of replayed samples: a cached trajectory carries the log-probs of the policy that sampled it
 (``behaviour_logprobs``, else its ``old_logprobs``). TRL uses them only for its vLLM importance-sampling
@@ -51,7 +52,7 @@ def to_trl_batch(trajectories: Sequence[Trajectory], eos_token_ids: Collection[i
     for traj in trajectories:
         p = traj.prompt_len
         completion, mask, logprobs = traj.token_ids[p:], traj.loss_mask[p:], sampler_logprobs(traj)[p:]
-        if not traj.metadata.get("token_limit") and (not completion or completion[-1] not in eos_token_ids):
+        if not completion or (not traj.metadata.get("token_limit") and completion[-1] not in eos_token_ids):
             completion, mask, logprobs = [*completion, close_token_id], [*mask, 0], [*logprobs, 0.0]
         out["prompt_ids"].append(traj.token_ids[:p])
         out["completion_ids"].append(completion)

@@ -5,6 +5,7 @@
 | :func:`make_rollout_func` | the ``rollout_func``: code episodes on our vector env, token in / out, queue |
 | :func:`toolr1_reward` | the matching reward function (each episode's env reward; None for infrastructure errors) |
 | :class:`SampleQueueCheckpoint` | keeps the rollout's queue in TRL checkpoints (registered by the rollout itself) |
+| :mod:`agents.trl.train` | the training command (``python agents/train_trl.py``): GRPOTrainer with all of the above |
 
 The dataset: :func:`toolr1_env.integrations.trl.task_dataset`. TRL's own JSON tool loop instead:
 :class:`toolr1_env.integrations.trl.ToolR1Environment`. Recipes: ``docs/integrations.md``.

@@ -113,7 +113,9 @@ class ToolR1Env(gym.Env[str, str]):
     ## Episode End
     Termination: ``final_answer`` was called (or a prose ``FINAL ANSWER:`` was given). Truncation: the
     turn limit (``max_turns``, also honoured when set as ``gym.make(..., max_episode_steps=N)``), which
-    still pays the execution part of the reward.
+    still pays the execution part of the reward. An integration whose agent can stop acting without an
+    answer (a chat model's tool loop) ends the episode with :meth:`ToolR1Env.end_episode`: truncated,
+    unanswered, paid like the turn limit.
 
     ## Arguments
     * ``tasks``: split name (default ``"train"``, unlimited generated tasks), a GAIA copy (a split
@@ -299,6 +301,25 @@ class ToolR1Env(gym.Env[str, str]):
         if self._sandbox is not None:
             self._sandbox.close()
             self._sandbox = None
+
+    def end_episode(self) -> tuple[float, dict[str, Any]]:
+        """End the current episode now, unanswered, and return its final ``(reward, info)``.
+
+        For agents that can stop acting without calling ``final_answer`` (TRL's JSON tool loop ends when the
+        model stops calling tools): the episode is truncated here and paid exactly as the turn limit would
+        pay it (answer score 0, the execution share of the steps taken so far).
+        """
+        if self.task is None:
+            raise ResetNeeded("call reset() before end_episode()")
+        if self._done:
+            raise ResetNeeded("the episode has already ended")
+        self._done = True
+        info: dict[str, Any] = {"task_id": self.task.task_id, "level": self.task.level, "turn": self._turn,
+                                "error_type": None}
+        reward = self._final_reward(None, info)
+        if self._infra is not None:
+            info["infra_kind"], info["infra_error"] = self._infra
+        return reward, info
 
     def _final_reward(self, answer: str | None, info: dict[str, Any]) -> float:
         assert self.task is not None

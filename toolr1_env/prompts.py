@@ -62,20 +62,43 @@ def render_compact_prompt(question: str, file_names: Iterable[str], tools: dict[
     lines = ["Solve the task by writing Python code in a ```py block. The code runs and you see what it "
              "prints. Call final_answer(answer) with the answer.", "", "Example:", COMPACT_EXAMPLE, ""]
     if tools:
-        summaries = []
-        for name, fn in tools.items():
-            try:
-                signature = signature_text(inspect.signature(fn))
-            except (TypeError, ValueError):
-                signature = "(...)"
-            first = (inspect.getdoc(fn) or "").strip().splitlines()
-            summaries.append(f"- {name}{signature}" + (f": {first[0]}" if first else ""))
-        lines += ["Functions you can call:", *summaries, ""]
+        lines += ["Functions you can call:",
+                  *(f"- {name}{_signature(fn)}" + _first_doc_line(fn) for name, fn in tools.items()), ""]
     files = sorted(file_names)
     if files:
         lines.append("Attached files (in the current folder): " + ", ".join(files))
     lines.append(f"Task: {question}")
     return "\n".join(lines)
+
+
+def render_tool_call_prompt(question: str, file_names: Iterable[str], tools: dict[str, Callable[..., Any]]) -> str:
+    """The task prompt for chat models that act through a ``python`` tool call (JSON tool calling, as in
+    TRL's ``environment_factory``) instead of fenced code in their reply: same task, answer rules and
+    in-sandbox functions, with the tool named as the way to run code."""
+    lines = ["Solve the task by calling the `python` tool with Python code. The code runs in a persistent "
+             "interpreter (variables survive between calls) and the tool returns what it printed, or the error. "
+             "Call final_answer(answer) inside your code to submit the answer; this ends the task.", ""]
+    if tools:
+        lines += ["Functions you can call inside the code:",
+                  *(f"- {name}{_signature(fn)}" + _first_doc_line(fn) for name, fn in tools.items()), ""]
+    lines += [ANSWER_RULES, ""]
+    files = sorted(file_names)
+    if files:
+        lines.append("Attached files (in the current folder): " + ", ".join(files))
+    lines.append(f"Task: {question}")
+    return "\n".join(lines)
+
+
+def _signature(fn: Callable[..., Any]) -> str:
+    try:
+        return signature_text(inspect.signature(fn))
+    except (TypeError, ValueError):
+        return "(...)"
+
+
+def _first_doc_line(fn: Callable[..., Any]) -> str:
+    first = (inspect.getdoc(fn) or "").strip().splitlines()
+    return f": {first[0]}" if first else ""
 
 
 def truncate_middle(text: str, limit: int) -> str:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import inspect
 import warnings
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,8 +94,11 @@ def _output_head(base: Any) -> Callable[[torch.Tensor], torch.Tensor] | None:
     divide = getattr(config, "logits_scaling", None)
 
     def head(hidden: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(hidden.device.type, enabled=False):  # in the head's own precision (fp32 logits
-            logits = linear(hidden.to(linear.weight.dtype))  # [N, V]   of an fp32 head, even under --bf16)
+        # in the head's own precision: fp32 logits from an fp32 head, even under bf16 autocast
+        kind = hidden.device.type
+        autocasting = kind in ("cpu", "cuda", "xpu") and torch.is_autocast_enabled(kind)
+        with torch.autocast(kind, enabled=False) if autocasting else nullcontext():
+            logits = linear(hidden.to(linear.weight.dtype))  # [N, V]
         if scale is not None and not isinstance(scale, torch.nn.Module):
             logits = logits * scale
         if divide is not None:
@@ -196,7 +200,7 @@ def token_logprobs(features: torch.Tensor, targets: torch.Tensor, head: Callable
     for start in range(0, rows * width, step):
         args = (flat[start:start + step], flat_targets[start:start + step], head, temperature, with_entropy)
         if torch.is_grad_enabled() and flat.requires_grad:  # keep no chunk's logits for backward: recompute them
-            logprobs, entropy = checkpoint(_score_chunk, *args, use_reentrant=False)
+            logprobs, entropy = checkpoint(_score_chunk, *args, use_reentrant=False, preserve_rng_state=False)
         else:
             logprobs, entropy = _score_chunk(*args)
         pieces.append(logprobs)  # [c]

@@ -30,7 +30,7 @@ import torch
 
 from agents.learner.records import FinishReason
 from agents.learner.sampling import StopMatcher, TokenPieces, sample_next
-from agents.learner.scoring import make_cache
+from agents.learner.scoring import make_cache, returned_cache
 
 #: Compact the batch (drop finished rows from the cache) once this share of its rows has finished.
 COMPACT_FRACTION = 0.25
@@ -122,7 +122,7 @@ def decode(model: Any, prompts: Sequence[Sequence[int]], *, budget: int, tempera
     out = model(input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True,
                 logits_to_keep=1, **cache_kw)
     if not share:
-        cache = out.past_key_values
+        cache = returned_cache(out, cache_argument)
     logits = out.logits[:, -1, :]  # [U, V]
     next_position = positions[:, -1] + 1  # [U]
     if len(unique) < rows:
@@ -160,7 +160,7 @@ def decode(model: Any, prompts: Sequence[Sequence[int]], *, budget: int, tempera
         out = model(input_ids=tokens[:, None], attention_mask=attention, position_ids=next_position[:, None],
                     use_cache=True, **{cache_argument: cache})
         if not share:
-            cache = out.past_key_values
+            cache = returned_cache(out, cache_argument)
         logits = out.logits[:, -1, :]  # [b, V]
         next_position = next_position + 1  # [b]
     return Decoded(new_ids, new_logprobs, reasons)

@@ -76,6 +76,11 @@ def cache_argument(model: Any) -> str:
     return "cache" if "cache" in parameters else "past_key_values"
 
 
+def returned_cache(output: Any, keyword: str) -> Any:
+    """The KV cache a forward returned, read under the same name it was passed by (see :func:`cache_argument`)."""
+    return getattr(output, keyword, None)
+
+
 def make_cache(model: Any) -> DynamicCache:
     """An empty ``DynamicCache`` for ``model`` (layer types from its config)."""
     return DynamicCache(config=getattr(_base_model(model), "config", None))
@@ -126,7 +131,7 @@ def inspect_model(model: Any, probe_ids: list[int]) -> ModelParts:
         except (TypeError, ValueError, AttributeError) as exc:  # the model refuses a DynamicCache
             out, returned = model(input_ids=ids), f"none accepted ({type(exc).__name__}: {exc})"
         else:
-            returned = type(getattr(out, "past_key_values", None)).__name__
+            returned = type(returned_cache(out, keyword)).__name__
         dynamic = returned == type(cache).__name__ and cache.get_seq_length() == ids.shape[1]
         decoder = base.get_decoder() if hasattr(base, "get_decoder") else None
         head = _output_head(base) if decoder is not None and decoder is not base else None

@@ -131,7 +131,11 @@ class Policy:
                 model = get_peft_model(model, lora)
         self.model = model
         if self.config.gradient_checkpointing:
-            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+            if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5.24's name
+                base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             if hasattr(self.model, "enable_input_require_grads"):
                 self.model.enable_input_require_grads()
         eos = {tokenizer.eos_token_id}

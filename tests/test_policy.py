@@ -55,17 +55,27 @@ def _ids(tokenizer, text: str) -> list[int]:
 
 
 class ScriptedLM(torch.nn.Module):
-    """A fake causal LM: ``rule(input_ids, position_ids) -> next ids`` decides the next token, logit 30."""
+    """A fake causal LM: ``rule(input_ids, position_ids) -> next ids`` decides the next token, logit 30.
+
+    It fills a passed KV cache with placeholder keys (one layer), as a real model does, so the policy's
+    cache probe finds a shareable ``DynamicCache``.
+    """
 
     def __init__(self, vocab_size: int, rule: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
         super().__init__()
         self.vocab_size, self.rule = vocab_size, rule
         self.unused = torch.nn.Parameter(torch.zeros(1))
 
-    def forward(self, input_ids, position_ids, logits_to_keep=0, **_):
+    def forward(self, input_ids, position_ids=None, logits_to_keep=0, past_key_values=None, **_):
+        if position_ids is None:
+            position_ids = torch.arange(input_ids.shape[1]).expand_as(input_ids)
+        if past_key_values is not None:
+            placeholder = torch.zeros(input_ids.shape[0], 1, input_ids.shape[1], 1)  # [B, 1, L, 1]
+            past_key_values.update(placeholder, placeholder, 0)
         nxt = self.rule(input_ids, position_ids)  # [B, L]
         logits = torch.zeros(*input_ids.shape, self.vocab_size).scatter_(-1, nxt[..., None], 30.0)
-        return SimpleNamespace(logits=logits[:, -logits_to_keep:] if logits_to_keep else logits)
+        return SimpleNamespace(logits=logits[:, -logits_to_keep:] if logits_to_keep else logits,
+                               past_key_values=past_key_values)
 
 
 def _scripted_policy(tokenizer, prompt_len: int, script: list[int], **config) -> Policy:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -93,16 +94,48 @@ def test_bad_arguments_give_clear_errors(tmp_path, flag, message):
     assert result.returncode != 0 and message in result.stderr
 
 
-def test_accelerate_launch_runs_two_data_parallel_processes_on_cpu(tmp_path):
+def accelerate(args: list[str], timeout: float = 400) -> subprocess.CompletedProcess:
+    """Two data-parallel CPU processes (gloo). torchrun, because ``accelerate launch --cpu --num_processes 2``
+    starts a single process (accelerate 1.16); accelerate's ``Accelerator`` then picks the group up."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+               str(SCRIPT), *SMALL, *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                          env={**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"})
+
+
+def test_two_data_parallel_processes_keep_bit_identical_adapters_and_one_queue_across_a_resume(tmp_path):
     out = tmp_path / "run"
-    launcher = Path(sys.executable).parent / "accelerate"
-    command = [str(launcher), "launch", "--num_processes", "2", "--cpu", "--num_machines", "1", "--mixed_precision",
-               "no", "--dynamo_backend", "no", str(SCRIPT), *SMALL, "--iterations", "2", "--output_dir", str(out)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=400, cwd=ROOT,
-                            env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    result = accelerate(["--iterations", "3", "--output_dir", str(out)])
     assert result.returncode == 0, result.stderr[-3000:]
-    assert [r["step"] for r in rows(out)] == [0, 1, 2]  # only the main process writes the record
-    assert (out / "checkpoints" / "latest").read_text() == "step-1"
+    logged = rows(out)
+    assert [r["step"] for r in logged] == [0, 1, 2, 3]  # only the main process writes the record
+    assert (out / "checkpoints" / "latest").read_text() == "step-2"
+    checksums = [(r["dp/adapter_checksum/rank0"], r["dp/adapter_checksum/rank1"]) for r in logged[1:]]
+    assert all(a == b for a, b in checksums), checksums  # gathered from both ranks at every update
+    assert len({a for a, _ in checksums}) == 3  # the adapter changed at every update
+    assert all(r["dp/queue_checksum/rank0"] == r["dp/queue_checksum/rank1"] for r in logged[1:])
+    assert logged[1]["rollout/episodes"] == 2  # the main process played its share (one group of 2) ...
+    assert logged[1]["groups/count"] == 2  # ... and gathered the whole batch (2 tasks)
+
+    resumed = accelerate(["--iterations", "4", "--output_dir", str(out), "--resume"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    last = rows(out)[-1]
+    assert last["step"] == 4 and last["dp/adapter_checksum/rank0"] == last["dp/adapter_checksum/rank1"]
+    assert last["dp/queue_checksum/rank0"] == last["dp/queue_checksum/rank1"]
+    assert "world" not in resumed.stderr
+    # a checkpoint of 2 processes does not resume in 1
+    single = run(["--iterations", "5", "--output_dir", str(out), "--resume"])
+    assert single.returncode != 0 and "2 data-parallel process(es), this run has 1" in single.stderr
+
+
+def test_a_process_count_that_does_not_divide_the_batch_is_refused_before_any_work(tmp_path):
+    result = accelerate(["--iterations", "1", "--tasks_per_iteration", "3", "--output_dir", str(tmp_path / "r")])
+    assert result.returncode != 0
+    assert "--num_processes 2 does not divide --tasks_per_iteration 3" in result.stderr
+    assert not (tmp_path / "r" / "metrics.jsonl").exists()
 
 
 def test_demonstrations_enter_the_queue_rescored_and_without_a_behaviour_policy():

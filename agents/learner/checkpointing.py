@@ -3,6 +3,11 @@
 A checkpoint is a folder ``<run>/checkpoints/step-<N>`` written to a temporary sibling and renamed into
 place only when complete, then ``<run>/checkpoints/latest`` (a small text file) is rewritten to name it.
 A run killed mid-write leaves the previous checkpoint untouched. ``keep`` old checkpoints are retained.
+
+Data parallel: the main process writes the checkpoint. Adapter, optimiser and sample queue are the same on
+every process (one replica each, updated identically), so one copy serves all; the random generators
+differ per process, so ``trainer.pt`` keeps every process's (``rng_states``) and each process restores its
+own. A checkpoint written by ``N`` processes resumes only with ``N``.
 """
 
 from __future__ import annotations
@@ -31,8 +36,11 @@ class ResumeMismatchError(ValueError):
 
 
 def rng_state() -> dict[str, Any]:
-    """Snapshot of the Python, numpy and torch global generators."""
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Snapshot of the Python, numpy and torch global generators (CUDA's too, on a GPU)."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
@@ -40,11 +48,17 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def save_checkpoint(run_dir: Path, iteration: int, policy: Policy, optimizer: torch.optim.Optimizer,
-                    queue: SampleQueue | None, args: Any, extra: dict[str, Any], keep: int = 2) -> Path:
-    """Write a complete checkpoint for ``iteration`` and point ``latest`` at it."""
+                    queue: SampleQueue | None, args: Any, extra: dict[str, Any], keep: int = 2,
+                    rng_states: list[dict[str, Any]] | None = None) -> Path:
+    """Write a complete checkpoint for ``iteration`` and point ``latest`` at it.
+
+    ``rng_states``: every data-parallel process's :func:`rng_state`, in rank order (default: this one's).
+    """
     root = run_dir / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{iteration}"
@@ -52,7 +66,8 @@ def save_checkpoint(run_dir: Path, iteration: int, policy: Policy, optimizer: to
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     policy.save_adapter(str(tmp / "adapter"))
-    torch.save({"optimizer": optimizer.state_dict(), "rng": rng_state(), "iteration": iteration,
+    states = rng_states or [rng_state()]
+    torch.save({"optimizer": optimizer.state_dict(), "rng": states[0], "rng_states": states, "iteration": iteration,
                 "policy_version": policy.version, "extra": extra}, tmp / "trainer.pt")
     if queue is not None:
         torch.save(queue.state_dict(), tmp / "queue.pt")
@@ -89,13 +104,20 @@ def check_compatible(checkpoint: Path, args: Any) -> None:
 
 
 def load_checkpoint(checkpoint: Path, policy: Policy, optimizer: torch.optim.Optimizer,
-                    queue: SampleQueue | None) -> dict[str, Any]:
-    """Restore adapter, optimiser, queue and RNG; return the trainer state (iteration, extra)."""
-    policy.load_adapter_weights(str(checkpoint / "adapter"))
+                    queue: SampleQueue | None, rank: int = 0, world_size: int = 1) -> dict[str, Any]:
+    """Restore adapter, optimiser, queue and this process's RNG; return the trainer state (iteration, extra).
+
+    Raises :class:`ResumeMismatchError` when the checkpoint was written by another number of processes.
+    """
     state = torch.load(checkpoint / "trainer.pt", weights_only=False)
+    states = state.get("rng_states") or [state["rng"]]
+    if len(states) != world_size:
+        raise ResumeMismatchError(f"cannot resume from {checkpoint}: it was written by {len(states)} data-parallel "
+                                  f"process(es), this run has {world_size}. Resume with the same --num_processes.")
+    policy.load_adapter_weights(str(checkpoint / "adapter"))
     optimizer.load_state_dict(state["optimizer"])
     if queue is not None and (checkpoint / "queue.pt").is_file():
         queue.load_state_dict(torch.load(checkpoint / "queue.pt", weights_only=False))
-    set_rng_state(state["rng"])
+    set_rng_state(states[rank])
     policy.version = int(state["policy_version"])
     return state

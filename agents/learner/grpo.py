@@ -151,12 +151,36 @@ def grpo_loss(
         kl_coef: weight of the k3 KL penalty (needs ``ref_logprobs`` when > 0).
         behaviour_weights: ``[B, T]`` per-token importance weights (no gradient), or None.
         num_tokens: denominator; default the number of masked tokens in this batch. Pass the total over
-            all micro-batches when accumulating gradients so their sum equals the full-batch loss.
+            all micro-batches (and all data-parallel processes) when accumulating gradients so their sum
+            equals the full-batch loss.
 
     Returns:
         ``(loss, metrics)``: a scalar tensor and plain floats (``clip_frac_low``, ``clip_frac_high``,
         ``approx_kl`` (old -> new, k3), ``ratio_mean``/``min``/``max``, ``pg_loss``, ``kl_ref``,
-        ``num_tokens``, ``advantage_mean``).
+        ``num_tokens``, ``advantage_mean``). :func:`grpo_loss_terms` returns the metrics as tensors.
+    """
+    loss, terms = grpo_loss_terms(logprobs, old_logprobs, advantages, loss_mask, clip_low, clip_high, ref_logprobs,
+                                  kl_coef, behaviour_weights, num_tokens)
+    values = torch.stack([loss.detach().float(), *(t.float() for t in terms.values())]).tolist()  # one sync
+    return loss, {"loss": values[0], **dict(zip(terms, values[1:], strict=True))}
+
+
+def grpo_loss_terms(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    loss_mask: torch.Tensor,
+    clip_low: float = 0.2,
+    clip_high: float = 0.28,
+    ref_logprobs: torch.Tensor | None = None,
+    kl_coef: float = 0.0,
+    behaviour_weights: torch.Tensor | None = None,
+    num_tokens: float | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """:func:`grpo_loss` with its metrics as 0-dim tensors on the inputs' device (no device-to-host sync).
+
+    Every tensor is made on ``logprobs.device``; nothing here reads a value, so the whole loss runs on any
+    device, the ``meta`` device included (the tests' check that no tensor is left behind on the CPU).
     """
     if kl_coef > 0 and ref_logprobs is None:
         raise ValueError("kl_coef > 0 needs ref_logprobs")
@@ -176,27 +200,27 @@ def grpo_loss(
         kl_ref = ref_delta.exp() - ref_delta - 1.0  # [B, T] k3 estimator of KL(pi || ref), >= 0
         if kl_coef > 0:
             per_token = per_token + kl_coef * kl_ref  # [B, T]
-    count = maskf.sum()
-    denominator = torch.as_tensor(num_tokens if num_tokens is not None else count.clamp(min=1.0))
-    loss = torch.where(mask, per_token, torch.zeros_like(per_token)).sum() / denominator  # scalar
+    count = maskf.sum()  # scalar
+    total = torch.where(mask, per_token, torch.zeros_like(per_token)).sum()  # scalar
+    loss = total / float(num_tokens) if num_tokens is not None else total / count.clamp(min=1.0)  # scalar
 
     with torch.no_grad():
         n = count.clamp(min=1.0)
-        masked_ratio = ratio[mask]  # [M]
-        metrics = {
-            "loss": float(loss),
-            "pg_loss": float((torch.where(mask, -torch.minimum(ratio * adv, clipped * adv), 0.0)).sum() / n),
-            "clip_frac_low": float(((ratio < 1.0 - clip_low) & (adv < 0) & mask).sum() / n),
-            "clip_frac_high": float(((ratio > 1.0 + clip_high) & (adv > 0) & mask).sum() / n),
-            "approx_kl": float(torch.where(mask, (ratio - 1.0) - log_ratio, 0.0).sum() / n),
-            "ratio_mean": float(masked_ratio.mean()) if masked_ratio.numel() else 1.0,
-            "ratio_min": float(masked_ratio.min()) if masked_ratio.numel() else 1.0,
-            "ratio_max": float(masked_ratio.max()) if masked_ratio.numel() else 1.0,
-            "num_tokens": float(count),
-            "advantage_mean": float((adv * maskf).sum() / n),
+        some = count > 0
+        one = torch.ones_like(count)
+        terms = {
+            "pg_loss": torch.where(mask, -torch.minimum(ratio * adv, clipped * adv), 0.0).sum() / n,
+            "clip_frac_low": ((ratio < 1.0 - clip_low) & (adv < 0) & mask).sum() / n,
+            "clip_frac_high": ((ratio > 1.0 + clip_high) & (adv > 0) & mask).sum() / n,
+            "approx_kl": torch.where(mask, (ratio - 1.0) - log_ratio, 0.0).sum() / n,
+            "ratio_mean": torch.where(some, (ratio * maskf).sum() / n, one),
+            "ratio_min": torch.where(some, torch.where(mask, ratio, float("inf")).amin(), one),
+            "ratio_max": torch.where(some, torch.where(mask, ratio, float("-inf")).amax(), one),
+            "num_tokens": count,
+            "advantage_mean": (adv * maskf).sum() / n,
         }
         if kl_ref is not None:
-            metrics["kl_ref"] = float((kl_ref * maskf).sum() / n)
+            terms["kl_ref"] = (kl_ref * maskf).sum() / n
         if behaviour_weights is not None:
-            metrics["behaviour_weight_mean"] = float((behaviour_weights * maskf).sum() / n)
-    return loss, metrics
+            terms["behaviour_weight_mean"] = (behaviour_weights * maskf).sum() / n
+    return loss, terms

@@ -2,8 +2,13 @@
 
 Token in, token out. :meth:`Policy.encode_prompt` renders the opening chat once; after each generated turn
 :meth:`Policy.encode_observation` gives the ids that close the assistant turn, hold the environment's
-observation as a user turn and open the next assistant turn. Callers append these ids; nothing is ever
-re-tokenised, so ids, ``loss_mask`` and log-probs stay aligned across turns.
+observation as a user turn and open the next assistant turn, derived from the model's own chat template
+and checked by a round trip when the policy is built (:mod:`agents.learner.chat_format`). Callers append
+these ids; nothing is ever re-tokenised, so ids, ``loss_mask`` and log-probs stay aligned across turns.
+
+Devices. Every tensor the policy makes or returns lives on :attr:`Policy.device` (the model's); inputs
+given on another device are moved there. Scoring never holds the full-vocabulary fp32 logits of a batch
+(:mod:`agents.learner.scoring`); sampling runs on merged adapter weights (:mod:`agents.learner.decoding`).
 
 Which log-probs. Everything here scores tokens under ``log softmax(logits / temperature)`` with the
 policy's configured sampling temperature (the standard choice: the tempered distribution is the policy we
@@ -20,19 +25,18 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from transformers import DynamicCache
 
+from agents.learner.chat_format import ChatFormat
+from agents.learner.decoding import decode, merged_adapter
 from agents.learner.model_loading import check_chat_template
-from agents.learner.records import FinishReason, Generation
-from agents.learner.sampling import StopMatcher, TokenPieces, sample_next
-
-_SENTINEL = "TOOLR1ASSISTANTSENTINEL"
-_OBS_SENTINEL = "TOOLR1OBSERVATIONSENTINEL"
+from agents.learner.records import Generation
+from agents.learner.sampling import StopMatcher, TokenPieces
+from agents.learner.scoring import check_prefix_sharing, inspect_model, make_cache, token_logprobs
 
 
 @dataclass
@@ -62,7 +66,15 @@ class PolicyConfig:
     observation_role: str = "user"
     """Chat role that carries environment observations."""
     gradient_checkpointing: bool = False
-    """Trade compute for memory in the training forward pass."""
+    """Trade compute for memory in the training forward pass (turns prompt prefix sharing off in scoring)."""
+    bf16: bool = False
+    """Run forward passes under bfloat16 autocast (weights keep their dtype; log-probs are fp32)."""
+    prefix_sharing: bool = True
+    """Prefill a group's shared prompt once (sampling and scoring); needs a model that fills a DynamicCache."""
+    merge_for_sampling: bool = True
+    """Sample on merged LoRA weights (exactly restored afterwards; one copy of the adapted weights meanwhile)."""
+    logprob_chunk_tokens: int = 512
+    """Tokens whose full-vocabulary logits are alive at once when scoring (memory vs. kernel size)."""
 
 
 @dataclass
@@ -82,8 +94,14 @@ class Policy:
 
     Args:
         model: a Hugging Face causal LM (e.g. from :func:`agents.learner.model_loading.load_model_and_tokenizer`).
-        tokenizer: its tokenizer; must carry a chat template.
+        tokenizer: its tokenizer; must carry a chat template that passes the round trip of
+            :meth:`agents.learner.chat_format.ChatFormat.check_round_trip`.
         config: adapter and sampling settings.
+
+    Raises (at construction, before any work): :class:`~agents.learner.model_loading.MissingChatTemplateError`,
+    :class:`~agents.learner.chat_format.ChatTemplateError` (a template that cannot be used token in, token
+    out), :class:`~agents.learner.scoring.CacheNotSupportedError` (``prefix_sharing`` with a model whose cache
+    cannot be shared).
 
     Attributes:
         version: learner step count of the current weights; the trainer bumps it after each update and
@@ -95,6 +113,9 @@ class Policy:
         self.config = config or PolicyConfig()
         self.tokenizer = tokenizer
         self.version = 0
+        self.chat = ChatFormat.from_tokenizer(tokenizer, self.config.observation_role)
+        self._checked_system_prompts: set[str | None] = set()
+        self.check_conversation(None)
         if self.config.lora_r > 0:
             from peft import LoraConfig, get_peft_model
 
@@ -110,16 +131,25 @@ class Policy:
                 model = get_peft_model(model, lora)
         self.model = model
         if self.config.gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
+            base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+            if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5.24's name
+                base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             if hasattr(self.model, "enable_input_require_grads"):
                 self.model.enable_input_require_grads()
         eos = {tokenizer.eos_token_id}
         gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
         eos.update(gen_eos if isinstance(gen_eos, list) else [gen_eos])
+        closing = self._tokenize(self.chat.observation_prefix)[:1]  # the template's end-of-turn token ends a turn
+        if closing and closing[0] in set(getattr(tokenizer, "all_special_ids", ())):
+            eos.add(closing[0])
         self.eos_token_ids: frozenset[int] = frozenset(int(i) for i in eos if i is not None)
         self.pad_token_id: int = int(tokenizer.pad_token_id)
         self._pieces = TokenPieces(tokenizer)
-        self._observation_template = self._split_observation_template()
+        self.parts = inspect_model(self.model, self.encode_prompt([{"role": "user", "content": "1 + 1"}])[-4:])
+        if self.config.prefix_sharing:
+            check_prefix_sharing(self.parts, self.model)
 
     # ----------------------------------------------------------------------------------- prompting
 
@@ -135,20 +165,16 @@ class Policy:
         text = self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
         return self._tokenize(text)
 
-    def _split_observation_template(self) -> tuple[str, str]:
-        """Render a dummy chat and return the text before and after an observation's content."""
-        chat = [
-            {"role": "system", "content": "S"},
-            {"role": "user", "content": "U"},
-            {"role": "assistant", "content": _SENTINEL},
-            {"role": self.config.observation_role, "content": _OBS_SENTINEL},
-        ]
-        text = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-        if _SENTINEL not in text or _OBS_SENTINEL not in text:
-            raise ValueError("the chat template drops message contents; cannot derive observation ids")
-        after_action = text[text.index(_SENTINEL) + len(_SENTINEL) :]
-        before, after = after_action.split(_OBS_SENTINEL, 1)
-        return before, after
+    def check_conversation(self, system_prompt: str | None) -> None:
+        """Run the chat template's round trip for conversations opening with ``system_prompt`` (once per prompt).
+
+        Raises :class:`~agents.learner.chat_format.ChatTemplateError` naming the template when appended
+        turns would not tokenise as the whole conversation renders (e.g. a template that moves the system
+        message into the last user turn, or rejects a system role).
+        """
+        if system_prompt not in self._checked_system_prompts:
+            self.chat.check_round_trip(self.tokenizer, self._tokenize, system_prompt)
+            self._checked_system_prompts.add(system_prompt)
 
     def encode_observation(self, text: str, *, ended_with_eos: bool = False) -> list[int]:
         """Ids that close the current assistant turn, add ``text`` as an observation turn, reopen the assistant.
@@ -157,8 +183,7 @@ class Policy:
         assistant\\n``. Pass ``ended_with_eos=True`` when the generated turn already ended with the
         end-of-turn token, so it is not repeated.
         """
-        before, after = self._observation_template
-        ids = self._tokenize(before + text + after)
+        ids = self._tokenize(self.chat.observation_text(text))
         if ended_with_eos and ids and ids[0] in self.eos_token_ids:
             ids = ids[1:]
         return ids
@@ -181,97 +206,41 @@ class Policy:
         ``prefix_text`` is text the caller already placed at the end of every prompt as the start of the
         assistant turn (e.g. an opening code fence): stop rules see it as if it had been generated.
 
-        Rows are left-padded into one batch and decoded with a KV cache; finished rows leave the batch.
-        Identical prompts (a GRPO group) are prefilled once and their cache rows copied, which makes the
-        prefill ``group_size`` times cheaper; rows still sample independently.
+        Rows are left-padded into one batch and decoded with a KV cache (:func:`agents.learner.decoding.decode`):
+        identical prompts (a GRPO group) are prefilled once, finished rows leave the batch, and the
+        adapter is merged while sampling. Rows still sample independently.
         Log-probs are under the sampling temperature (greedy ``temperature=0``: temperature 1), before top-p
         truncation; see :func:`agents.learner.sampling.sample_next`. Arguments left ``None`` come from the config.
         """
         if not prompts:
             return []
         budget = self.config.max_new_tokens if max_new_tokens is None else max_new_tokens
-        temp = self.config.temperature if temperature is None else temperature
-        nucleus = self.config.top_p if top_p is None else top_p
+        matcher = StopMatcher(self.config.stop_strings, len(prompts), self.config.stop_at_code_end)
+        if prefix_text:
+            for row in range(len(prompts)):
+                matcher.prime(row, prefix_text)
         was_training = self.model.training
         self.model.eval()
         try:
-            return self._sample(prompts, budget, temp, nucleus, generator, prefix_text)
+            with self.autocast(), merged_adapter(self.model, self.config.merge_for_sampling):
+                out = decode(self.model, prompts, budget=budget,
+                             temperature=self.config.temperature if temperature is None else temperature,
+                             top_p=self.config.top_p if top_p is None else top_p, generator=generator,
+                             matcher=matcher, pieces=self._pieces, eos_token_ids=self.eos_token_ids,
+                             pad_token_id=self.pad_token_id, cache_argument=self.parts.cache_argument,
+                             share=self.config.prefix_sharing, device=self.device)
         finally:
             self.model.train(was_training)
-
-    def _sample(
-        self,
-        prompts: Sequence[Sequence[int]],
-        budget: int,
-        temperature: float,
-        top_p: float,
-        generator: torch.Generator | None,
-        prefix_text: str = "",
-    ) -> list[Generation]:
-        rows = len(prompts)
-        # Prefill each distinct prompt once (a GRPO group shares its prompt), then copy its cache rows.
-        distinct: dict[tuple[int, ...], int] = {}
-        source_row = [distinct.setdefault(tuple(p), len(distinct)) for p in prompts]  # row -> distinct prompt
-        unique = list(distinct)
-        width = max(len(p) for p in unique)
-        input_ids = torch.full((len(unique), width), self.pad_token_id, dtype=torch.long)  # [U, L]
-        attention = torch.zeros((len(unique), width), dtype=torch.long)  # [U, L]
-        for i, prompt in enumerate(unique):
-            input_ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-            attention[i, width - len(prompt) :] = 1
-        input_ids, attention = input_ids.to(self.device), attention.to(self.device)
-        positions = (attention.cumsum(-1) - 1).clamp(min=0)  # [U, L]
-        cache = DynamicCache(config=getattr(self.model, "config", None))
-        out = self.model(
-            input_ids=input_ids, attention_mask=attention, position_ids=positions,
-            past_key_values=cache, use_cache=True, logits_to_keep=1,
-        )  # fmt: skip
-        logits = out.logits[:, -1, :]  # [U, V]
-        next_position = positions[:, -1] + 1  # [U]
-        if len(unique) < rows:
-            expand = torch.tensor(source_row, dtype=torch.long, device=attention.device)  # [B]
-            cache.batch_select_indices(expand)
-            logits, attention, next_position = logits[expand], attention[expand], next_position[expand]  # [B, ...]
-        active = list(range(rows))  # original row index of each batch row
-        new_ids: list[list[int]] = [[] for _ in range(rows)]
-        new_logprobs: list[list[float]] = [[] for _ in range(rows)]
-        reasons: list[FinishReason] = ["length"] * rows
-        matcher = StopMatcher(self.config.stop_strings, rows, self.config.stop_at_code_end)
-        if prefix_text:
-            for row in range(rows):
-                matcher.prime(row, prefix_text)
-        for _step in range(budget):
-            tokens, logprobs = sample_next(logits, temperature, top_p, generator)  # [b], [b]
-            keep: list[int] = []
-            token_list, logprob_list = tokens.tolist(), logprobs.tolist()  # one device sync per step
-            for j, row in enumerate(active):
-                token = token_list[j]
-                new_ids[row].append(token)
-                new_logprobs[row].append(logprob_list[j])
-                if token in self.eos_token_ids:
-                    reasons[row] = "eos"
-                elif matcher.feed(row, self._pieces[token]):
-                    reasons[row] = "stop"
-                else:
-                    keep.append(j)
-            if not keep or _step == budget - 1:
-                break
-            if len(keep) < len(active):  # drop finished rows from every batched tensor and the cache
-                index = torch.tensor(keep, dtype=torch.long, device=attention.device)
-                cache.batch_select_indices(index)
-                attention, next_position, tokens = attention[index], next_position[index], tokens[index]
-                active = [active[j] for j in keep]
-            attention = torch.cat([attention, attention.new_ones((len(active), 1))], dim=1)  # [b, L+t]
-            out = self.model(
-                input_ids=tokens[:, None], attention_mask=attention, position_ids=next_position[:, None],
-                past_key_values=cache, use_cache=True,
-            )  # fmt: skip
-            logits = out.logits[:, -1, :]  # [b, V]
-            next_position = next_position + 1  # [b]
         return [
             Generation(ids, lps, reason, self.tokenizer.decode(ids, skip_special_tokens=True))
-            for ids, lps, reason in zip(new_ids, new_logprobs, reasons, strict=True)
+            for ids, lps, reason in zip(out.token_ids, out.logprobs, out.finish_reasons, strict=True)
         ]
+
+    def autocast(self) -> AbstractContextManager[Any]:
+        """bfloat16 autocast on the model's device when ``config.bf16``, else nothing."""
+        if not self.config.bf16:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
 
     # ------------------------------------------------------------------------------------- scoring
 
@@ -290,67 +259,76 @@ class Policy:
         Args:
             token_ids: ``[B, T]`` ids, padded on either side (moved to :attr:`device`; so is the output).
             attention_mask: ``[B, T]``, 1 on real tokens.
-            first_position: score only columns ``>= first_position`` (logits are computed only from
-                ``first_position - 1`` on, which saves memory when every row starts with a long prompt).
+            first_position: score only columns ``>= first_position`` (hidden states and logits are used only
+                from ``first_position - 1`` on, which saves memory when every row starts with a long prompt).
             use_adapter: False scores under the base model (the KL reference), adapter disabled.
             with_entropy: also return the per-token entropy of the tempered distribution (no gradient).
             shared_prefix: ``P > 1`` promises that the first ``P`` columns are identical, unpadded tokens in
                 every row (a GRPO group's prompt) and ``first_position >= P``: the prefix then runs once
                 and its KV cache is shared by all rows, so a group of ``G`` costs one prompt instead of
                 ``G``. Gradients flow through the shared keys and values exactly as through ``G`` copies.
-                Needs gradient checkpointing off (it disables the cache); otherwise ignored.
+                Ignored with gradient checkpointing (it disables the cache) or ``prefix_sharing`` off.
+
+        The full-vocabulary logits are turned into log-probs ``config.logprob_chunk_tokens`` positions at a
+        time and never kept for backward (:func:`agents.learner.scoring.token_logprobs`).
         """
         token_ids, attention_mask = token_ids.to(self.device), attention_mask.to(self.device)
         rows, width = token_ids.shape
         first_position = max(1, min(first_position, width))
         requested_first = first_position
-        with self._adapter(use_adapter):
-            if 1 < shared_prefix <= first_position and not self.config.gradient_checkpointing:
-                logits = self._shared_prefix_logits(token_ids, attention_mask, shared_prefix)
+        share = (1 < shared_prefix <= first_position and self.config.prefix_sharing
+                 and not self.config.gradient_checkpointing)
+        with self._adapter(use_adapter), self.autocast():
+            if share:
+                features = self._shared_prefix_features(token_ids, attention_mask, shared_prefix)  # [B, T-P, *]
                 first_position = shared_prefix  # columns P..requested_first-1 are zeroed below
             else:
-                positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # [B, T]
-                out = self.model(
-                    input_ids=token_ids, attention_mask=attention_mask, position_ids=positions,
-                    use_cache=False, logits_to_keep=width - first_position + 1,
-                )  # fmt: skip
-                logits = out.logits[:, :-1, :]  # [B, T-first, V]: position t-1 predicts token t
-        logits = logits.float()
-        if self.config.temperature > 0:
-            logits = logits / self.config.temperature
-        targets = token_ids[:, first_position:]  # [B, T-first]
-        normaliser = logits.logsumexp(dim=-1)  # [B, T-first]
-        scored = logits.gather(-1, targets[..., None]).squeeze(-1) - normaliser  # [B, T-first]
+                features = self._features(token_ids, attention_mask, first_position)  # [B, T-first, *]
+            targets = token_ids[:, first_position:]  # [B, T-first]
+            scored, entropy = token_logprobs(features, targets, self.parts.head, self.config.temperature,
+                                             self.config.logprob_chunk_tokens, with_entropy)  # [B, T-first] each
         valid = attention_mask[:, first_position:].to(scored.dtype)  # [B, T-first]
         if requested_first > first_position:
             valid[:, : requested_first - first_position] = 0
         head = scored.new_zeros((rows, first_position))  # [B, first]
         logprobs = torch.cat([head, scored * valid], dim=1)  # [B, T]
-        entropy = None
-        if with_entropy:
-            with torch.no_grad():
-                probs = torch.softmax(logits, dim=-1)  # [B, T-first, V]
-                ent = normaliser - (probs * logits).sum(-1)  # [B, T-first]
-                entropy = torch.cat([head.detach(), ent * valid], dim=1)  # [B, T]
+        if entropy is not None:
+            entropy = torch.cat([head.detach(), entropy * valid], dim=1)  # [B, T]
         return LogprobOutput(logprobs=logprobs, entropy=entropy)
 
-    def _shared_prefix_logits(self, token_ids: torch.Tensor, attention_mask: torch.Tensor, prefix: int) -> torch.Tensor:
-        """Logits predicting columns ``prefix..T-1``: the prefix runs once (row 0), its cache is copied per row."""
+    def _features(self, token_ids: torch.Tensor, attention_mask: torch.Tensor, first: int) -> torch.Tensor:
+        """Hidden states (or, without a chunkable head, logits) at columns ``first-1..T-2``: ``[B, T-first, *]``."""
+        width = token_ids.shape[1]
+        positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # [B, T]
+        if self.parts.decoder is not None:
+            hidden = self.parts.decoder(input_ids=token_ids, attention_mask=attention_mask, position_ids=positions,
+                                        use_cache=False).last_hidden_state  # [B, T, H]
+            return hidden[:, first - 1 : -1]  # [B, T-first, H]: position t-1 predicts token t
+        out = self.model(input_ids=token_ids, attention_mask=attention_mask, position_ids=positions,
+                         use_cache=False, logits_to_keep=width - first + 1)
+        return out.logits[:, :-1, :]  # [B, T-first, V]
+
+    def _shared_prefix_features(self, token_ids: torch.Tensor, attention_mask: torch.Tensor, prefix: int
+                                ) -> torch.Tensor:
+        """Features predicting columns ``prefix..T-1``: the prefix runs once (row 0), its cache is copied per row."""
         rows, width = token_ids.shape
-        cache = DynamicCache(config=getattr(self.model, "config", None))
-        head = self.model(
-            input_ids=token_ids[:1, :prefix], attention_mask=attention_mask[:1, :prefix],
-            past_key_values=cache, use_cache=True, logits_to_keep=1,
-        ).logits  # [1, 1, V]: predicts column `prefix`
+        cache = make_cache(self.model)
+        kw = {self.parts.cache_argument: cache, "use_cache": True}
+        decoder = self.parts.decoder
+        if decoder is not None:
+            head = decoder(input_ids=token_ids[:1, :prefix], attention_mask=attention_mask[:1, :prefix],
+                           **kw).last_hidden_state[:, -1:]  # [1, 1, H]: predicts column `prefix`
+        else:
+            head = self.model(input_ids=token_ids[:1, :prefix], attention_mask=attention_mask[:1, :prefix],
+                              logits_to_keep=1, **kw).logits  # [1, 1, V]
         if width == prefix:
-            return head.expand(rows, -1, -1)  # [B, 1, V]
+            return head.expand(rows, -1, -1)  # [B, 1, *]
         cache.batch_select_indices(torch.zeros(rows, dtype=torch.long, device=token_ids.device))  # differentiable copy
         positions = torch.arange(prefix, width, device=token_ids.device).expand(rows, -1)  # [B, T-P] (right padding)
-        tail = self.model(
-            input_ids=token_ids[:, prefix:], attention_mask=attention_mask, position_ids=positions,
-            past_key_values=cache, use_cache=True,
-        ).logits  # [B, T-P, V]: column t predicts column t+1
-        return torch.cat([head.expand(rows, -1, -1), tail[:, :-1]], dim=1)  # [B, T-P, V]
+        model = decoder if decoder is not None else self.model
+        out = model(input_ids=token_ids[:, prefix:], attention_mask=attention_mask, position_ids=positions, **kw)
+        tail = out.last_hidden_state if decoder is not None else out.logits  # [B, T-P, *]: column t predicts t+1
+        return torch.cat([head.expand(rows, -1, -1), tail[:, :-1]], dim=1)  # [B, T-P, *]
 
     @contextmanager
     def _adapter(self, enabled: bool) -> Iterator[None]:

@@ -11,8 +11,8 @@ Three lists run in parallel with it::
 so the loss never trains on prompt or tool-output tokens (the one mask), and the stored log-probs are the
 behaviour policy of the importance ratio. :meth:`Trajectory.check` asserts these invariants.
 
-Nothing here imports torch at module level; :class:`TrainBatch` holds tensors built by
-:meth:`TrainBatch.collate`.
+Nothing here imports torch at module level; :class:`TrainBatch` holds tensors built on the CPU by
+:meth:`TrainBatch.collate` and moved, all together, to the model's device by :meth:`TrainBatch.to`.
 """
 
 from __future__ import annotations
@@ -246,4 +246,16 @@ class TrainBatch:
             first_position=first_position,
             shared_prefix=shared,
             behaviour_logprobs=behaviour,
+        )
+
+    def to(self, device: torch.device | str) -> TrainBatch:
+        """The same batch with every tensor on ``device`` (the model's: the loss never mixes devices)."""
+        return dataclasses.replace(
+            self,
+            token_ids=self.token_ids.to(device),
+            attention_mask=self.attention_mask.to(device),
+            loss_mask=self.loss_mask.to(device),
+            old_logprobs=self.old_logprobs.to(device),
+            advantages=self.advantages.to(device),
+            behaviour_logprobs=None if self.behaviour_logprobs is None else self.behaviour_logprobs.to(device),
         )

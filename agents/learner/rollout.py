@@ -114,6 +114,8 @@ class PolicyPlayer:
         self.generator = generator
         self.scripts = scripts
         self.stats = RolloutStats()
+        if conversation.system_prompt:  # the template's round trip with this system message (once per policy)
+            policy.check_conversation(conversation.system_prompt)
         self._prefix_ids = policy.tokenize(conversation.response_prefix) if conversation.response_prefix else []
 
     def open(self, task_prompt: str, task_id: str = "", group_id: str = "", level: int = 1) -> Trajectory:

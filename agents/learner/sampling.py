@@ -92,21 +92,31 @@ def sample_next(
     (it divides by the same temperature). With ``top_p < 1`` the truncated sampler differs slightly from that
     distribution; we accept the small bias rather than train against a truncated, non-differentiable policy.
     ``temperature == 0`` means greedy decoding, with log-probs at temperature 1.
+
+    Sampling is by inverse CDF: one uniform number per row against the cumulative probabilities (one
+    ``exp``, one ``cumsum``, one ``searchsorted``). On 2 CPU cores and a 49k vocabulary that is ~4x cheaper
+    per step than ``log_softmax`` + ``multinomial`` (what ``generate`` does), and the uniforms come from
+    ``generator`` wherever it lives (a CPU generator for a GPU model draws ``B`` numbers, not ``B x V``).
     """
-    logits = logits.float()  # [B, V]
-    scaled = logits / temperature if temperature > 0 else logits  # [B, V]
-    logp = torch.log_softmax(scaled, dim=-1)  # [B, V]
+    scaled = logits.float()  # [B, V]
+    if temperature > 0:
+        scaled = scaled / temperature  # [B, V]
+    normaliser = scaled.logsumexp(dim=-1, keepdim=True)  # [B, 1]
     if temperature <= 0:
-        tokens = logp.argmax(dim=-1)  # [B]
+        tokens = scaled.argmax(dim=-1)  # [B]
     else:
-        probs = logp.exp()  # [B, V]
+        probs = (scaled - normaliser).exp()  # [B, V]
+        order = None
         if top_p < 1.0:
-            sorted_probs, order = probs.sort(dim=-1, descending=True)  # [B, V], [B, V]
-            before = sorted_probs.cumsum(dim=-1) - sorted_probs  # [B, V] mass strictly above each token
-            sorted_probs = sorted_probs.masked_fill(before >= top_p, 0.0)  # the top token always survives
-            probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)  # [B, V]
-        if generator is not None and generator.device != probs.device:  # e.g. a CPU generator, GPU model
-            tokens = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(probs.device)  # [B]
-        else:
-            tokens = torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # [B]
-    return tokens, logp.gather(-1, tokens[:, None]).squeeze(-1)  # [B], [B]
+            probs, order = probs.sort(dim=-1, descending=True)  # [B, V], [B, V]
+            before = probs.cumsum(dim=-1) - probs  # [B, V] mass strictly above each token
+            probs = probs.masked_fill(before >= top_p, 0.0)  # [B, V]; the top token always survives
+        cdf = probs.cumsum(dim=-1)  # [B, V]
+        total = cdf[:, -1:]  # [B, 1]
+        device = generator.device if generator is not None else cdf.device
+        uniform = torch.rand((cdf.shape[0], 1), generator=generator, device=device).to(cdf.device)  # [B, 1]
+        # strictly below the total, so the search never runs past the last token of positive probability
+        target = torch.minimum(uniform * total, torch.nextafter(total, torch.zeros_like(total)))  # [B, 1]
+        index = torch.searchsorted(cdf, target, right=True).clamp(max=cdf.shape[1] - 1)  # [B, 1]
+        tokens = (order.gather(-1, index) if order is not None else index).squeeze(-1)  # [B]
+    return tokens, (scaled.gather(-1, tokens[:, None]) - normaliser).squeeze(-1)  # [B], [B]

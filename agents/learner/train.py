@@ -4,6 +4,11 @@
     python agents/train_grpo.py --help               # every argument, with its help line
     accelerate launch agents/train_grpo.py ...       # data-parallel over GPUs (one rollout shard per process)
 
+Data parallel (``agents.learner.data_parallel``): every process chooses the same tasks, plays a share of
+the groups, and gathers the whole batch; groups, queue and advantages are then the same everywhere, each
+process trains on its share with one global token denominator, and the adapters stay bit-identical
+(``dp/adapter_checksum/rank{i}`` is logged at every update). ``tasks_per_iteration`` is the whole batch's.
+
 Each iteration: pick ``tasks_per_iteration`` tasks from a fixed pool of training tasks; play ``group_size``
 episodes per task (fewer when the sample queue holds successes for a task the policy keeps failing); every
 turn is one batched generation over all live episodes, and all their code runs at once in their sandboxes;
@@ -21,23 +26,33 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
 import random
 import sys
 import time
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from agents.cli import arg, parse
 from agents.engine import EpisodeRequest
-from agents.learner.checkpointing import check_compatible, latest_checkpoint, load_checkpoint, save_checkpoint
+from agents.learner.checkpointing import (
+    check_compatible,
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+)
+from agents.learner.data_parallel import DataParallel, from_accelerator
 from agents.learner.model_loading import load_model_and_tokenizer, make_tiny_model
 from agents.learner.policy import Policy, PolicyConfig
 from agents.learner.records import Trajectory
-from agents.learner.rollout import collect
+from agents.learner.rollout import RolloutStats, collect
 from agents.learner.run_log import RunLog, plot_curves
 from agents.learner.sample_queue import SampleQueue, SampleQueueConfig
 from agents.learner.update import (
@@ -69,7 +84,7 @@ class Args:
     eval_size: int = arg(32, "tasks of eval_tasks used per evaluation (first N, fixed)")
     eval_every: int = arg(4, "evaluate every N iterations (0 = only at start and end)")
     iterations: int = arg(12, "training iterations (one optimiser step per epoch each)")
-    tasks_per_iteration: int = arg(4, "distinct tasks per iteration")
+    tasks_per_iteration: int = arg(4, "distinct tasks per iteration (over all processes; a multiple of their number)")
     group_size: int = arg(8, "episodes per task (the GRPO group)")
     num_envs: int = arg(32, "parallel environments, each with a sandbox (~130 MB); 32 = one generation batch")
     max_turns: int = arg(1, "code actions per episode")
@@ -108,6 +123,16 @@ class Args:
     resume: bool = arg(False, "continue from the latest checkpoint in output_dir")
     checkpoint_every: int = arg(5, "checkpoint every N iterations")
     results_file: str = arg("", "also write the final summary JSON here")
+    dtype: str = arg("float32", "model weight dtype (bfloat16 halves the weights' memory on GPUs)",
+                     choices=("float32", "bfloat16"))
+    bf16: bool = arg(False, "bfloat16 autocast for forward passes (log-probs stay fp32)")
+    gradient_checkpointing: bool = arg(False, "recompute activations in backward (less memory, no prompt sharing "
+                                              "in the loss)")
+    prefix_sharing: bool = arg(True, "prefill a group's prompt once when sampling and scoring (needs a model "
+                                     "with a DynamicCache; --no_prefix_sharing for others)")
+    merge_for_sampling: bool = arg(True, "sample on merged LoRA weights (faster; one copy of the adapted weights "
+                                         "while sampling)")
+    logprob_chunk_tokens: int = arg(512, "positions whose full-vocabulary logits are alive at once in the loss")
 
 
 def queue_config(args: Args) -> SampleQueueConfig:
@@ -157,8 +182,29 @@ def episode_metrics(trajectories: list[Trajectory], prefix: str) -> dict[str, fl
     return out
 
 
+def collect_everywhere(dp: DataParallel, policy: Policy, envs: ThreadVectorEnv, requests: list[EpisodeRequest],
+                       scripts: list[list[str]] | None = None, **kwargs: Any
+                       ) -> tuple[list[Trajectory], RolloutStats]:
+    """Play this process's share of ``requests`` (whole groups, round robin) and return every process's
+    trajectories in request order, on every process (the rollout statistics are this process's own)."""
+    owner = _group_owner([r.group_id for r in requests], dp.world_size)
+    mine = [i for i, r in enumerate(requests) if owner[r.group_id] == dp.rank]
+    trajectories, stats = collect(policy, envs, [requests[i] for i in mine],
+                                  scripts=None if scripts is None else [scripts[i] for i in mine], **kwargs)
+    gathered = dp.gather_objects(list(zip(mine, trajectories, strict=True)))
+    return [traj for _, traj in sorted((pair for part in gathered for pair in part), key=lambda pair: pair[0])], stats
+
+
+def _group_owner(group_ids: list[str], world_size: int) -> dict[str, int]:
+    """Group id -> the process that plays and trains it (round robin in first-seen order)."""
+    owner: dict[str, int] = {}
+    for group_id in group_ids:
+        owner.setdefault(group_id, len(owner) % world_size)
+    return owner
+
+
 def seed_queue_with_demonstrations(policy: Policy, envs: ThreadVectorEnv, pool: TaskSet, queue: SampleQueue,
-                                   args: Args) -> dict[str, float]:
+                                   args: Args, dp: DataParallel | None = None) -> dict[str, float]:
     """Play each pool task's reference solution through the env and offer the successes to the queue.
 
     Our extension of the dynamic sample queue (the paper fills it from the policy's own successes only):
@@ -172,23 +218,30 @@ def seed_queue_with_demonstrations(policy: Policy, envs: ThreadVectorEnv, pool: 
     scripts = [[step.strip("\n") + fence_close for step in t.reference_solution.split("# --- step ---")]
                for t in tasks]
     requests = [EpisodeRequest(t.task_id, f"demo-{t.task_id}", seed=0) for t in tasks]
-    demos, _ = collect(policy, envs, requests, max_episode_tokens=args.max_episode_tokens,
-                       system_prompt=args.system_prompt or None, response_prefix=args.response_prefix,
-                       scripts=scripts)
+    dp = dp or DataParallel()
+    owner = _group_owner([r.group_id for r in requests], dp.world_size)
+    demos, _ = collect_everywhere(dp, policy, envs, requests, scripts, max_episode_tokens=args.max_episode_tokens,
+                                  system_prompt=args.system_prompt or None, response_prefix=args.response_prefix)
     for demo in demos:
         demo.metadata["demonstration"] = True  # before rescore: a demonstration has no sampler to weight against
-    rescore(policy, demos)
+    mine = [d for d in demos if owner[d.group_id] == dp.rank]
+    rescore(policy, mine)  # each process re-scores its own share; every process then holds all of them
+    by_group = {d.group_id: d for part in dp.gather_objects(mine) for d in part}
+    demos = [by_group[d.group_id] for d in demos]
     admitted = sum(queue.add(demo, policy.version) for demo in demos)
     return {"queue/demonstrations_offered": float(len(demos)), "queue/demonstrations_admitted": float(admitted)}
 
 
-def evaluate(policy: Policy, envs: ThreadVectorEnv, tasks: list[Task], args: Args) -> dict[str, float]:
-    """Greedy success rate on the fixed evaluation tasks, played in the training envs (no new sandboxes)."""
+def evaluate(policy: Policy, envs: ThreadVectorEnv, tasks: list[Task], args: Args,
+             dp: DataParallel | None = None) -> dict[str, float]:
+    """Greedy success rate on the fixed evaluation tasks, played in the training envs (no new sandboxes),
+    each process playing a share."""
     start = time.perf_counter()
     requests = [EpisodeRequest(task.task_id, f"eval-{task.task_id}", seed=0, task=task) for task in tasks]
-    trajectories, _ = collect(policy, envs, requests, max_episode_tokens=args.max_episode_tokens,
-                              system_prompt=args.system_prompt or None, temperature=0.0,
-                              response_prefix=args.response_prefix)
+    trajectories, _ = collect_everywhere(dp or DataParallel(), policy, envs, requests,
+                                         max_episode_tokens=args.max_episode_tokens,
+                                         system_prompt=args.system_prompt or None, temperature=0.0,
+                                         response_prefix=args.response_prefix)
     clean = without_infra_errors(trajectories)
     metrics = episode_metrics(clean, "eval")
     metrics["eval/success"] = metrics.pop("eval/answer_score", 0.0)
@@ -202,13 +255,18 @@ def main(args: Args) -> dict[str, float]:
     from accelerate import Accelerator
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    random.seed(args.seed + accelerator.process_index)
-    np.random.seed(args.seed + accelerator.process_index)
-    torch.manual_seed(args.seed + accelerator.process_index)
-    run_dir = Path(args.output_dir or f"runs/{args.tasks}__grpo__{args.seed}__{int(time.time())}")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    rank, world = accelerator.process_index, accelerator.num_processes
     if args.advantage_scale not in ("std", "none"):
         raise ValueError(f"--advantage_scale must be 'std' or 'none', got {args.advantage_scale!r}")
+    if args.tasks_per_iteration % world:
+        raise ValueError(f"--num_processes {world} does not divide --tasks_per_iteration {args.tasks_per_iteration}: "
+                         "every process plays whole groups of the batch; use a multiple of the process count")
+    # Every process seeds alike before the adapter is made (identical LoRA init), and apart afterwards.
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    run_dir = Path(args.output_dir or f"runs/{args.tasks}__grpo__{args.seed}__{int(time.time())}")
+    run_dir.mkdir(parents=True, exist_ok=True)
 
     # Derived settings, in one place (a bad combination fails here, before any model is loaded).
     queue_settings = queue_config(args) if args.use_queue else None
@@ -216,7 +274,7 @@ def main(args: Args) -> dict[str, float]:
                                  clip_high=args.clip_high, kl_coef=args.kl_coef,
                                  advantage_scale=args.advantage_scale,  # type: ignore[arg-type]
                                  mask_truncated=args.mask_truncated, is_weight_cap=args.queue_is_cap)
-    pool = make_task_pool(args, accelerator.process_index)
+    pool = make_task_pool(args, 0)  # one pool shared by every process
     eval_set = pool if args.eval_tasks == "pool" else resolve_tasks(args.eval_tasks)
     eval_tasks = list(eval_set.tasks)[: args.eval_size]
     if not pool.tasks or not eval_tasks:
@@ -225,13 +283,24 @@ def main(args: Args) -> dict[str, float]:
     if args.model == "tiny-random":
         model, tokenizer = make_tiny_model(seed=args.seed)
     else:
-        model, tokenizer = load_model_and_tokenizer(args.model)
-    policy = Policy(model, tokenizer, PolicyConfig(lora_r=args.lora_r, lora_alpha=args.lora_alpha,
-                                                   temperature=args.temperature, max_new_tokens=args.max_new_tokens))
-    optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=args.lr, weight_decay=args.weight_decay)
+        model, tokenizer = load_model_and_tokenizer(args.model, dtype=getattr(torch, args.dtype))
+    policy = Policy(model, tokenizer, PolicyConfig(
+        lora_r=args.lora_r, lora_alpha=args.lora_alpha, temperature=args.temperature,
+        max_new_tokens=args.max_new_tokens, gradient_checkpointing=args.gradient_checkpointing, bf16=args.bf16,
+        prefix_sharing=args.prefix_sharing, merge_for_sampling=args.merge_for_sampling,
+        logprob_chunk_tokens=args.logprob_chunk_tokens))
+    if args.system_prompt:
+        policy.check_conversation(args.system_prompt)
     # The model is not wrapped in DDP: sampling, the adapter switch and saving need the bare PEFT model.
-    # Data parallelism is one rollout shard per process plus a mean all-reduce of the (small) LoRA grads.
+    # Data parallelism is explicit (agents.learner.data_parallel): rank 0's adapter is copied to every
+    # process, each plays and trains a share of the batch, and one all-reduce sums the LoRA gradients.
     policy.model.to(accelerator.device)
+    dp = from_accelerator(accelerator, run_dir / ".dp")
+    dp.broadcast_(policy.trainable_parameters())
+    optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    random.seed(args.seed + rank)  # sampling differs between processes from here on
+    np.random.seed(args.seed + rank)
+    torch.manual_seed(args.seed + rank)
     queue = SampleQueue(queue_settings) if queue_settings is not None else None
     start_iteration, online_rollouts, started = 0, 0, time.time()
     if args.resume:
@@ -239,7 +308,7 @@ def main(args: Args) -> dict[str, float]:
         if checkpoint is None:
             raise FileNotFoundError(f"--resume: no checkpoint in {run_dir}/checkpoints")
         check_compatible(checkpoint, args)
-        state = load_checkpoint(checkpoint, policy, optimizer, queue)
+        state = load_checkpoint(checkpoint, policy, optimizer, queue, rank=rank, world_size=world)
         start_iteration = state["iteration"] + 1
         online_rollouts = state["extra"].get("online_rollouts", 0)
         started -= state["extra"].get("elapsed_s", 0.0)  # wall time keeps counting from where the run stopped
@@ -248,33 +317,36 @@ def main(args: Args) -> dict[str, float]:
 
     log = RunLog(run_dir, enabled=accelerator.is_main_process)
     envs = make_envs(pool, args)
-    initial: dict[str, float] = {}
-    if queue is not None and args.queue_demonstrations and start_iteration == 0:
-        initial = seed_queue_with_demonstrations(policy, envs, pool, queue, args)
-    rng = random.Random(args.seed * 1000 + start_iteration + 7919 * accelerator.process_index)
+    rng = random.Random(args.seed * 1000 + start_iteration)  # the same on every process: the same tasks
     summary: dict[str, float] = {}
     try:
+        initial: dict[str, float] = {}
+        if queue is not None and args.queue_demonstrations and start_iteration == 0:
+            initial = seed_queue_with_demonstrations(policy, envs, pool, queue, args, dp)
         if start_iteration == 0:
-            first = evaluate(policy, envs, eval_tasks, args)
+            first = evaluate(policy, envs, eval_tasks, args, dp)
             log.log(0, {**initial, **first})
             summary["eval_success_start"] = first["eval/success"]
         progress = _progress(range(start_iteration, args.iterations), accelerator.is_main_process)
         for iteration in progress:
             metrics, rollouts = train_iteration(iteration, policy, optimizer, envs, pool, queue, update_config,
-                                                args, rng, accelerator)
+                                                args, rng, dp)
             online_rollouts += rollouts
             metrics["rollout/online_total"] = float(online_rollouts)
             metrics["time/elapsed_s"] = time.time() - started
             last = iteration + 1 == args.iterations
             if (args.eval_every and (iteration + 1) % args.eval_every == 0) or last:
-                metrics.update(evaluate(policy, envs, eval_tasks, args))
+                metrics.update(evaluate(policy, envs, eval_tasks, args, dp))
             log.log(iteration + 1, metrics)
             if hasattr(progress, "set_postfix"):
                 progress.set_postfix(reward=f"{metrics.get('reward/mean', 0):.2f}",
                                      eval=f"{metrics.get('eval/success', float('nan')):.2f}")
-            if accelerator.is_main_process and ((iteration + 1) % args.checkpoint_every == 0 or last):
-                save_checkpoint(run_dir, iteration, policy, optimizer, queue, args,
-                                {"online_rollouts": online_rollouts, "elapsed_s": time.time() - started})
+            if (iteration + 1) % args.checkpoint_every == 0 or last:
+                rng_states = dp.gather_objects(rng_state())  # every process's own generators; one queue replica
+                if dp.is_main:
+                    save_checkpoint(run_dir, iteration, policy, optimizer, queue, args,
+                                    {"online_rollouts": online_rollouts, "elapsed_s": time.time() - started},
+                                    rng_states=rng_states)
         if not accelerator.is_main_process:
             return summary
         rows = log.rows()
@@ -289,6 +361,9 @@ def main(args: Args) -> dict[str, float]:
             Path(args.results_file).write_text(json.dumps(summary, indent=2))
         print(json.dumps(summary, indent=2))
         return summary
+    except BaseException as exc:
+        dp.record_failure(exc)  # the other processes quote this note when they stop
+        raise
     finally:
         envs.close()
         log.close()
@@ -296,8 +371,13 @@ def main(args: Args) -> dict[str, float]:
 
 def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optimizer, envs: ThreadVectorEnv,
                     pool: TaskSet, queue: SampleQueue | None, config: UpdateConfig, args: Args,
-                    rng: random.Random, accelerator: object) -> tuple[dict[str, float], int]:
-    """Rollouts, queue, advantages and one update; returns (metrics, online rollouts spent)."""
+                    rng: random.Random, dp: DataParallel | None = None) -> tuple[dict[str, float], int]:
+    """Rollouts, queue, advantages and one update; returns (metrics, online rollouts spent).
+
+    With several processes (``dp``) each plays and trains its share of the groups; everything between
+    (groups, queue, advantages) is computed from the gathered batch, identically on every process.
+    """
+    dp = dp or DataParallel()
     candidates = [t.task_id for t in pool.tasks]
     if queue is not None:
         unmastered = [t for t in candidates if not queue.is_mastered(t)]
@@ -307,8 +387,8 @@ def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optim
     for k, task_id in enumerate(chosen):
         fresh = queue.rollouts_needed(task_id, args.group_size) if queue is not None else args.group_size
         requests += [EpisodeRequest(task_id, f"{iteration}-{k}", seed=rng.randrange(2**31)) for _ in range(fresh)]
-    online, stats = collect(policy, envs, requests, max_episode_tokens=args.max_episode_tokens,
-                            system_prompt=args.system_prompt or None, response_prefix=args.response_prefix)
+    online, stats = collect_everywhere(dp, policy, envs, requests, max_episode_tokens=args.max_episode_tokens,
+                                       system_prompt=args.system_prompt or None, response_prefix=args.response_prefix)
     clean = without_infra_errors(online)
     batch, group_stats = build_groups(clean, queue, policy.version, args.group_size, config.zero_signal_tol)
     advantages = compute_advantages(batch, config)
@@ -319,31 +399,24 @@ def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optim
                     "advantage/std": float(np.std(advantages)) if advantages else 0.0,
                     "advantage/abs_max": float(np.max(np.abs(advantages))) if advantages else 0.0})
     update_start = time.perf_counter()
-    rescore(policy, [t for t in batch if t.source == "cache"])
+    owner = _group_owner([t.group_id for t in batch], dp.world_size)
+    mine = [pair for pair in trainable(batch, advantages, config) if owner[pair[0].group_id] == dp.rank]
+    rescore(policy, [t for t, _ in mine if t.source == "cache"])
     try:
-        metrics.update(update_policy(policy, optimizer, trainable(batch, advantages, config), config,
-                                     rng=rng, sync_gradients=_gradient_sync(accelerator)))
-    except NonFiniteLossError as exc:
+        metrics.update(update_policy(policy, optimizer, mine, config, rng=rng, dp=dp))
+    except NonFiniteLossError as exc:  # raised on every process alike: they stay in step
         print(f"[iteration {iteration}] {exc}", file=sys.stderr)
         metrics["update/non_finite"] = 1.0
     metrics["time/update_s"] = time.perf_counter() - update_start
     policy.version += 1
+    for i, value in enumerate(dp.gather_checksums(policy.trainable_parameters())):
+        metrics[f"dp/adapter_checksum/rank{i}"] = float(value)
     if queue is not None:
         metrics.update({f"queue/{k}": float(v) for k, v in queue.stats().items()})
+        fingerprint = zlib.crc32(pickle.dumps(queue.state_dict()))
+        for i, value in enumerate(dp.gather_objects(fingerprint)):
+            metrics[f"dp/queue_checksum/rank{i}"] = float(value)
     return metrics, len(requests)
-
-
-def _gradient_sync(accelerator: object) -> object:
-    """Mean all-reduce of gradients across processes (None with a single process)."""
-    if getattr(accelerator, "num_processes", 1) <= 1:
-        return None
-
-    def sync(params: list[torch.nn.Parameter]) -> None:
-        for p in params:
-            if p.grad is not None:
-                p.grad = accelerator.reduce(p.grad, reduction="mean")  # type: ignore[attr-defined]
-
-    return sync
 
 
 def _progress(iterable: range, enabled: bool) -> object:

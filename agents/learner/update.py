@@ -2,6 +2,14 @@
 
 The loss itself lives in :mod:`agents.learner.grpo` (pure functions); this module only batches trajectories,
 runs the forward passes through :class:`agents.learner.policy.Policy` and steps the optimiser.
+
+Devices: every batch is moved to the model's device before any arithmetic (:meth:`TrainBatch.to`), and
+values are read back to the host only through :func:`host_values` / :func:`host_rows` (one transfer per
+micro-batch), so the update runs unchanged on a GPU, and on the ``meta`` device in the tests.
+
+Data parallel (:mod:`agents.learner.data_parallel`): the loss of every process divides by the trained
+tokens of the whole batch, and one all-reduce per optimiser step sums a flat buffer of every gradient plus
+a non-finite flag and the metric sums, so all processes make the same step (or all skip it).
 """
 
 from __future__ import annotations
@@ -14,8 +22,9 @@ from dataclasses import dataclass
 
 import torch
 
-from agents.learner.grpo import AdvantageScale, group_advantages, grpo_loss, truncated_importance_weights
-from agents.learner.policy import Policy
+from agents.learner.data_parallel import DataParallel
+from agents.learner.grpo import AdvantageScale, group_advantages, grpo_loss_terms, truncated_importance_weights
+from agents.learner.policy import LogprobOutput, Policy
 from agents.learner.records import TrainBatch, Trajectory
 from agents.learner.sample_queue import SampleQueue
 
@@ -37,7 +46,21 @@ class UpdateConfig:
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss or the gradient was NaN/inf; the optimiser step was skipped."""
+    """The loss or the gradient was NaN/inf; the optimiser step was skipped (on every process)."""
+
+
+def host_values(tensors: Sequence[torch.Tensor]) -> list[float]:
+    """The values of 0-dim tensors, copied to the host in one transfer (the update's one sync per micro-batch).
+
+    The tests replace this (and :func:`host_rows`) to run the update on the ``meta`` device, where no value
+    can be read but any tensor left on another device raises.
+    """
+    return torch.stack([t.detach().float().reshape(()) for t in tensors]).tolist()
+
+
+def host_rows(matrix: torch.Tensor) -> list[list[float]]:
+    """A ``[B, T]`` tensor as host lists (one transfer)."""
+    return matrix.detach().float().cpu().tolist()
 
 
 @torch.no_grad()
@@ -54,17 +77,21 @@ def rescore(policy: Policy, trajectories: Sequence[Trajectory], batch_size: int 
     policy.model.eval()
     try:
         for chunk in _prompt_chunks(list(trajectories), batch_size):
-            batch = TrainBatch.collate(chunk, [0.0] * len(chunk), policy.pad_token_id)
-            scores = policy.sequence_logprobs(batch.token_ids, batch.attention_mask,
-                                              first_position=batch.first_position,
-                                              shared_prefix=batch.shared_prefix).logprobs  # [B, T]
-            scores = (scores * batch.loss_mask.to(scores.device)).cpu()  # [B, T], 0 off the mask
+            batch = TrainBatch.collate(chunk, [0.0] * len(chunk), policy.pad_token_id).to(policy.device)
+            scores = host_rows(rescored_logprobs(policy, batch))  # B lists of T
             for row, traj in enumerate(chunk):
                 if traj.behaviour_logprobs is None and not traj.metadata.get("demonstration"):
                     traj.behaviour_logprobs = traj.old_logprobs
-                traj.old_logprobs = scores[row, : len(traj.token_ids)].tolist()
+                traj.old_logprobs = scores[row][: len(traj.token_ids)]
     finally:
         policy.model.train(was_training)
+
+
+def rescored_logprobs(policy: Policy, batch: TrainBatch) -> torch.Tensor:
+    """``[B, T]`` current log-probs of ``batch`` (on the model's device), 0 off the loss mask."""
+    scores = policy.sequence_logprobs(batch.token_ids, batch.attention_mask, first_position=batch.first_position,
+                                      shared_prefix=batch.shared_prefix).logprobs  # [B, T]
+    return scores * batch.loss_mask  # [B, T]
 
 
 def _prompt_chunks(items: list, size: int, key: Callable[[object], object] | None = None) -> list[list]:
@@ -141,77 +168,117 @@ def trainable(trajectories: Sequence[Trajectory], advantages: Sequence[float],
     return pairs
 
 
+def micro_batch_loss(policy: Policy, batch: TrainBatch, config: UpdateConfig, num_tokens: float
+                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Loss of one micro-batch (already on the model's device) over the global ``num_tokens``, and its metric
+    tensors (``entropy`` included); reads no value back to the host."""
+    out: LogprobOutput = policy.sequence_logprobs(batch.token_ids, batch.attention_mask,
+                                                  first_position=batch.first_position, with_entropy=True,
+                                                  shared_prefix=batch.shared_prefix)
+    ref = None
+    if config.kl_coef > 0:
+        with torch.no_grad():
+            ref = policy.sequence_logprobs(batch.token_ids, batch.attention_mask, first_position=batch.first_position,
+                                           use_adapter=False, shared_prefix=batch.shared_prefix).logprobs  # [B, T]
+    weights = None
+    if config.is_weight_cap > 0:  # 1 on fresh tokens; < 1 where a replayed sample went stale
+        assert batch.behaviour_logprobs is not None
+        weights = truncated_importance_weights(batch.old_logprobs, batch.behaviour_logprobs, batch.loss_mask,
+                                               config.is_weight_cap)  # [B, T]
+    loss, terms = grpo_loss_terms(out.logprobs, batch.old_logprobs, batch.advantages, batch.loss_mask,
+                                  clip_low=config.clip_low, clip_high=config.clip_high, ref_logprobs=ref,
+                                  kl_coef=config.kl_coef, behaviour_weights=weights, num_tokens=num_tokens)
+    assert out.entropy is not None
+    terms["entropy"] = (out.entropy * batch.loss_mask).sum() / batch.loss_mask.sum().clamp(min=1)  # scalar
+    return loss, terms
+
+
+#: Metrics averaged over the whole batch (weighted by trained tokens, summed across processes); the ratio's
+#: min and max are this process's own.
+_MEAN_METRICS = ("loss", "pg_loss", "clip_frac_low", "clip_frac_high", "approx_kl", "ratio_mean", "advantage_mean",
+                 "entropy", "kl_ref", "behaviour_weight_mean")
+
+
 def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, pairs: Sequence[tuple[Trajectory, float]],
                   config: UpdateConfig, *, rng: random.Random | None = None,
-                  sync_gradients: Callable[[list[torch.nn.Parameter]], None] | None = None) -> dict[str, float]:
+                  dp: DataParallel | None = None) -> dict[str, float]:
     """Run ``config.epochs`` passes over ``pairs`` (one optimiser step per pass) and return mean metrics.
 
-    ``sync_gradients`` averages gradients across data-parallel processes before clipping (accelerate).
-    Raises :class:`NonFiniteLossError` (after zeroing the gradient) when a loss or gradient is not finite.
+    ``dp`` (data parallel): ``pairs`` is this process's shard of the batch; the loss divides by the trained
+    tokens of all shards and gradients are summed across processes, so every process makes the step one
+    process holding the whole batch would make. Every process joins the same collectives whatever its
+    shard holds (even nothing).
+    Raises :class:`NonFiniteLossError` (after zeroing the gradient, on every process) when a loss or
+    gradient is not finite anywhere.
     """
+    dp = dp or DataParallel()
     params = policy.trainable_parameters()
-    if not pairs:
-        if sync_gradients is None:
-            return {"update/skipped": 1.0}
-        # Data-parallel: the gradient all-reduce is a collective, so a process with nothing to train on
-        # still joins it (with zero gradients) and steps with the averaged gradient like every other one.
-        for _ in range(config.epochs):
-            for p in params:
-                p.grad = torch.zeros_like(p)
-            sync_gradients(params)
-            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+    local_tokens = float(sum(t.num_generated_tokens for t, _ in pairs))
+    (num_tokens,) = dp.sum_floats([local_tokens])
+    if num_tokens == 0:
         return {"update/skipped": 1.0}
     rng = rng or random.Random(0)
-    totals: dict[str, list[float]] = defaultdict(list)
-    num_tokens = float(sum(t.num_generated_tokens for t, _ in pairs))
+    keys = [k for k in _MEAN_METRICS if (k != "kl_ref" or config.kl_coef > 0)
+            and (k != "behaviour_weight_mean" or config.is_weight_cap > 0)]
+    summary: dict[str, float] = defaultdict(float)
     policy.model.train()
     for _ in range(config.epochs):
         order = list(pairs)
         rng.shuffle(order)
         optimizer.zero_grad(set_to_none=True)
+        sums = dict.fromkeys(keys, 0.0)  # token-weighted sums over this process's micro-batches
+        low, high, non_finite = float("inf"), float("-inf"), 0.0
         # One optimiser step per pass, so the order of micro-batches does not change the gradient:
         # chunk by prompt and each chunk's prompt runs once.
         for chunk in _prompt_chunks(order, config.micro_batch_size, key=lambda pair: pair[0].group_id):
             batch = TrainBatch.collate([t for t, _ in chunk], [a for _, a in chunk], policy.pad_token_id)
-            out = policy.sequence_logprobs(batch.token_ids, batch.attention_mask, first_position=batch.first_position,
-                                           with_entropy=True, shared_prefix=batch.shared_prefix)
-            ref = None
-            if config.kl_coef > 0:
-                with torch.no_grad():
-                    ref = policy.sequence_logprobs(batch.token_ids, batch.attention_mask,
-                                                   first_position=batch.first_position, use_adapter=False,
-                                                   shared_prefix=batch.shared_prefix).logprobs
-            weights = None
-            if config.is_weight_cap > 0:  # 1 on fresh tokens; < 1 where a replayed sample went stale
-                assert batch.behaviour_logprobs is not None
-                weights = truncated_importance_weights(batch.old_logprobs, batch.behaviour_logprobs, batch.loss_mask,
-                                                       config.is_weight_cap).to(out.logprobs.device)  # [B, T]
-            loss, metrics = grpo_loss(out.logprobs, batch.old_logprobs, batch.advantages, batch.loss_mask,
-                                      clip_low=config.clip_low, clip_high=config.clip_high, ref_logprobs=ref,
-                                      kl_coef=config.kl_coef, behaviour_weights=weights, num_tokens=num_tokens)
-            if not torch.isfinite(loss):
-                optimizer.zero_grad(set_to_none=True)
-                raise NonFiniteLossError(f"non-finite loss {float(loss)}; the update was skipped")
+            loss, terms = micro_batch_loss(policy, batch.to(policy.device), config, num_tokens)
+            names = list(terms)
+            values = dict(zip(["loss", *names], host_values([loss, *terms.values()]), strict=True))
+            if not math.isfinite(values["loss"]):
+                non_finite = 1.0  # stop here; the flag reaches every process with the gradients
+                break
             loss.backward()
-            weight = metrics["num_tokens"] / num_tokens
-            for key, value in metrics.items():
-                totals[key].append(value * weight if key != "num_tokens" else value)
-            assert out.entropy is not None
-            entropy = float((out.entropy * batch.loss_mask).sum() / batch.loss_mask.sum().clamp(min=1))
-            totals["entropy"].append(entropy * weight)
-        if sync_gradients is not None:
-            sync_gradients(params)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
+            tokens = values["num_tokens"]
+            for key in keys:
+                sums[key] += values[key] * (tokens if key != "loss" else 1.0)
+            low, high = min(low, values["ratio_min"]), max(high, values["ratio_max"])
+        flat = _flat_gradients(params)  # [P]
+        extras = torch.tensor([non_finite, *sums.values()], dtype=flat.dtype, device=flat.device)  # [1 + M]
+        reduced = dp.all_sum_(torch.cat([flat, extras]))  # [P + 1 + M]
+        failed = int(host_values([reduced[flat.numel()]])[0])
+        if failed:
+            optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteLossError(f"non-finite loss in the batch of {failed} of {dp.world_size} process(es); "
+                                     "the update was skipped")
+        _set_gradients(params, reduced[: flat.numel()])
+        grad_norm = host_values([torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)])[0]
         if not math.isfinite(grad_norm):
             optimizer.zero_grad(set_to_none=True)
             raise NonFiniteLossError(f"non-finite gradient norm {grad_norm}; the update was skipped")
-        totals["grad_norm"].append(grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    summary = {f"update/{k}": sum(v) / config.epochs for k, v in totals.items() if k not in ("num_tokens", "grad_norm")}
-    summary["update/grad_norm"] = sum(totals["grad_norm"]) / config.epochs
+        global_sums = host_values(list(reduced[flat.numel() + 1 :]))
+        for key, value in zip(keys, global_sums, strict=True):
+            summary[f"update/{key}"] += (value if key == "loss" else value / num_tokens) / config.epochs
+        summary["update/grad_norm"] += grad_norm / config.epochs
+        summary["update/ratio_min"] += (low if math.isfinite(low) else 1.0) / config.epochs
+        summary["update/ratio_max"] += (high if math.isfinite(high) else 1.0) / config.epochs
     summary["update/num_tokens"] = num_tokens
+    summary["update/num_tokens_local"] = local_tokens
     summary["update/trajectories"] = float(len(pairs))
-    return summary
+    return dict(summary)
+
+
+def _flat_gradients(params: Sequence[torch.nn.Parameter]) -> torch.Tensor:
+    """Every parameter's gradient in one fp32 vector (zeros where a parameter has none): ``[P]``."""
+    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).detach().float().reshape(-1)
+                      for p in params])
+
+
+def _set_gradients(params: Sequence[torch.nn.Parameter], flat: torch.Tensor) -> None:
+    """Write the slices of ``flat [P]`` back as the parameters' gradients."""
+    offset = 0
+    for p in params:
+        p.grad = flat[offset : offset + p.numel()].view_as(p).to(p.dtype)
+        offset += p.numel()

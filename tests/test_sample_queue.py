@@ -171,3 +171,15 @@ def test_the_trainer_defaults_are_the_queue_defaults() -> None:
     from agents.learner.train import Args, queue_config
 
     assert queue_config(Args()) == SampleQueueConfig()
+
+
+def test_demonstrations_only_queue_refuses_the_policys_own_successes():
+    queue = SampleQueue(SampleQueueConfig(min_reward=1.0, admit_online=False))
+    assert not queue.add(make_traj("a", "g", 1.0, salt=1))
+    demo = make_traj("a", "g", 1.0, salt=2)
+    demo.metadata["demonstration"] = True
+    assert queue.add(demo)
+    # Online successes of a later group are still counted for rates, never cached.
+    queue.fill_group([make_traj("a", "g2", 1.0, salt=3), *failures("a", "g2", 3)], "a", 0, group_size=4)
+    assert [e.trajectory.metadata.get("demonstration") for e in queue.entries("a")] == [True]
+    assert queue.success_rate("a") == 0.25

@@ -72,11 +72,24 @@ def test_resume_after_a_kill_continues_where_it_stopped(tmp_path):
 
     result = run(["--iterations", "6", "--output_dir", str(out), "--resume"])
     assert result.returncode == 0, result.stderr[-3000:]
-    steps = [r["step"] for r in rows(out)]
-    assert steps[-1] == 6
-    resumed = steps[steps.index(done_before + 2):]  # the resumed run starts at the next iteration
-    assert resumed == list(range(done_before + 2, 7))
+    # Rows logged after the last checkpoint were cut back and redone: every step exactly once.
+    assert [r["step"] for r in rows(out)] == list(range(7))
     assert (out / "checkpoints" / "latest").read_text() == "step-5"
+    kept = sorted(p.name for p in (out / "checkpoints").glob("step-*"))
+    assert kept == ["step-4", "step-5"]  # a checkpoint every iteration, older ones pruned
+
+
+def test_a_resumed_run_replays_exactly_what_an_uninterrupted_run_does(tmp_path):
+    """Trainer RNG (task choice, env seeds), sampler RNG, adapter, optimiser and queue all come back."""
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert run(["--iterations", "2", "--output_dir", str(straight)]).returncode == 0
+    assert run(["--iterations", "1", "--output_dir", str(split)]).returncode == 0
+    result = run(["--iterations", "2", "--output_dir", str(split), "--resume"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    a, b = rows(straight)[2], rows(split)[2]
+    for key in ("rollout/task_ids", "rollout/generated_tokens", "reward/mean", "rollout/online_total",
+                "update/loss", "queue/size"):
+        assert a[key] == b[key], key
 
 
 def test_resume_from_another_configuration_is_refused(tmp_path):

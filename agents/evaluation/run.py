@@ -28,8 +28,10 @@ Output folder (``--output_dir``, default ``runs/eval__<agent>__<tasks>__<time>``
   hit one are played again), so a killed evaluation loses only the episodes in flight.
 * ``summary.json``, ``submission.jsonl`` (GAIA's leaderboard format) and ``report.html`` (a static page
   to browse episodes), all rebuilt from ``trajectories.jsonl`` at the end of every run.
-* ``eval_config.json``: the arguments; ``--resume`` refuses to mix runs whose agent, tasks, model or
-  judge differ (``--limit`` may grow: the evaluated set is always the first ``limit`` tasks).
+* ``eval_config.json``: the arguments and the evaluation's identity (:mod:`agents.evaluation.identity`: a
+  SHA-256 of the adapter's weights and one of the arguments); ``--resume`` refuses a folder holding another
+  evaluation, so retraining into the same run folder never reuses the old adapter's records (``--limit``
+  may grow: the evaluated set is always the first ``limit`` tasks).
 
 Infrastructure errors (the judge unreachable, the agent's server failing after its retries, a sandbox, web,
 vision or transcription outage) are counted apart by kind and left out of accuracy; after
@@ -52,6 +54,7 @@ from typing import Any
 from agents.cli import arg, parse
 from agents.engine import Ending, EpisodeRequest, Halt, play_episodes
 from agents.evaluation.html_report import write_html
+from agents.evaluation.identity import evaluation_identity, identity_diff
 from agents.evaluation.metrics import format_table, summarize, write_submission
 from agents.evaluation.records import (
     EpisodeRecord,
@@ -68,8 +71,6 @@ from toolr1_env.tasks import Task, TaskSet
 from toolr1_env.vector import StepOutcome, ThreadVectorEnv
 
 AGENTS = ("reference", "scripted-empty", "openai", "local")
-#: Arguments that must match for ``--resume`` to continue the same evaluation.
-RESUME_KEYS = ("agent", "tasks", "split", "level", "web", "model", "adapter", "base_url", "judge_model", "max_turns")
 
 
 @dataclass
@@ -349,20 +350,30 @@ def service_options(args: Args) -> dict[str, Any]:
     return {"web": web, **endpoints}
 
 
-def prepare_output_dir(out: Path, args: Args) -> None:
-    """Create the folder; refuse to overwrite an evaluation, or to resume one made with other arguments."""
+def prepare_output_dir(out: Path, args: Args) -> dict[str, str]:
+    """Create the folder; refuse to overwrite an evaluation, or to resume another one. Returns the identity.
+
+    ``--resume`` continues only the same evaluation: the same adapter *weights* and the same arguments
+    (:mod:`agents.evaluation.identity`), never merely the same folder names.
+    """
     out.mkdir(parents=True, exist_ok=True)
     config_path, records = out / "eval_config.json", out / "trajectories.jsonl"
+    current = public_args(args)
+    identity = evaluation_identity(current)
     if args.resume:
         saved = json.loads(config_path.read_text()) if config_path.is_file() else {}
-        diffs = [f"{k}: {saved.get(k)!r} then, {getattr(args, k)!r} now" for k in RESUME_KEYS
-                 if saved and saved.get(k) != getattr(args, k)]
-        if diffs:
-            raise ValueError(f"--resume: {out} holds another evaluation ({'; '.join(diffs)})")
+        if saved or records.exists():
+            saved_identity = saved.get("identity")
+            diffs = (identity_diff(saved_identity, identity, saved.get("args", {}), current) if saved_identity
+                     else ["it records no identity (written by an older version)"])
+            if diffs:
+                raise ValueError(f"--resume: {out} holds another evaluation ({'; '.join(diffs)}); "
+                                 "use another --output_dir")
         end_last_line(records)  # a kill mid-write leaves a partial line: never glue the next record to it
     elif records.exists():
         raise FileExistsError(f"{records} exists: pass --resume to continue it, or choose another --output_dir")
-    config_path.write_text(json.dumps(public_args(args), indent=2))
+    config_path.write_text(json.dumps({"identity": identity, "args": current}, indent=2))
+    return identity
 
 
 def public_args(args: Args) -> dict[str, Any]:
@@ -391,7 +402,7 @@ def main(args: Args) -> dict[str, Any]:
         tasks = select_tasks(task_set, args.limit)
         name = Path(args.tasks).name or args.tasks
         out = Path(args.output_dir or f"runs/eval__{args.agent}__{name}__{int(time.time())}")
-        prepare_output_dir(out, args)
+        identity = prepare_output_dir(out, args)
         records_path = out / "trajectories.jsonl"
         finished = {r.task_id for r in load_records(records_path) if r.infra_error is None} if args.resume else set()
         todo = [t for t in tasks if t.task_id not in finished]
@@ -431,7 +442,7 @@ def main(args: Args) -> dict[str, Any]:
     records = sorted((r for r in load_records(records_path) if r.task_id in order), key=lambda r: order[r.task_id])
     summary: dict[str, Any] = {"agent": args.agent, "tasks": args.tasks, "tasks_selected": len(tasks),
                                **summarize(records), "run_wall_seconds": time.perf_counter() - started,
-                               "aborted": aborted, "args": public_args(args)}
+                               "aborted": aborted, "identity": identity, "args": public_args(args)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     write_submission(out / "submission.jsonl", records)
     write_html(out / "report.html", summary, records, title=f"{args.agent} on {args.tasks}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,48 @@ class RunLog:
                 if isinstance(value, (int, float)) and math.isfinite(value):
                     self._writer.add_scalar(key, value, step)
             self._writer.flush()
+
+    def truncate(self, last_step: int) -> int:
+        """Drop every row logged after ``last_step`` (a resumed run redoes those iterations); return how many.
+
+        ``metrics.jsonl`` is rewritten atomically (a temporary file renamed over it), and TensorBoard is
+        reopened with ``purge_step`` so its later events are discarded too. A line cut short by a kill is
+        dropped as well.
+        """
+        if not self.enabled or not self.path.is_file():
+            return 0
+        kept, dropped = [], 0
+        for line in self.path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                dropped += 1
+                continue
+            if int(row.get("step", 0)) <= last_step:
+                kept.append(json.dumps(row, default=float))
+            else:
+                dropped += 1
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, self.path)
+        if self._writer is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer.close()
+            self._writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=last_step + 1)
+        return dropped
+
+    def write_episodes(self, name: str, episodes: list[dict[str, Any]]) -> Path | None:
+        """Write one JSON object per episode to ``episodes/<name>.jsonl`` (replacing it); returns the path."""
+        if not self.enabled:
+            return None
+        folder = self.run_dir / "episodes"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{name}.jsonl"
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(json.dumps(e, default=str) + "\n" for e in episodes))
+        os.replace(tmp, path)
+        return path
 
     def rows(self) -> list[dict[str, Any]]:
         """Every row logged so far (including those of a resumed run's earlier life)."""

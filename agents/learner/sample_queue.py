@@ -9,6 +9,7 @@ Admission (:meth:`SampleQueue.add`). An *online* trajectory enters its task's bu
 generated at least one token. It is stored whole: token ids, loss mask (tool output stays masked when
 replayed), behaviour log-probs, reward and the policy version that sampled it. An identical token sequence
 replaces its older copy (fresher log-probs) instead of being stored twice.
+With ``admit_online=False`` only demonstrations are admitted (an ablation of the queue's sources).
 
 Capacity and eviction. At most ``per_task_capacity`` entries per task and ``total_capacity`` overall. A
 full bucket evicts its worst entry (lowest reward, then oldest policy version, then oldest insertion) if
@@ -87,6 +88,9 @@ class SampleQueueConfig:
     inject_when: str = "no_success"
     """"flat": replace members only in zero-signal groups (the paper's case); "no_success": also in groups
     where no member reached ``min_reward`` (their only signal is secondary, e.g. execution success)."""
+    admit_online: bool = True
+    """Admit the policy's own successes (the paper's queue). False keeps only demonstrations (trajectories
+    with ``metadata["demonstration"]``): an ablation that separates what each source contributes."""
 
     @classmethod
     def for_reward_weights(cls, answer_weight: float, **options: Any) -> SampleQueueConfig:
@@ -136,6 +140,7 @@ class SampleQueue:
         """True when ``trajectory`` meets the admission rule (ignoring capacity and age)."""
         return (
             trajectory.source == "online"
+            and (self.config.admit_online or bool(trajectory.metadata.get("demonstration")))
             and trajectory.reward >= self.config.min_reward
             and trajectory.infra_error is None
             and not trajectory.truncated

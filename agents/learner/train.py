@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.cli import arg, parse
+from agents.cli import arg
 from agents.engine import EpisodeRequest
 from agents.learner.checkpointing import (
     check_compatible,
@@ -49,8 +49,11 @@ from agents.learner.checkpointing import (
     save_checkpoint,
 )
 from agents.learner.data_parallel import DataParallel, from_accelerator
+from agents.learner.demonstrations import STYLES, demonstration_scripts, host_read_page
+from agents.learner.episode_stats import episode_record, episode_stats
 from agents.learner.model_loading import load_model_and_tokenizer, make_tiny_model
 from agents.learner.policy import Policy, PolicyConfig
+from agents.learner.presets import parse_with_preset, preset_names
 from agents.learner.records import Trajectory
 from agents.learner.rollout import RolloutStats, collect
 from agents.learner.run_log import RunLog, plot_curves
@@ -77,11 +80,15 @@ QUEUE = SampleQueueConfig()
 class Args:
     """Every knob of a training run."""
 
+    preset: str = arg("", "named defaults applied before the other flags (agents/learner/presets.py): multistep, "
+                          "warmup", preset_names())
     model: str = arg("smollm2-135m", "bundled alias, local folder, HF id (offline), or tiny-random (tests)")
     tasks: str = arg("warmup", "training split name, GAIA folder or task JSONL")
     task_pool_size: int = arg(32, "fixed pool of training tasks drawn from a generated split (0 = all)")
     eval_tasks: str = arg("warmup-eval", "held-out fixed split for periodic evaluation; 'pool' = the training pool")
     eval_size: int = arg(32, "tasks of eval_tasks used per evaluation (first N, fixed)")
+    eval_level: int = arg(-1, "evaluate only the tasks of this level of eval_tasks (-1 = every level)")
+    eval_at_start: bool = arg(True, "evaluate before the first update (the untrained model's held-out score)")
     eval_every: int = arg(4, "evaluate every N iterations (0 = only at start and end)")
     iterations: int = arg(12, "training iterations (one optimiser step per epoch each)")
     tasks_per_iteration: int = arg(4, "distinct tasks per iteration (over all processes; a multiple of their number)")
@@ -113,6 +120,9 @@ class Args:
     queue_max_age: int = arg(QUEUE.max_age, "retire cached samples older than N policy versions")
     queue_max_reuse: int = arg(QUEUE.max_reuse, "retire a cached sample after N injections")
     queue_demonstrations: bool = arg(True, "seed the queue with the pool's verified reference solutions")
+    demonstrations: str = arg("reference", "demonstration style: reference (the task's solution, one step per "
+                                           "turn) or compact (look, then answer from the observation)", STYLES)
+    queue_admit_online: bool = arg(True, "admit the policy's own successes to the queue (false: only demonstrations)")
     queue_inject_when: str = arg(QUEUE.inject_when, "inject cached successes into groups that are: flat, or "
                                                     "no_success", ("flat", "no_success"))
     queue_is_cap: float = arg(1.0, "cap c of token weight min(pi_now / pi_sampler, c) on replayed samples; 0 = off")
@@ -121,7 +131,8 @@ class Args:
     seed: int = arg(0, "random seed")
     output_dir: str = arg("", "run folder (default runs/<tasks>__grpo__<seed>__<time>)")
     resume: bool = arg(False, "continue from the latest checkpoint in output_dir")
-    checkpoint_every: int = arg(5, "checkpoint every N iterations")
+    checkpoint_every: int = arg(1, "checkpoint every N iterations (1: a killed run loses only the iteration in flight)")
+    keep_checkpoints: int = arg(2, "checkpoints kept on disk (older ones are pruned)")
     results_file: str = arg("", "also write the final summary JSON here")
     dtype: str = arg("float32", "model weight dtype (bfloat16 halves the weights' memory on GPUs)",
                      choices=("float32", "bfloat16"))
@@ -139,7 +150,8 @@ def queue_config(args: Args) -> SampleQueueConfig:
     """The sample queue's settings from the run's arguments; admission follows ``--answer_weight``."""
     return SampleQueueConfig.for_reward_weights(
         args.answer_weight, per_task_capacity=args.queue_capacity_per_task, max_inject=args.queue_max_inject,
-        max_age=args.queue_max_age, max_reuse=args.queue_max_reuse, inject_when=args.queue_inject_when)
+        max_age=args.queue_max_age, max_reuse=args.queue_max_reuse, inject_when=args.queue_inject_when,
+        admit_online=args.queue_admit_online)
 
 
 def make_task_pool(args: Args, process_index: int) -> TaskSet:
@@ -179,6 +191,7 @@ def episode_metrics(trajectories: list[Trajectory], prefix: str) -> dict[str, fl
     out[f"{prefix}/response_tokens"] = float(np.mean([t.num_generated_tokens for t in trajectories]))
     out[f"{prefix}/episode_tokens"] = float(np.mean([len(t.token_ids) for t in trajectories]))
     out[f"{prefix}/truncated"] = float(np.mean([t.truncated for t in trajectories]))
+    out.update(episode_stats(trajectories, prefix))
     return out
 
 
@@ -205,7 +218,9 @@ def _group_owner(group_ids: list[str], world_size: int) -> dict[str, int]:
 
 def seed_queue_with_demonstrations(policy: Policy, envs: ThreadVectorEnv, pool: TaskSet, queue: SampleQueue,
                                    args: Args, dp: DataParallel | None = None) -> dict[str, float]:
-    """Play each pool task's reference solution through the env and offer the successes to the queue.
+    """Play each pool task's demonstration (``--demonstrations``: the reference solution, or the compact
+    look-then-answer script of :mod:`agents.learner.demonstrations`) through the env and offer the
+    successes to the queue.
 
     Our extension of the dynamic sample queue (the paper fills it from the policy's own successes only):
     a small model may never succeed on its own, so every group would have zero signal and nothing would
@@ -215,8 +230,8 @@ def seed_queue_with_demonstrations(policy: Policy, envs: ThreadVectorEnv, pool: 
     """
     tasks = [t for t in pool.tasks if t.reference_solution]
     fence_close = "\n```\n" if "```" in args.response_prefix else "\n"
-    scripts = [[step.strip("\n") + fence_close for step in t.reference_solution.split("# --- step ---")]
-               for t in tasks]
+    scripts = [[turn + fence_close for turn in script]
+               for script in demonstration_scripts(tasks, args.demonstrations, host_read_page(pool.tools))]
     requests = [EpisodeRequest(t.task_id, f"demo-{t.task_id}", seed=0) for t in tasks]
     dp = dp or DataParallel()
     owner = _group_owner([r.group_id for r in requests], dp.world_size)
@@ -233,9 +248,12 @@ def seed_queue_with_demonstrations(policy: Policy, envs: ThreadVectorEnv, pool: 
 
 
 def evaluate(policy: Policy, envs: ThreadVectorEnv, tasks: list[Task], args: Args,
-             dp: DataParallel | None = None) -> dict[str, float]:
+             dp: DataParallel | None = None, log: RunLog | None = None, step: int = 0) -> dict[str, float]:
     """Greedy success rate on the fixed evaluation tasks, played in the training envs (no new sandboxes),
-    each process playing a share."""
+    each process playing a share.
+
+    With ``log``, the episodes are also written to ``<run>/episodes/eval-<step>.jsonl`` (for reading).
+    """
     start = time.perf_counter()
     requests = [EpisodeRequest(task.task_id, f"eval-{task.task_id}", seed=0, task=task) for task in tasks]
     trajectories, _ = collect_everywhere(dp or DataParallel(), policy, envs, requests,
@@ -243,6 +261,8 @@ def evaluate(policy: Policy, envs: ThreadVectorEnv, tasks: list[Task], args: Arg
                                          system_prompt=args.system_prompt or None, temperature=0.0,
                                          response_prefix=args.response_prefix)
     clean = without_infra_errors(trajectories)
+    if log is not None:
+        log.write_episodes(f"eval-{step}", [episode_record(t) for t in trajectories])
     metrics = episode_metrics(clean, "eval")
     metrics["eval/success"] = metrics.pop("eval/answer_score", 0.0)
     metrics["eval/infra_errors"] = float(len(trajectories) - len(clean))
@@ -276,7 +296,7 @@ def main(args: Args) -> dict[str, float]:
                                  mask_truncated=args.mask_truncated, is_weight_cap=args.queue_is_cap)
     pool = make_task_pool(args, 0)  # one pool shared by every process
     eval_set = pool if args.eval_tasks == "pool" else resolve_tasks(args.eval_tasks)
-    eval_tasks = list(eval_set.tasks)[: args.eval_size]
+    eval_tasks = [t for t in eval_set.tasks if args.eval_level < 0 or t.level == args.eval_level][: args.eval_size]
     if not pool.tasks or not eval_tasks:
         raise ValueError("the training pool and the evaluation set must both hold tasks")
 
@@ -303,6 +323,7 @@ def main(args: Args) -> dict[str, float]:
     torch.manual_seed(args.seed + rank)
     queue = SampleQueue(queue_settings) if queue_settings is not None else None
     start_iteration, online_rollouts, started = 0, 0, time.time()
+    trainer_rng_state = None
     if args.resume:
         checkpoint = latest_checkpoint(run_dir)
         if checkpoint is None:
@@ -312,21 +333,25 @@ def main(args: Args) -> dict[str, float]:
         start_iteration = state["iteration"] + 1
         online_rollouts = state["extra"].get("online_rollouts", 0)
         started -= state["extra"].get("elapsed_s", 0.0)  # wall time keeps counting from where the run stopped
+        trainer_rng_state = state["extra"].get("trainer_rng")
     if accelerator.is_main_process:
         (run_dir / "args.json").write_text(json.dumps(dataclasses.asdict(args), indent=2))
 
     log = RunLog(run_dir, enabled=accelerator.is_main_process)
+    if args.resume:
+        log.truncate(start_iteration)  # rows the killed run logged after its last checkpoint are redone
     envs = make_envs(pool, args)
     rng = random.Random(args.seed * 1000 + start_iteration)  # the same on every process: the same tasks
+    if trainer_rng_state is not None:  # task choice and env seeds continue exactly as without the kill
+        rng.setstate(_as_rng_state(trainer_rng_state))
     summary: dict[str, float] = {}
     try:
         initial: dict[str, float] = {}
         if queue is not None and args.queue_demonstrations and start_iteration == 0:
             initial = seed_queue_with_demonstrations(policy, envs, pool, queue, args, dp)
         if start_iteration == 0:
-            first = evaluate(policy, envs, eval_tasks, args, dp)
+            first = evaluate(policy, envs, eval_tasks, args, dp, log, 0) if args.eval_at_start else {}
             log.log(0, {**initial, **first})
-            summary["eval_success_start"] = first["eval/success"]
         progress = _progress(range(start_iteration, args.iterations), accelerator.is_main_process)
         for iteration in progress:
             metrics, rollouts = train_iteration(iteration, policy, optimizer, envs, pool, queue, update_config,
@@ -336,7 +361,7 @@ def main(args: Args) -> dict[str, float]:
             metrics["time/elapsed_s"] = time.time() - started
             last = iteration + 1 == args.iterations
             if (args.eval_every and (iteration + 1) % args.eval_every == 0) or last:
-                metrics.update(evaluate(policy, envs, eval_tasks, args, dp))
+                metrics.update(evaluate(policy, envs, eval_tasks, args, dp, log, iteration + 1))
             log.log(iteration + 1, metrics)
             if hasattr(progress, "set_postfix"):
                 progress.set_postfix(reward=f"{metrics.get('reward/mean', 0):.2f}",
@@ -345,13 +370,15 @@ def main(args: Args) -> dict[str, float]:
                 rng_states = dp.gather_objects(rng_state())  # every process's own generators; one queue replica
                 if dp.is_main:
                     save_checkpoint(run_dir, iteration, policy, optimizer, queue, args,
-                                    {"online_rollouts": online_rollouts, "elapsed_s": time.time() - started},
-                                    rng_states=rng_states)
+                                    {"online_rollouts": online_rollouts, "elapsed_s": time.time() - started,
+                                     "trainer_rng": rng.getstate()},
+                                    rng_states=rng_states, keep=args.keep_checkpoints)
         if not accelerator.is_main_process:
             return summary
         rows = log.rows()
         evals = [r for r in rows if "eval/success" in r]
-        summary.update({"eval_success_start": evals[0]["eval/success"] if evals else float("nan"),
+        start_rows = [r for r in evals if r["step"] == 0]
+        summary.update({"eval_success_start": start_rows[0]["eval/success"] if start_rows else float("nan"),
                         "eval_success_end": evals[-1]["eval/success"] if evals else float("nan"),
                         "online_rollouts": float(online_rollouts), "iterations": float(args.iterations),
                         "wall_seconds": time.time() - started})
@@ -393,6 +420,7 @@ def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optim
     batch, group_stats = build_groups(clean, queue, policy.version, args.group_size, config.zero_signal_tol)
     advantages = compute_advantages(batch, config)
     metrics: dict[str, float] = {**episode_metrics(clean, "reward"), **stats.as_metrics()}
+    metrics["rollout/task_ids"] = ",".join(chosen)  # type: ignore[assignment]  # which tasks, for the record
     metrics.update({**group_stats,
                     "rollout/infra_errors": float(len(online) - len(clean)),
                     "advantage/mean": float(np.mean(advantages)) if advantages else 0.0,
@@ -419,6 +447,12 @@ def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optim
     return metrics, len(requests)
 
 
+def _as_rng_state(state: object) -> tuple:
+    """A ``random.Random`` state as ``setstate`` wants it (tuples, whatever serialisation did to them)."""
+    version, internal, gauss = state  # type: ignore[misc]
+    return (version, tuple(internal), gauss)
+
+
 def _progress(iterable: range, enabled: bool) -> object:
     try:
         from tqdm import tqdm
@@ -430,7 +464,7 @@ def _progress(iterable: range, enabled: bool) -> object:
 
 def parse_args(argv: list[str] | None = None) -> Args:
     """Parse the command line into :class:`Args` (``--help`` lists every field with its help line)."""
-    return parse(Args, argv, description=__doc__)
+    return parse_with_preset(Args, argv, description=__doc__)
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -1,0 +1,71 @@
+"""Demonstration scripts (agents/learner/demonstrations.py): compact look-then-answer turns that read their
+answer off the observation, played through the real environment to full reward."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from agents.learner.demonstrations import compact_turns, demonstration_scripts, host_read_page, reference_turns
+from toolr1_env.env import ToolR1Env
+from toolr1_env.suite import load_split
+
+
+@pytest.fixture(scope="module")
+def train_easy():
+    return load_split("train-easy")
+
+
+def by_template(task_set, wanted: set[str], limit: int = 200) -> dict:
+    found = {}
+    for seed in range(limit):
+        task = task_set.pick(seed)
+        found.setdefault(task.metadata["template"], task)
+        if wanted <= found.keys():
+            break
+    return {name: found[name] for name in wanted}
+
+
+def test_compact_web_turns_look_then_copy_what_the_page_showed(train_easy):
+    read_page = host_read_page(train_easy.tools)
+    tasks = by_template(train_easy, {"city_fact", "person_fact", "country_fact", "product_fact"})
+    for task in tasks.values():
+        look, answer = compact_turns(task, read_page)
+        entity = re.fullmatch(r"print\(read_page\('(.+)'\)\)", look).group(1)
+        assert entity in task.question
+        page = read_page(entity)
+        copied = re.fullmatch(r"final_answer\('(.+)'\)", answer)
+        if copied:  # a literal answer is a piece of the page, never the ground truth from elsewhere
+            assert copied.group(1) in page
+
+
+def test_every_compact_script_reaches_full_reward_in_the_sandboxed_env(train_easy):
+    wanted = {"city_fact", "event_fact", "organisation_fact", "population_density", "event_length", "age_on_date",
+              "memo_expenses", "multiply"}
+    tasks = list(by_template(train_easy, wanted).values())
+    scripts = demonstration_scripts(tasks, "compact", host_read_page(train_easy.tools))
+    env = ToolR1Env(tasks=train_easy, max_turns=4, max_observation_chars=800, prompt_style="compact")
+    try:
+        for task, script in zip(tasks, scripts, strict=True):
+            env.reset(options={"task": task})
+            for turn in script:
+                _, reward, terminated, truncated, info = env.step(f"```py\n{turn}\n```\n")
+                assert info["error_type"] is None, (task.metadata["template"], turn, info)
+            assert terminated and reward == pytest.approx(1.2), (task.metadata["template"], script, info)
+            web = task.metadata["template"] not in ("memo_expenses", "multiply")
+            assert len(script) == (2 if web or task.level == 1 else 1)
+    finally:
+        env.close()
+
+
+def test_reference_style_and_fallbacks_keep_the_reference_steps(train_easy):
+    level0 = next(train_easy.pick(s) for s in range(50) if train_easy.pick(s).level == 0)
+    web = by_template(train_easy, {"city_fact"})["city_fact"]
+    read_page = host_read_page(train_easy.tools)
+    assert demonstration_scripts([web], "reference", read_page) == [reference_turns(web)]
+    assert len(reference_turns(web)) == 3 and "def find_page" in reference_turns(web)[1]
+    assert demonstration_scripts([level0], "compact", read_page) == [reference_turns(level0)]
+    assert compact_turns(web, None) is None  # no host read_page (another task source): reference steps
+    with pytest.raises(ValueError, match="style"):
+        demonstration_scripts([web], "sft", read_page)

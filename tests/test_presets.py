@@ -1,0 +1,36 @@
+"""Training presets (agents/learner/presets.py): named defaults that explicit flags still override."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from agents.learner.presets import PRESETS
+from agents.learner.train import Args, parse_args
+
+
+def test_every_preset_sets_only_existing_fields_with_their_types():
+    fields = {f.name: f for f in dataclasses.fields(Args)}
+    for name, values in PRESETS.items():
+        for key, value in values.items():
+            assert key in fields, (name, key)
+            assert isinstance(value, type(getattr(Args(), key))), (name, key, value)
+
+
+def test_multistep_preset_sets_defaults_and_explicit_flags_win():
+    args = parse_args(["--preset", "multistep"])
+    assert (args.preset, args.tasks, args.max_turns, args.eval_tasks, args.demonstrations) == \
+        ("multistep", "train-easy", 4, "level1-eval", "compact")
+    assert args.max_observation_chars == 800
+    overridden = parse_args(["--iterations", "3", "--preset", "multistep", "--max_turns", "2"])
+    assert (overridden.iterations, overridden.max_turns, overridden.tasks) == (3, 2, "train-easy")
+    plain = parse_args([])
+    assert (plain.preset, plain.max_turns, plain.tasks) == ("", 1, "warmup")
+    assert parse_args(["--preset", "warmup"]).max_turns == 1
+
+
+def test_an_unknown_preset_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--preset", "nope"])
+    assert "invalid choice" in capsys.readouterr().err

@@ -317,6 +317,9 @@ def report(bench: BenchArgs, ours: list[dict[str, Any]], trl: list[dict[str, Any
                                     row("TRL `GRPOTrainer` + `agents.trl` rollout", t), ratio])
     episodes = bench.tasks_per_step * bench.group_size
     others = f"{100 * o['others_share']:.0f}% (ours), {100 * t['others_share']:.0f}% (TRL)"
+    busy = ("\n- **The machine was shared**: other jobs held a large share of its CPUs, so wall times are inflated "
+            "several-fold and their ratio is noisy; compare CPU s and memory, or rerun on a quiet machine."
+            if min(o["others_share"], t["others_share"]) > 0.3 else "")
     notes = f"""
 Model `{bench.model}` (fp32, {ours[0]['device']}), LoRA r={bench.lora_r} alpha={bench.lora_alpha} on all
 projections; {bench.tasks_per_step} tasks x group {bench.group_size} = {episodes} episodes per iteration of up to
@@ -343,7 +346,7 @@ warm-up iteration then {bench.steps} measured; means over the {o['iterations']:.
   samples not counted). Cached samples trained per iteration: {o['from_queue']:.1f} (ours), {t['from_queue']:.1f}
   (TRL).
 - Other work on the machine during the measured iterations (busy CPU time not spent by the side's own
-  process, as a share of all {os.cpu_count()} CPUs; includes that side's sandboxes): {others}.
+  process, as a share of all {os.cpu_count()} CPUs; includes that side's sandboxes): {others}.{busy}
 """
     return table + "\n" + notes
 

@@ -27,17 +27,29 @@ def report(run_dir: Path) -> str:
     train = [r for r in rows if "reward/mean" in r]
     out = [f"Wall time: {summary['wall_seconds'] / 60:.1f} minutes for {summary['iterations']:.0f} iterations "
            f"({summary['online_rollouts']:.0f} online episodes).", "", "## Held-out success (greedy, exact match)", ""]
-    out.append(table(["iteration", "success", "answered", "code ran cleanly"],
-                     [[step, f"{r['eval/success']:.3f}", f"{r['eval/answered']:.3f}", f"{r['eval/exec_success']:.3f}"]
-                      for step, r in evals]))
-    out += ["", "## Training (sampled at temperature 1)", ""]
+    levels = sorted({k.rsplit("level", 1)[1] for _, r in evals for k in r if k.startswith("eval/success_level")})
+    out.append(table(["iteration", "success", *[f"level {lv}" for lv in levels], "answered", "code ran cleanly",
+                      "had an error", "recovered (error, then correct)", "turns", "repeated 4-grams",
+                      "turns cut at max_new_tokens", "episodes cut at max_episode_tokens"],
+                     [[step, f"{r['eval/success']:.3f}",
+                       *[f"{r.get(f'eval/success_level{lv}', 0):.3f}" for lv in levels],
+                       f"{r['eval/answered']:.3f}", f"{r['eval/exec_success']:.3f}",
+                       f"{r.get('eval/had_error', 0):.3f}",
+                       f"{r.get('eval/recovered', 0):.3f}", f"{r.get('eval/turns', 0):.2f}",
+                       f"{r.get('eval/repeat_ngram_rate', 0):.3f}", f"{r.get('eval/turn_length_cut', 0):.3f}",
+                       f"{r.get('eval/token_limit_cut', 0):.3f}"] for step, r in evals]))
+    temperature = json.loads((run_dir / "args.json").read_text()).get("temperature", 1.0)
+    out += ["", f"## Training (sampled at temperature {temperature:g})", ""]
     out.append(table(
-        ["iteration", "mean reward", "answer score", "answered", "zero-signal groups (before -> after queue)",
-         "from queue", "entropy", "online episodes so far"],
+        ["iteration", "mean reward", "answer score", "answered", "turns", "recovered", "repeated 4-grams",
+         "turns cut", "zero-signal groups (before -> after queue)", "from queue", "entropy", "online episodes so far",
+         "wall s"],
         [[r["step"], f"{r['reward/mean']:.3f}", f"{r['reward/answer_score']:.3f}", f"{r['reward/answered']:.3f}",
+          f"{r.get('reward/turns', 0):.2f}", f"{r.get('reward/recovered', 0):.3f}",
+          f"{r.get('reward/repeat_ngram_rate', 0):.3f}", f"{r.get('reward/turn_length_cut', 0):.3f}",
           f"{r['groups/zero_signal_before']:.2f} -> {r['groups/zero_signal_after']:.2f}",
           f"{r.get('batch/from_queue', 0):.0f}", f"{r.get('update/entropy', float('nan')):.2f}",
-          f"{r['rollout/online_total']:.0f}"] for r in train]))
+          f"{r['rollout/online_total']:.0f}", f"{r.get('time/elapsed_s', 0):.0f}"] for r in train]))
     rollout = sum(r.get("rollout/wall_s", 0.0) for r in train)
     update = sum(r.get("time/update_s", 0.0) for r in train)
     evaluation = sum(r.get("time/eval_s", 0.0) for _, r in evals)

@@ -9,8 +9,8 @@ Two styles (``--demonstrations``):
   Turn 1 *looks*: ``print(read_page("<entity>"))`` for a web task (the bundled ``read_page`` accepts a page
   title), or the reference's own first step for a file task (it prints the attached table). Turn 2
   *answers from the observation*: it copies the fact the question asks for out of the page it just read
-  (``final_answer("32,461")``), or computes from copied values (a density, an age, an event's length, a
-  date reformatted by ``strptime``). Nothing is copied that the observation did not show: turn 2 is built
+  (``final_answer("32,461")``), or computes from copied values (a density; an age or an event's length
+  from dates whose month names it writes as numbers; a date reformatted by ``strptime``). Nothing is copied that the observation did not show: turn 2 is built
   from the page text, and a task whose answer cannot be read off its page keeps its reference solution.
 
 Both styles are played through the real environment before use (``seed_queue_with_demonstrations`` in
@@ -76,21 +76,18 @@ def _answer_from_page(task: Task, page: str) -> str | None:
         return _checked(task, f"final_answer(round({population} / {area}))",
                         round(_to_float(population) / _to_float(area)))
     if template == "event_length" and {"Start date", "End date"} <= facts.keys():
-        code = ("from datetime import datetime\n"
-                f"start = datetime.strptime({facts['Start date']!r}, '%d %B %Y')\n"
-                f"end = datetime.strptime({facts['End date']!r}, '%d %B %Y')\n"
-                "final_answer((end - start).days + 1)")
-        return code
+        start, end = _LONG_DATE.fullmatch(facts["Start date"].strip()), _LONG_DATE.fullmatch(facts["End date"].strip())
+        if start is None or end is None:
+            return None
+        return f"from datetime import date\nfinal_answer(({_date_literal(end)} - {_date_literal(start)}).days + 1)"
     if template == "age_on_date" and "Born" in facts:
         when = _LONG_DATE.search(task.question)
         born = _LONG_DATE.fullmatch(facts["Born"].strip())
         if when is None or born is None:
             return None
-        code = ("from datetime import date\n"
-                f"born = {_date_literal(born)}\n"
-                f"when = {_date_literal(when)}\n"
-                "final_answer(when.year - born.year - ((when.month, when.day) < (born.month, born.day)))")
-        return code
+        # Years copied, month names read as numbers: (month, day) of the date asked vs. of the birthday.
+        return (f"final_answer({when.group(3)} - {born.group(3)} - (({_month(when)}, {int(when.group(1))}) < "
+                f"({_month(born)}, {int(born.group(1))})))")
     for value in facts.values():
         for candidate in _candidates(value):
             if question_scorer(candidate, task.answer):
@@ -120,8 +117,12 @@ def _iso_of(value: str) -> str | None:
     return f"{year:04d}-{month:02d}-{day:02d}"
 
 
+def _month(match: re.Match[str]) -> int:
+    return _MONTHS.index(match.group(2)) + 1
+
+
 def _date_literal(match: re.Match[str]) -> str:
-    return f"date({int(match.group(3))}, {_MONTHS.index(match.group(2)) + 1}, {int(match.group(1))})"
+    return f"date({int(match.group(3))}, {_month(match)}, {int(match.group(1))})"
 
 
 def _first_number(text: str) -> str:

@@ -12,7 +12,8 @@ before the command line is read, so ``args.json`` records the resolved values (a
 * ``multistep``: level-0 and level-1 tasks of ``train-easy`` with up to 4 code actions per episode, each
   observation fed back (a page of the simulated web fits whole in ``max_observation_chars``), compact
   two-turn demonstrations (look, then answer from what was seen: ``agents.learner.demonstrations``), held-out
-  ``level1-eval`` (another world: no training entity, page or question appears in it). Demonstrations live
+  evaluation on the 32 level-1 tasks of ``level1-eval`` (another world: no training entity, page or question
+  appears in it). Demonstrations live
   for the whole run (``queue_max_age``) and may be replayed a few more times, because a pool task recurs
   only every few iterations.
 """
@@ -42,8 +43,8 @@ PRESETS: dict[str, Mapping[str, Any]] = {
         "group_size": 4,
         "num_envs": 32,
         "max_turns": 4,
-        "max_new_tokens": 80,
-        "max_episode_tokens": 1536,
+        "max_new_tokens": 48,
+        "max_episode_tokens": 1024,
         "max_observation_chars": 800,
         "temperature": 0.8,
         "lr": 1e-3,

@@ -10,8 +10,9 @@ Two styles (``--demonstrations``):
   title), or the reference's own first step for a file task (it prints the attached table). Turn 2
   *answers from the observation*: it copies the fact the question asks for out of the page it just read
   (``final_answer("32,461")``), or computes from copied values (a density; an age or an event's length
-  from dates whose month names it writes as numbers; a date reformatted by ``strptime``). Nothing is copied that the observation did not show: turn 2 is built
-  from the page text, and a task whose answer cannot be read off its page keeps its reference solution.
+  from dates whose month names it writes as numbers; a date reformatted by ``strptime``). Nothing is
+  copied that the observation did not show: turn 2 is built from the page text, and a task whose answer
+  cannot be read off its page keeps its reference solution.
 
 Both styles are played through the real environment before use (``seed_queue_with_demonstrations`` in
 ``agents.learner.train``): only a script that reaches a correct answer without an execution error enters

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from agents.cli import arg, parse
-from agents.evaluation.identity import evaluate_argv_key
 from agents.evaluation.records import load_records
+from agents.evaluation.run import evaluate_argv_key
 from benchmarks.results_file import markdown_table, write_section
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.evaluation.identity import adapter_digest, args_digest, evaluate_argv_key
-from agents.evaluation.run import Args, prepare_output_dir
+from agents.evaluation.identity import adapter_digest, args_digest
+from agents.evaluation.run import Args, evaluate_argv_key, prepare_output_dir
 
 
 def fake_run(root: Path, weights: bytes) -> Path:

@@ -75,10 +75,3 @@ def identity_diff(saved: Mapping[str, Any], identity: Mapping[str, str], saved_a
 def identity_key(identity: Mapping[str, str]) -> str:
     """A short name for an identity (12 hex digits of the SHA-256 of both digests), for folder names."""
     return hashlib.sha256((identity["adapter_sha256"] + identity["args_sha256"]).encode()).hexdigest()[:12]
-
-
-def evaluate_argv_key(argv: list[str]) -> str:
-    """The :func:`identity_key` of the evaluation that ``agents/evaluate.py <argv>`` would run."""
-    from agents.evaluation.run import parse_args, public_args
-
-    return identity_key(evaluation_identity(public_args(parse_args(argv))))

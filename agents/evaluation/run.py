@@ -54,7 +54,7 @@ from typing import Any
 from agents.cli import arg, parse
 from agents.engine import Ending, EpisodeRequest, Halt, play_episodes
 from agents.evaluation.html_report import write_html
-from agents.evaluation.identity import evaluation_identity, identity_diff
+from agents.evaluation.identity import evaluation_identity, identity_diff, identity_key
 from agents.evaluation.metrics import format_table, summarize, write_submission
 from agents.evaluation.records import (
     EpisodeRecord,
@@ -465,6 +465,11 @@ def _progress(total: int, disabled: bool) -> Any:
 def parse_args(argv: list[str] | None = None) -> Args:
     """Parse the command line into :class:`Args` (``--help`` lists every field with its help line)."""
     return parse(Args, argv, description=__doc__)
+
+
+def evaluate_argv_key(argv: list[str]) -> str:
+    """The :func:`identity_key` of the evaluation that ``agents/evaluate.py <argv>`` would run."""
+    return identity_key(evaluation_identity(public_args(parse_args(argv))))
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
-
-if TYPE_CHECKING:
-    from agents.trl.rollout import ToolR1Rollout
 
 
 def state_file(checkpoint_dir: str | Path, process_index: int = 0) -> Path:
@@ -32,7 +29,7 @@ class SampleQueueCheckpoint(TrainerCallback):
     to the checkpoint's). A checkpoint outside ``output_dir``: call ``rollout.load(checkpoint)`` before ``train``.
     """
 
-    def __init__(self, rollout: ToolR1Rollout) -> None:
+    def __init__(self, rollout: Any) -> None:  # an agents.trl.rollout.ToolR1Rollout (not imported: no circle)
         self.rollout = rollout
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

@@ -7,7 +7,9 @@ prefix appended) times ``group_size`` copies, left-padded. Every side samples at
 no top-k/top-p and stops only at EOS or the token budget (the trainer's code-end stop is off here, so both
 sides may generate the same number of tokens; one extra row shows it on). Tokens/s counts the tokens each
 row generated up to and including its EOS, over wall time. Sides run interleaved, ``repeats`` times each; the
-machine's other load moves the figures, so the table gives the median and the best run.
+machine's other load moves the figures, so the table gives the median and the best run, and tokens per
+CPU-second of this process (with ``--threads 1`` nearly immune to other processes' load: the fairer figure
+on a shared machine).
 
 Ablations of our sampler show where the time of the old loop went: the unmerged adapter, ``multinomial``
 token picking, and compacting the cache on every finished row (and the stop checks' own share of a run).
@@ -15,6 +17,7 @@ token picking, and compacting the cache on every finished row (and the stop chec
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -50,6 +53,7 @@ class Args:
     repeats: int = arg(3, "timed runs per side (interleaved)")
     response_prefix: str = arg("```py\n", "text appended to every prompt (the trainer's default)")
     ablations: bool = arg(True, "also time the sampler with each speed-up undone")
+    threads: int = arg(0, "torch threads (0 = torch's default); 1 keeps a shared, loaded machine from thrashing")
     write_results: bool = arg(True, "write the table to benchmarks/RESULTS.md")
 
 
@@ -73,8 +77,8 @@ def patched(module: Any, name: str, value: Any) -> Any:
         setattr(module, name, saved)
 
 
-def build(args: Args) -> tuple[Policy, list[list[int]]]:
-    """The policy (LoRA adapter with non-zero B) and the batch's prompt ids."""
+def build(args: Args) -> tuple[Policy, Policy, list[list[int]]]:
+    """The policy with a LoRA adapter (B non-zero), a bare copy of the base model, and the batch's prompt ids."""
     model, tokenizer = load_model_and_tokenizer(args.model)
     torch.manual_seed(0)
     policy = Policy(model, tokenizer, PolicyConfig(lora_r=args.lora_r, temperature=args.temperature,
@@ -83,6 +87,9 @@ def build(args: Args) -> tuple[Policy, list[list[int]]]:
         for name, param in policy.model.named_parameters():
             if "lora_B" in name:
                 param.normal_(0.0, 0.01, generator=torch.Generator().manual_seed(1))
+    plain_model, _ = load_model_and_tokenizer(args.model)  # no PEFT layers injected: the plain generate side
+    plain = Policy(plain_model, tokenizer, PolicyConfig(lora_r=0, temperature=args.temperature,
+                                                        max_new_tokens=args.max_new_tokens, stop_at_code_end=False))
     tasks = resolve_tasks("warmup")
     tools = {fn.__name__: fn for fn in tasks.tools}
     prefix = policy.tokenize(args.response_prefix) if args.response_prefix else []
@@ -91,7 +98,7 @@ def build(args: Args) -> tuple[Policy, list[list[int]]]:
         task = tasks.pick(seed)
         ids = policy.encode_prompt([{"role": "user", "content": render_compact_prompt(task.question, [], tools)}])
         prompts += [ids + prefix] * args.group_size
-    return policy, prompts
+    return policy, plain, prompts
 
 
 def count_until_eos(rows: list[list[int]], eos: frozenset[int]) -> int:
@@ -102,8 +109,8 @@ def count_until_eos(rows: list[list[int]], eos: frozenset[int]) -> int:
     return total
 
 
-def generate_side(policy: Policy, prompts: list[list[int]], args: Args, adapter: bool) -> Callable[[], int]:
-    """Plain ``generate`` on the base model (adapter disabled) or through the unmerged PEFT adapter."""
+def generate_side(policy: Policy, prompts: list[list[int]], args: Args) -> Callable[[], int]:
+    """Plain batched ``generate`` of ``policy.model`` (the bare base model, or the PEFT model: unmerged LoRA)."""
     width = max(len(p) for p in prompts)
     ids = torch.full((len(prompts), width), policy.pad_token_id, dtype=torch.long)  # [B, L]
     mask = torch.zeros_like(ids)  # [B, L]
@@ -112,7 +119,7 @@ def generate_side(policy: Policy, prompts: list[list[int]], args: Args, adapter:
 
     def run() -> int:
         policy.model.eval()
-        with torch.no_grad(), (policy.model.disable_adapter() if not adapter else _nothing()):
+        with torch.no_grad():
             out = policy.model.generate(input_ids=ids, attention_mask=mask, do_sample=True, top_k=0, top_p=1.0,
                                         temperature=args.temperature, max_new_tokens=args.max_new_tokens,
                                         pad_token_id=policy.pad_token_id, eos_token_id=sorted(policy.eos_token_ids))
@@ -121,21 +128,17 @@ def generate_side(policy: Policy, prompts: list[list[int]], args: Args, adapter:
     return run
 
 
-@contextmanager
-def _nothing() -> Any:
-    yield
-
-
 def ours_side(policy: Policy, prompts: list[list[int]], args: Args, *, merged: bool = True, old_picker: bool = False,
-              compact_always: bool = False, stop_at_code_end: bool = False, base: bool = False) -> Callable[[], int]:
+              compact_always: bool = False, stop_at_code_end: bool = False, share: bool = True) -> Callable[[], int]:
     """``Policy.sample`` on the batch, optionally with one speed-up undone."""
     def run() -> int:
         policy.config.merge_for_sampling, policy.config.stop_at_code_end = merged, stop_at_code_end
+        policy.config.prefix_sharing = share
         with patched(decoding, "sample_next", old_sample_next if old_picker else sampling.sample_next), \
-                patched(decoding, "COMPACT_FRACTION", 0.0 if compact_always else decoding.COMPACT_FRACTION), \
-                (policy.model.disable_adapter() if base else _nothing()):
+                patched(decoding, "COMPACT_FRACTION", 0.0 if compact_always else decoding.COMPACT_FRACTION):
             gens = policy.sample(prompts, prefix_text=args.response_prefix)
         policy.config.merge_for_sampling, policy.config.stop_at_code_end = True, False
+        policy.config.prefix_sharing = True
         return sum(len(g.token_ids) for g in gens)
 
     return run
@@ -163,20 +166,24 @@ def stop_check_share(policy: Policy, prompts: list[list[int]], args: Args) -> fl
 
 def main(args: Args) -> None:
     """Run every side, print the table and record it."""
-    policy, prompts = build(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    policy, plain, prompts = build(args)
     same = "same prompts, temperature, no top-k/top-p, EOS or budget stop"
     sides: list[tuple[str, str, Callable[[], int]]] = [
-        ("generate, base model", f"HF batched generate, adapter off; prefills all {len(prompts)} rows; {same}",
-         generate_side(policy, prompts, args, adapter=False)),
+        ("generate, base model", f"HF batched generate on the bare base model (no adapter); prefills all "
+         f"{len(prompts)} rows; {same}", generate_side(plain, prompts, args)),
         ("generate, unmerged LoRA", "HF generate through the PEFT adapter; " + same,
-         generate_side(policy, prompts, args, adapter=True)),
+         generate_side(policy, prompts, args)),
         ("ours (trainer sampler), LoRA", f"Policy.sample: merged adapter, inverse-CDF picking, {args.groups} "
          "prompts prefilled once, lazy compaction; " + same, ours_side(policy, prompts, args)),
-        ("ours, base model", "Policy.sample with the adapter off (same work as generate's base row)",
-         ours_side(policy, prompts, args, base=True)),
+        ("ours, base model", "Policy.sample on the bare base model (the same model as generate's first row)",
+         ours_side(plain, prompts, args)),
     ]
     if args.ablations:
         sides += [
+            ("ours, no prefix sharing", f"ablation: all {len(prompts)} rows prefilled and decoded to the end, like "
+             "generate (the model's own cache, no row dropping)", ours_side(policy, prompts, args, share=False)),
             ("ours, adapter unmerged", "ablation: PEFT's LoRA layers run on every token",
              ours_side(policy, prompts, args, merged=False)),
             ("ours, multinomial picking", "ablation: log_softmax + multinomial, as before",
@@ -188,32 +195,44 @@ def main(args: Args) -> None:
             ("ours, trainer's stop rule on", "also stops after the first code block (fewer tokens per row)",
              ours_side(policy, prompts, args, stop_at_code_end=True)),
         ]
-    for _, _, run in sides:  # warm up every path once (allocator, first-call costs)
+    load_before = os.getloadavg()
+    for name, _, run in sides:  # warm up every path once (allocator, first-call costs)
         torch.manual_seed(0)
         run()
+        print(f"[bench_sampler] warmed up: {name}", flush=True)
     rates: dict[str, list[float]] = {name: [] for name, _, _ in sides}
+    cpu_rates: dict[str, list[float]] = {name: [] for name, _, _ in sides}
     tokens: dict[str, list[int]] = {name: [] for name, _, _ in sides}
     for repeat in range(args.repeats):
         for name, _, run in sides:
             torch.manual_seed(repeat)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             n = run()
             rates[name].append(n / (time.perf_counter() - start))
+            cpu_rates[name].append(n / (time.process_time() - cpu_start))
             tokens[name].append(n)
+            print(f"[bench_sampler] run {repeat + 1}/{args.repeats} {name}: {n} tokens, {rates[name][-1]:.0f} "
+                  f"tokens/s wall, {cpu_rates[name][-1]:.0f} per CPU second", flush=True)
     share = stop_check_share(policy, prompts, args)
+    load = os.getloadavg()
     reference = statistics.median(rates["generate, base model"])
+    cpu_reference = statistics.median(cpu_rates["generate, base model"])
     rows = []
     for name, differs, _ in sides:
-        median = statistics.median(rates[name])
+        median, cpu_median = statistics.median(rates[name]), statistics.median(cpu_rates[name])
         rows.append([name, f"{median:.0f}", f"{max(rates[name]):.0f}", f"{median / reference:.2f}",
+                     f"{cpu_median:.0f}", f"{cpu_median / cpu_reference:.2f}",
                      f"{statistics.mean(tokens[name]):.0f}", differs])
-    table = markdown_table(["side", "tokens/s (median)", "tokens/s (best)", "ratio to generate (median)",
-                            "tokens per run", "what differs"], rows)
+    table = markdown_table(["side", "tokens/s wall (median)", "wall (best)", "wall ratio to generate",
+                            "tokens per CPU-s (median)", "CPU ratio to generate", "tokens per run", "what differs"],
+                           rows)
     torch_threads = torch.get_num_threads()
     body = (f"{len(prompts)} rows ({args.groups} warm-up task prompts x {args.group_size}), up to "
             f"{args.max_new_tokens} new tokens, {args.model} fp32 with a rank-{args.lora_r} LoRA adapter, "
-            f"{args.repeats} interleaved runs per side, {torch_threads} torch threads.\n\n{table}\n\n"
-            f"Stop checks (`StopMatcher.feed`, code-end rule on) took {share:.1%} of a run of our sampler.\n")
+            f"{args.repeats} interleaved runs per side, {torch_threads} torch threads; load average before the "
+            f"runs {load_before[0]:.1f}, after {load[0]:.1f} (other work on the machine slows every side).\n\n"
+            f"{table}\n\n"
+            f"Stop checks (`StopMatcher.feed`, code-end rule on) took {share:.2%} of a run of our sampler.\n")
     print(body)
     if args.write_results:
         write_section("Sampler speed vs generate (bench_sampler.py)", body)

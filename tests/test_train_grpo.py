@@ -50,6 +50,11 @@ def test_two_iterations_write_metrics_checkpoints_and_curves(tmp_path):
     assert (out / "checkpoints" / "latest").read_text() == "step-1"
     assert (out / "checkpoints" / "step-1" / "adapter" / "adapter_config.json").is_file()
     assert any((out / "tensorboard").iterdir())
+    # Every episode is written for reading: the greedy evaluations and each iteration's sampled rollouts.
+    trained = [json.loads(line) for line in (out / "episodes" / "train-2.jsonl").read_text().splitlines()]
+    assert len(trained) == logged[2]["rollout/online_total"] - logged[1]["rollout/online_total"]
+    assert all(e["turns"] and {"action", "error", "observation"} <= e["turns"][0].keys() for e in trained)
+    assert len((out / "episodes" / "eval-2.jsonl").read_text().splitlines()) == 2
 
 
 def test_resume_after_a_kill_continues_where_it_stopped(tmp_path):
@@ -169,3 +174,26 @@ def test_demonstrations_enter_the_queue_rescored_and_without_a_behaviour_policy(
     # Weight 1 in the loss: no sampler log-probs to divide by (a demonstration's are placeholders).
     assert all(t.behaviour_logprobs is None for t in entries)
     assert all(lp < 0 for t in entries for lp, m in zip(t.old_logprobs, t.loss_mask, strict=True) if m)
+
+
+def test_held_out_tasks_of_another_world_are_evaluated_with_that_worlds_tools():
+    from agents.learner.train import make_task_pool, parse_args, same_tools
+    from toolr1_env.env import ToolR1Env, resolve_tasks
+
+    args = parse_args(["--preset", "multistep"])
+    pool, held_out = make_task_pool(args, 0), resolve_tasks("level1-eval")
+    assert same_tools(pool, pool) and not same_tools(pool, held_out)  # so main() gives evaluation its own envs
+    task = next(t for t in held_out.tasks if t.level == 1 and "find_page(" in (t.reference_solution or ""))
+    steps = task.reference_solution.split("# --- step ---")
+    answers = {}
+    for name, task_set in (("training world", pool), ("its own world", held_out)):
+        env = ToolR1Env(tasks=task_set, max_turns=len(steps))
+        try:
+            env.reset(options={"task": task})
+            for step in steps:
+                _, reward, terminated, truncated, info = env.step(step)
+            answers[name] = info["reward_components"]["answer_score"]
+        finally:
+            env.close()
+    # The training world's read_page has none of the held-out world's pages: only its own tools solve it.
+    assert answers == {"training world": 0.0, "its own world": 1.0}

@@ -166,13 +166,14 @@ def make_task_pool(args: Args, process_index: int) -> TaskSet:
     return task_set
 
 
-def make_envs(task_set: TaskSet, args: Args) -> ThreadVectorEnv:
-    """``num_envs`` environments over one task set (threads: the work happens in sandbox processes)."""
+def make_envs(task_set: TaskSet, args: Args, num_envs: int | None = None) -> ThreadVectorEnv:
+    """``num_envs`` (default ``args.num_envs``) environments over one task set, with its tools (threads:
+    the work happens in sandbox processes)."""
     def factory() -> ToolR1Env:
         return ToolR1Env(tasks=task_set, step_timeout=args.step_timeout, max_turns=args.max_turns,
                          max_observation_chars=args.max_observation_chars, answer_weight=args.answer_weight,
                          exec_weight=args.exec_weight, prompt_style=args.prompt_style)
-    return ThreadVectorEnv([factory] * args.num_envs)
+    return ThreadVectorEnv([factory] * (num_envs or args.num_envs))
 
 
 def episode_metrics(trajectories: list[Trajectory], prefix: str) -> dict[str, float]:
@@ -247,10 +248,18 @@ def seed_queue_with_demonstrations(policy: Policy, envs: ThreadVectorEnv, pool: 
     return {"queue/demonstrations_offered": float(len(demos)), "queue/demonstrations_admitted": float(admitted)}
 
 
+def same_tools(a: TaskSet, b: TaskSet) -> bool:
+    """Whether two task sets call the very same tools (then one set's envs can play the other's tasks)."""
+    return a.tools == b.tools and a.hidden_tools == b.hidden_tools
+
+
 def evaluate(policy: Policy, envs: ThreadVectorEnv, tasks: list[Task], args: Args,
              dp: DataParallel | None = None, log: RunLog | None = None, step: int = 0) -> dict[str, float]:
-    """Greedy success rate on the fixed evaluation tasks, played in the training envs (no new sandboxes),
-    each process playing a share.
+    """Greedy success rate on the fixed evaluation tasks, each process playing a share.
+
+    ``envs`` must hold the evaluation set's tools: the training envs when the two sets share them,
+    else envs of their own (:func:`main` chooses; a task played with another world's ``read_page``
+    finds none of its pages).
 
     With ``log``, the episodes are also written to ``<run>/episodes/eval-<step>.jsonl`` (for reading).
     """
@@ -341,6 +350,8 @@ def main(args: Args) -> dict[str, float]:
     if args.resume:
         log.truncate(start_iteration)  # rows the killed run logged after its last checkpoint are redone
     envs = make_envs(pool, args)
+    # Held-out tasks of another world need that world's tools (its pages, its search index): own envs.
+    eval_envs = envs if same_tools(pool, eval_set) else make_envs(eval_set, args, min(args.num_envs, len(eval_tasks)))
     rng = random.Random(args.seed * 1000 + start_iteration)  # the same on every process: the same tasks
     if trainer_rng_state is not None:  # task choice and env seeds continue exactly as without the kill
         rng.setstate(_as_rng_state(trainer_rng_state))
@@ -350,18 +361,18 @@ def main(args: Args) -> dict[str, float]:
         if queue is not None and args.queue_demonstrations and start_iteration == 0:
             initial = seed_queue_with_demonstrations(policy, envs, pool, queue, args, dp)
         if start_iteration == 0:
-            first = evaluate(policy, envs, eval_tasks, args, dp, log, 0) if args.eval_at_start else {}
+            first = evaluate(policy, eval_envs, eval_tasks, args, dp, log, 0) if args.eval_at_start else {}
             log.log(0, {**initial, **first})
         progress = _progress(range(start_iteration, args.iterations), accelerator.is_main_process)
         for iteration in progress:
             metrics, rollouts = train_iteration(iteration, policy, optimizer, envs, pool, queue, update_config,
-                                                args, rng, dp)
+                                                args, rng, dp, log)
             online_rollouts += rollouts
             metrics["rollout/online_total"] = float(online_rollouts)
             metrics["time/elapsed_s"] = time.time() - started
             last = iteration + 1 == args.iterations
             if (args.eval_every and (iteration + 1) % args.eval_every == 0) or last:
-                metrics.update(evaluate(policy, envs, eval_tasks, args, dp, log, iteration + 1))
+                metrics.update(evaluate(policy, eval_envs, eval_tasks, args, dp, log, iteration + 1))
             log.log(iteration + 1, metrics)
             if hasattr(progress, "set_postfix"):
                 progress.set_postfix(reward=f"{metrics.get('reward/mean', 0):.2f}",
@@ -393,16 +404,21 @@ def main(args: Args) -> dict[str, float]:
         raise
     finally:
         envs.close()
+        if eval_envs is not envs:
+            eval_envs.close()
         log.close()
 
 
 def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optimizer, envs: ThreadVectorEnv,
                     pool: TaskSet, queue: SampleQueue | None, config: UpdateConfig, args: Args,
-                    rng: random.Random, dp: DataParallel | None = None) -> tuple[dict[str, float], int]:
+                    rng: random.Random, dp: DataParallel | None = None,
+                    log: RunLog | None = None) -> tuple[dict[str, float], int]:
     """Rollouts, queue, advantages and one update; returns (metrics, online rollouts spent).
 
     With several processes (``dp``) each plays and trains its share of the groups; everything between
-    (groups, queue, advantages) is computed from the gathered batch, identically on every process.
+    (groups, queue, advantages) is computed from the gathered batch, identically on every process. With
+    ``log``, the online episodes are written to ``<run>/episodes/train-<iteration + 1>.jsonl`` (for reading:
+    the sampled episodes are where recoveries after an error show first).
     """
     dp = dp or DataParallel()
     candidates = [t.task_id for t in pool.tasks]
@@ -417,6 +433,8 @@ def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optim
     online, stats = collect_everywhere(dp, policy, envs, requests, max_episode_tokens=args.max_episode_tokens,
                                        system_prompt=args.system_prompt or None, response_prefix=args.response_prefix)
     clean = without_infra_errors(online)
+    if log is not None:
+        log.write_episodes(f"train-{iteration + 1}", [episode_record(t) for t in online])
     batch, group_stats = build_groups(clean, queue, policy.version, args.group_size, config.zero_signal_tol)
     advantages = compute_advantages(batch, config)
     metrics: dict[str, float] = {**episode_metrics(clean, "reward"), **stats.as_metrics()}

@@ -68,6 +68,19 @@ def task_file(tmp_path: Path) -> Path:
 # ----------------------------------------------------------------------------- the command
 
 
+def test_level_of_a_bundled_split_keeps_that_level_and_its_worlds_tools(tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    result = evaluate("--agent", "reference", "--tasks", "level1-eval", "--level", "1", "--limit", "4",
+                      "--output_dir", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["levels"]) == {"1"} and summary["episodes"] == 4  # level1-eval lists its level-0 tasks first
+    assert summary["accuracy"] == 1.0  # web tasks: the pages of level1-eval's own world were found
+    missing = evaluate("--agent", "reference", "--tasks", "warmup-eval", "--level", "2", "--output_dir",
+                       str(tmp_path / "none"))
+    assert missing.returncode != 0 and "no level-2 tasks" in missing.stderr
+
+
 def test_reference_agent_scores_one_on_every_level_and_writes_every_output(tmp_path: Path) -> None:
     out = tmp_path / "eval"
     result = evaluate("--agent", "reference", "--tasks", "validation", "--limit", "12", "--concurrency", "3",

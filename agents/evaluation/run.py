@@ -67,6 +67,7 @@ from agents.evaluation.records import (
 from agents.players.api import AgentBatch, AgentError, BatchAgent
 from agents.players.scripted import ReferenceAgent, ScriptedAgent
 from toolr1_env.env import ToolR1Env, resolve_tasks
+from toolr1_env.suite.splits import SPLITS
 from toolr1_env.tasks import Task, TaskSet
 from toolr1_env.vector import StepOutcome, ThreadVectorEnv
 
@@ -81,7 +82,7 @@ class Args:
     tasks: str = arg("validation", "bundled split name, a GAIA copy (its root, 2023/, a split folder or a metadata "
                                    "file; parquet or jsonl) or a task JSONL")
     split: str = arg("", "GAIA: the split of a dataset root (validation, test); test rows are reported unscored")
-    level: int = arg(0, "GAIA: evaluate one level only (1, 2, 3; 0 = all)")
+    level: int = arg(0, "evaluate one level only (1, 2, 3; 0 = all): of a GAIA copy, or of a bundled split")
     web: str = arg("", "real-web tools for a GAIA copy: ddgs (metasearch, no key) or http (a JSON search API at "
                        "--web_base_url); default: none (the bundled suite has its own offline web)",
                    ("", "ddgs", "http"))
@@ -389,6 +390,18 @@ class SetupError(RuntimeError):
     """The evaluation cannot start: bad arguments, missing tasks or adapter, an unreachable agent server."""
 
 
+def load_task_set(args: Args) -> TaskSet:
+    """The tasks named by ``--tasks``, ``--split`` and ``--level``; a bundled split's level is kept with its
+    world's tools (``--tasks level1-eval --level 1``: the 32 web and file tasks)."""
+    if args.level and args.tasks in SPLITS and not args.split:
+        task_set = resolve_tasks(args.tasks)
+        kept = [t for t in task_set.tasks if t.level == args.level]
+        if not kept:
+            raise ValueError(f"split {args.tasks!r} has no level-{args.level} tasks")
+        return task_set.subset(f"{task_set.name}-level{args.level}", kept)
+    return resolve_tasks(args.tasks, args.split or None, args.level or None)
+
+
 def main(args: Args) -> dict[str, Any]:
     """Run the evaluation; write the outputs; return the summary.
 
@@ -398,7 +411,7 @@ def main(args: Args) -> dict[str, Any]:
     try:
         if args.concurrency < 1:
             raise ValueError(f"--concurrency must be >= 1, got {args.concurrency}")
-        task_set = resolve_tasks(args.tasks, args.split or None, args.level or None)
+        task_set = load_task_set(args)
         tasks = select_tasks(task_set, args.limit)
         name = Path(args.tasks).name or args.tasks
         out = Path(args.output_dir or f"runs/eval__{args.agent}__{name}__{int(time.time())}")

@@ -11,11 +11,13 @@ before the command line is read, so ``args.json`` records the resolved values (a
   ``warmup-eval``). Every field keeps the Args default; the preset exists so the name can be given.
 * ``multistep``: level-0 and level-1 tasks of ``train-easy`` with up to 4 code actions per episode, each
   observation fed back (a page of the simulated web fits whole in ``max_observation_chars``), compact
-  two-turn demonstrations (look, then answer from what was seen: ``agents.learner.demonstrations``), held-out
-  evaluation on the 32 level-1 tasks of ``level1-eval`` (another world: no training entity, page or question
-  appears in it). Demonstrations live
+  two-turn demonstrations (look, then answer from what was seen: ``agents.learner.demonstrations``), repair
+  demonstrations (a failed episode continued after its first error by the task's fix, the failure kept as
+  context: ``agents.learner.repairs``), held-out evaluation at the end on the 32 level-1 tasks of
+  ``level1-eval`` (another world: no training entity, page or question appears in it). Demonstrations live
   for the whole run (``queue_max_age``) and may be replayed a few more times, because a pool task recurs
-  only every few iterations.
+  only every few iterations. 6 tasks x 4 episodes for 15 iterations, sized to finish within 30 minutes
+  on 2 CPU cores (``docs/training_result.md``).
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ PRESETS: dict[str, Mapping[str, Any]] = {
         "eval_tasks": "level1-eval",
         "eval_level": 1,
         "eval_size": 32,
-        "eval_every": 8,
-        "iterations": 16,
-        "tasks_per_iteration": 8,
+        "eval_at_start": False,
+        "eval_every": 0,
+        "iterations": 15,
+        "tasks_per_iteration": 6,
         "group_size": 4,
         "num_envs": 32,
         "max_turns": 4,
@@ -49,6 +52,7 @@ PRESETS: dict[str, Mapping[str, Any]] = {
         "temperature": 0.8,
         "lr": 1e-3,
         "demonstrations": "compact",
+        "repair_demonstrations": True,
         "queue_max_age": 16,
         "queue_max_reuse": 4,
     },

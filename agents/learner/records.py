@@ -95,6 +95,8 @@ class Trajectory:
         metadata: free-form extra data (never used by the loss).
         behaviour_logprobs: log-probs of the policy that sampled the tokens, kept when ``old_logprobs``
             are recomputed for a replay (``None``: ``old_logprobs`` are the sampler's own).
+        context_turns: leading turns kept as context only, out of the loss (a repair demonstration's
+            replayed failure: ``agents.learner.repairs``); 0 for every sampled episode.
     """
 
     task_id: str
@@ -116,6 +118,7 @@ class Trajectory:
     source: Source = "online"
     metadata: dict[str, Any] = field(default_factory=dict)
     behaviour_logprobs: list[float] | None = None
+    context_turns: int = 0
 
     @classmethod
     def start(cls, task_id: str, group_id: str, prompt_ids: Sequence[int], **fields: Any) -> Trajectory:
@@ -150,6 +153,11 @@ class Trajectory:
     def has_execution_error(self) -> bool:
         """True when any turn's code raised in the sandbox."""
         return any(turn.execution_error for turn in self.turns)
+
+    @property
+    def trained_execution_error(self) -> bool:
+        """True when a turn the loss trains on (after the ``context_turns``) raised in the sandbox."""
+        return any(turn.execution_error for turn in self.turns[self.context_turns:])
 
     def check(self) -> None:
         """Raise ``ValueError`` if the parallel lists or the prompt/mask layout are inconsistent."""

@@ -5,7 +5,8 @@ Tool-R1 names the idea (cache high-reward, successfully executed trajectories to
 publishes no details. Our design, every number configurable in :class:`SampleQueueConfig`:
 
 Admission (:meth:`SampleQueue.add`). An *online* trajectory enters its task's bucket when its reward is
-``>= min_reward``, it has no infrastructure error, no sandbox execution error, was not truncated, and
+``>= min_reward``, it has no infrastructure error, no sandbox execution error in a turn it trains on (a
+repair demonstration's replayed failure is context: ``agents.learner.repairs``), was not truncated, and
 generated at least one token. It is stored whole: token ids, loss mask (tool output stays masked when
 replayed), behaviour log-probs, reward and the policy version that sampled it. An identical token sequence
 replaces its older copy (fresher log-probs) instead of being stored twice.
@@ -144,7 +145,7 @@ class SampleQueue:
             and trajectory.reward >= self.config.min_reward
             and trajectory.infra_error is None
             and not trajectory.truncated
-            and not trajectory.has_execution_error
+            and not trajectory.trained_execution_error
             and trajectory.num_generated_tokens > 0
         )
 

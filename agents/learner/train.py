@@ -32,6 +32,7 @@ import sys
 import time
 import zlib
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ from agents.learner.model_loading import load_model_and_tokenizer, make_tiny_mod
 from agents.learner.policy import Policy, PolicyConfig
 from agents.learner.presets import parse_with_preset, preset_names
 from agents.learner.records import Trajectory
+from agents.learner.repairs import choose_repairs, mask_context
 from agents.learner.rollout import RolloutStats, collect
 from agents.learner.run_log import RunLog, plot_curves
 from agents.learner.sample_queue import SampleQueue, SampleQueueConfig
@@ -122,6 +124,9 @@ class Args:
     queue_demonstrations: bool = arg(True, "seed the queue with the pool's verified reference solutions")
     demonstrations: str = arg("reference", "demonstration style: reference (the task's solution, one step per "
                                            "turn) or compact (look, then answer from the observation)", STYLES)
+    repair_demonstrations: bool = arg(False, "continue each group's first failed episode after its first execution "
+                                             "error with the task's demonstration, the failure kept as context out "
+                                             "of the loss (agents/learner/repairs.py)")
     queue_admit_online: bool = arg(True, "admit the policy's own successes to the queue (false: only demonstrations)")
     queue_inject_when: str = arg(QUEUE.inject_when, "inject cached successes into groups that are: flat, or "
                                                     "no_success", ("flat", "no_success"))
@@ -217,11 +222,45 @@ def _group_owner(group_ids: list[str], world_size: int) -> dict[str, int]:
     return owner
 
 
+def demonstration_turns(pool: TaskSet, args: Args) -> dict[str, list[str]]:
+    """Each pool task's demonstration (``--demonstrations``: the reference solution, or the compact
+    look-then-answer script of :mod:`agents.learner.demonstrations`), as turn texts closed like a generated
+    turn, by task id (tasks without a reference solution have none)."""
+    tasks = [t for t in pool.tasks if t.reference_solution]
+    fence_close = "\n```\n" if "```" in args.response_prefix else "\n"
+    scripts = demonstration_scripts(tasks, args.demonstrations, host_read_page(pool.tools))
+    return {task.task_id: [turn + fence_close for turn in script] for task, script in zip(tasks, scripts, strict=True)}
+
+
+def play_demonstrations(policy: Policy, envs: ThreadVectorEnv, requests: list[EpisodeRequest],
+                        scripts: list[list[str]], args: Args, dp: DataParallel | None = None,
+                        context_turns: list[int] | None = None) -> list[Trajectory]:
+    """Play scripted episodes through the env, as demonstrations re-scored by the current policy.
+
+    Each is marked ``metadata["demonstration"]`` (no sampler: its importance weight is 1), its first
+    ``context_turns[i]`` turns leave the loss (:func:`agents.learner.repairs.mask_context`), and each
+    process re-scores its share; every process returns all of them, in request order.
+    """
+    dp = dp or DataParallel()
+    owner = _group_owner([r.group_id for r in requests], dp.world_size)
+    played, _ = collect_everywhere(dp, policy, envs, requests, scripts, max_episode_tokens=args.max_episode_tokens,
+                                   system_prompt=args.system_prompt or None, response_prefix=args.response_prefix)
+    for i, demo in enumerate(played):
+        demo.metadata["demonstration"] = True  # before rescore: a demonstration has no sampler to weight against
+        if context_turns and context_turns[i]:
+            mask_context(demo, context_turns[i])
+            demo.metadata["repair"] = True
+    mine = [d for d in played if owner[d.group_id] == dp.rank]
+    rescore(policy, mine)
+    by_group = {d.group_id: d for part in dp.gather_objects(mine) for d in part}
+    return [by_group[d.group_id] for d in played]
+
+
 def seed_queue_with_demonstrations(policy: Policy, envs: ThreadVectorEnv, pool: TaskSet, queue: SampleQueue,
-                                   args: Args, dp: DataParallel | None = None) -> dict[str, float]:
-    """Play each pool task's demonstration (``--demonstrations``: the reference solution, or the compact
-    look-then-answer script of :mod:`agents.learner.demonstrations`) through the env and offer the
-    successes to the queue.
+                                   args: Args, dp: DataParallel | None = None,
+                                   demonstrations: Mapping[str, list[str]] | None = None) -> dict[str, float]:
+    """Play each pool task's demonstration (``demonstrations``, default :func:`demonstration_turns` of
+    ``pool``) through the env and offer the successes to the queue.
 
     Our extension of the dynamic sample queue (the paper fills it from the policy's own successes only):
     a small model may never succeed on its own, so every group would have zero signal and nothing would
@@ -229,23 +268,25 @@ def seed_queue_with_demonstrations(policy: Policy, envs: ThreadVectorEnv, pool: 
     task, re-scored by the current policy, retired by age and reuse. ``--no_queue_demonstrations`` turns
     this off.
     """
-    tasks = [t for t in pool.tasks if t.reference_solution]
-    fence_close = "\n```\n" if "```" in args.response_prefix else "\n"
-    scripts = [[turn + fence_close for turn in script]
-               for script in demonstration_scripts(tasks, args.demonstrations, host_read_page(pool.tools))]
-    requests = [EpisodeRequest(t.task_id, f"demo-{t.task_id}", seed=0) for t in tasks]
-    dp = dp or DataParallel()
-    owner = _group_owner([r.group_id for r in requests], dp.world_size)
-    demos, _ = collect_everywhere(dp, policy, envs, requests, scripts, max_episode_tokens=args.max_episode_tokens,
-                                  system_prompt=args.system_prompt or None, response_prefix=args.response_prefix)
-    for demo in demos:
-        demo.metadata["demonstration"] = True  # before rescore: a demonstration has no sampler to weight against
-    mine = [d for d in demos if owner[d.group_id] == dp.rank]
-    rescore(policy, mine)  # each process re-scores its own share; every process then holds all of them
-    by_group = {d.group_id: d for part in dp.gather_objects(mine) for d in part}
-    demos = [by_group[d.group_id] for d in demos]
+    if demonstrations is None:
+        demonstrations = demonstration_turns(pool, args)
+    requests = [EpisodeRequest(task_id, f"demo-{task_id}", seed=0) for task_id in demonstrations]
+    demos = play_demonstrations(policy, envs, requests, list(demonstrations.values()), args, dp)
     admitted = sum(queue.add(demo, policy.version) for demo in demos)
     return {"queue/demonstrations_offered": float(len(demos)), "queue/demonstrations_admitted": float(admitted)}
+
+
+def offer_repairs(policy: Policy, envs: ThreadVectorEnv, online: Sequence[Trajectory],
+                  fixes: Mapping[str, list[str]], queue: SampleQueue, args: Args,
+                  dp: DataParallel | None = None) -> dict[str, float]:
+    """Continue this iteration's failures after their first error with the task's fix, and offer the
+    correct ones to the queue (:mod:`agents.learner.repairs`; ``--repair_demonstrations``)."""
+    repairs = choose_repairs(online, fixes, args.response_prefix, args.max_turns)
+    played = play_demonstrations(policy, envs, [EpisodeRequest(r.task_id, r.group_id, seed=0) for r in repairs],
+                                 [r.script for r in repairs], args, dp, [r.context_turns for r in repairs]
+                                 ) if repairs else []
+    admitted = sum(queue.add(t, policy.version) for t in played)
+    return {"queue/repairs_offered": float(len(repairs)), "queue/repairs_admitted": float(admitted)}
 
 
 def same_tools(a: TaskSet, b: TaskSet) -> bool:
@@ -358,15 +399,20 @@ def main(args: Args) -> dict[str, float]:
     summary: dict[str, float] = {}
     try:
         initial: dict[str, float] = {}
+        demonstrations = demonstration_turns(pool, args) if queue is not None else {}
         if queue is not None and args.queue_demonstrations and start_iteration == 0:
-            initial = seed_queue_with_demonstrations(policy, envs, pool, queue, args, dp)
+            initial = seed_queue_with_demonstrations(policy, envs, pool, queue, args, dp, demonstrations)
+        # A fix must be a script the policy could write: every turn within one generated turn's budget.
+        fixes = {task_id: turns for task_id, turns in demonstrations.items()
+                 if all(len(policy.tokenize(turn)) <= args.max_new_tokens for turn in turns)
+                 } if args.repair_demonstrations else {}
         if start_iteration == 0:
             first = evaluate(policy, eval_envs, eval_tasks, args, dp, log, 0) if args.eval_at_start else {}
             log.log(0, {**initial, **first})
         progress = _progress(range(start_iteration, args.iterations), accelerator.is_main_process)
         for iteration in progress:
             metrics, rollouts = train_iteration(iteration, policy, optimizer, envs, pool, queue, update_config,
-                                                args, rng, dp, log)
+                                                args, rng, dp, log, fixes)
             online_rollouts += rollouts
             metrics["rollout/online_total"] = float(online_rollouts)
             metrics["time/elapsed_s"] = time.time() - started
@@ -411,9 +457,12 @@ def main(args: Args) -> dict[str, float]:
 
 def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optimizer, envs: ThreadVectorEnv,
                     pool: TaskSet, queue: SampleQueue | None, config: UpdateConfig, args: Args,
-                    rng: random.Random, dp: DataParallel | None = None,
-                    log: RunLog | None = None) -> tuple[dict[str, float], int]:
+                    rng: random.Random, dp: DataParallel | None = None, log: RunLog | None = None,
+                    fixes: Mapping[str, list[str]] | None = None) -> tuple[dict[str, float], int]:
     """Rollouts, queue, advantages and one update; returns (metrics, online rollouts spent).
+
+    With ``fixes`` (task id -> demonstration turns) and a queue, the iteration's failures are repaired
+    before the groups are built (:func:`offer_repairs`), so a repair can join its own failure's group.
 
     With several processes (``dp``) each plays and trains its share of the groups; everything between
     (groups, queue, advantages) is computed from the gathered batch, identically on every process. With
@@ -435,11 +484,12 @@ def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optim
     clean = without_infra_errors(online)
     if log is not None:
         log.write_episodes(f"train-{iteration + 1}", [episode_record(t) for t in online])
+    repair_stats = offer_repairs(policy, envs, clean, fixes, queue, args, dp) if fixes and queue is not None else {}
     batch, group_stats = build_groups(clean, queue, policy.version, args.group_size, config.zero_signal_tol)
     advantages = compute_advantages(batch, config)
     metrics: dict[str, float] = {**episode_metrics(clean, "reward"), **stats.as_metrics()}
     metrics["rollout/task_ids"] = ",".join(chosen)  # type: ignore[assignment]  # which tasks, for the record
-    metrics.update({**group_stats,
+    metrics.update({**group_stats, **repair_stats,
                     "rollout/infra_errors": float(len(online) - len(clean)),
                     "advantage/mean": float(np.mean(advantages)) if advantages else 0.0,
                     "advantage/std": float(np.std(advantages)) if advantages else 0.0,

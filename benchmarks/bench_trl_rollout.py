@@ -115,8 +115,9 @@ def run_ours(bench: BenchArgs) -> dict[str, Any]:
     """``agents.learner.train.train_iteration`` once per scheduled iteration."""
     from transformers import set_seed
 
+    from agents.learner.playing import seed_queue_with_demonstrations
     from agents.learner.policy import Policy, PolicyConfig
-    from agents.learner.train import seed_queue_with_demonstrations, train_iteration
+    from agents.learner.train import train_iteration
     from agents.learner.update import UpdateConfig
 
     args = bench.train_args()

@@ -425,6 +425,25 @@ def test_local_agent_uses_the_training_runs_response_prefix(tiny_run: Path) -> N
 
 
 @needs_model
+@pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")  # peft 0.21 on transformers 5
+def test_local_agent_plays_a_bf16_run_under_bf16(tiny_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from agents.players.local_agent import LocalAgent
+
+    fp32 = LocalAgent.from_pretrained(adapter=tiny_run, num_slots=1)
+    assert not fp32.policy.config.bf16
+    bf16_run = tmp_path / "bf16-run"
+    shutil.copytree(tiny_run, bf16_run)
+    args_file = bf16_run / "checkpoints" / "step-3" / "args.json"
+    args_file.write_text(json.dumps({**json.loads(args_file.read_text()), "bf16": True}))
+    agent = LocalAgent.from_pretrained(adapter=bf16_run, num_slots=1)
+    assert agent.policy.config.bf16  # the numerics the run sampled and trained with
+    agent.reset_slot(0, "Task: What is 17 * 23?")
+    assert isinstance(agent.act_batch({0: "Task: What is 17 * 23?"})[0], str)
+
+
+@needs_model
 def test_local_agent_context_budget(tiny_run: Path) -> None:
     from agents.players.local_agent import LocalAgent
 

@@ -15,7 +15,7 @@ import pytest
 from openai_server import FakeOpenAIServer
 
 from agents.evaluation.html_report import write_html
-from agents.evaluation.metrics import summarize
+from agents.evaluation.metrics import format_table, summarize
 from agents.evaluation.records import EpisodeRecord, TurnRecord, load_records
 from agents.evaluation.run import EvaluationAborted, run_episodes
 from agents.players.api import AgentBatch, AgentError
@@ -312,3 +312,22 @@ def test_a_sandbox_killed_mid_episode_is_counted_apart_and_the_slot_plays_on() -
     summary = summarize(records)
     assert summary["infra_errors"] == {"total": 1, "judge": 0, "agent": 0, "sandbox": 1}
     assert summary["scored"] == 1 and summary["accuracy"] == 1.0
+
+
+def test_summary_counts_recovery_after_an_error() -> None:
+    def turn(error: str | None) -> TurnRecord:
+        return TurnRecord.from_step("```py\nprint(1)\n```", "out", error)
+
+    records = [
+        EpisodeRecord("rec", 1, "q", "a", final_answer="a", correct=1.0, turns=[turn("NameError"), turn(None)]),
+        EpisodeRecord("bad", 1, "q", "a", final_answer="b", correct=0.0, turns=[turn("NameError"), turn(None)]),
+        EpisodeRecord("late", 1, "q", "a", final_answer="a", correct=1.0, turns=[turn(None), turn("ValueError")]),
+        EpisodeRecord("clean", 1, "q", "a", final_answer="a", correct=1.0, turns=[turn(None)]),
+        EpisodeRecord("down", 1, "q", "a", turns=[turn("NameError"), turn(None)], infra_error="judge down",
+                      infra_kind="judge"),
+    ]
+    summary = summarize(records)
+    # scored: rec, bad, late, clean; with an error: rec, bad, late; recovered: only rec (its error came first)
+    assert summary["had_error_rate"] == 0.75 and summary["recovered"] == 1
+    assert summary["recovery_rate"] == pytest.approx(1 / 3)
+    assert "recovered after an error 1 of 3" in format_table(summary)

@@ -62,15 +62,9 @@ def test_context_turns_leave_the_loss_and_their_error_does_not_block_the_queue()
 def test_a_real_failure_is_repaired_through_the_env_and_cached_with_its_error_as_context():
     from agents.engine import EpisodeRequest
     from agents.learner.model_loading import make_tiny_model
+    from agents.learner.playing import demonstration_turns, offer_repairs, play_demonstrations
     from agents.learner.policy import Policy, PolicyConfig
-    from agents.learner.train import (
-        Args,
-        demonstration_turns,
-        make_envs,
-        make_task_pool,
-        offer_repairs,
-        play_demonstrations,
-    )
+    from agents.learner.train import Args, make_envs, make_task_pool
 
     args = Args(model="tiny-random", tasks="train-easy", task_pool_size=8, num_envs=2, max_turns=4,
                 demonstrations="compact", repair_demonstrations=True)

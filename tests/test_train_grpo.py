@@ -158,9 +158,10 @@ def test_a_process_count_that_does_not_divide_the_batch_is_refused_before_any_wo
 
 def test_demonstrations_enter_the_queue_rescored_and_without_a_behaviour_policy():
     from agents.learner.model_loading import make_tiny_model
+    from agents.learner.playing import seed_queue_with_demonstrations
     from agents.learner.policy import Policy, PolicyConfig
     from agents.learner.sample_queue import SampleQueue
-    from agents.learner.train import Args, make_envs, make_task_pool, seed_queue_with_demonstrations
+    from agents.learner.train import Args, make_envs, make_task_pool
 
     args = Args(model="tiny-random", tasks="train-easy", task_pool_size=2, num_envs=2, max_turns=4)
     model, tokenizer = make_tiny_model(seed=0)

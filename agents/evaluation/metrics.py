@@ -5,7 +5,11 @@
   agent's server failing after its retries, a sandbox or web outage) are counted apart by kind and left
   out of accuracy: an outage is not a wrong answer. Tasks without a ground truth (GAIA's test split) are
   counted as ``unscored``. Besides accuracy: the share of code steps that raised (``exec_error_rate``), of
-  steps without code (``format_error_rate``), answered episodes, mean turns, tool use, tokens, wall time.
+  steps without code (``format_error_rate``), answered episodes, mean turns, tool use, tokens, wall time,
+  and recovery after an error (Tool-R1's reflection): ``had_error_rate`` (scored episodes where some step
+  raised or held no code), ``recovered`` (those that still ended correct, the error before the last step)
+  and ``recovery_rate`` (recovered / episodes with an error), as ``agents.learner.episode_stats`` counts
+  them in training.
 * :func:`write_submission` writes GAIA's leaderboard format: one ``{"task_id", "model_answer",
   "reasoning_trace"}`` per line.
 """
@@ -40,6 +44,11 @@ def _attachment_types(record: EpisodeRecord) -> list[str]:
     return sorted(set(record.attachments)) or [NO_ATTACHMENT]
 
 
+def recovered(record: EpisodeRecord) -> bool:
+    """A step before the last failed (an exception, a timeout or no code) and the episode ended correct."""
+    return record.correct >= 1.0 and any(turn.error_type is not None for turn in record.turns[:-1])
+
+
 def summarize(records: Sequence[EpisodeRecord]) -> dict[str, Any]:
     """GAIA-style metrics over ``records`` (see the module docstring); infra errors are left out of accuracy."""
     scored = [r for r in records if r.scored]
@@ -51,6 +60,8 @@ def summarize(records: Sequence[EpisodeRecord]) -> dict[str, Any]:
     steps = [t for r in scored for t in r.turns]
     code_steps = [t for t in steps if t.error_type != "FormatError"]
     correct = sum(r.correct for r in scored)
+    with_error = [r for r in scored if any(t.error_type is not None for t in r.turns)]
+    rescued = sum(recovered(r) for r in scored)
     usage_sum = {key: sum(int(r.usage.get(key, 0)) for r in records)
                  for key in ("prompt_tokens", "completion_tokens", "calls", "retries", "empty_completions")}
     return {
@@ -72,6 +83,9 @@ def summarize(records: Sequence[EpisodeRecord]) -> dict[str, Any]:
         "format_error_rate": _mean([t.error_type == "FormatError" for t in steps]),
         "mean_turns": _mean([len(r.turns) for r in scored]),
         "truncated_rate": _mean([r.truncated for r in scored]),
+        "had_error_rate": len(with_error) / len(scored) if scored else 0.0,
+        "recovered": rescued,
+        "recovery_rate": rescued / len(with_error) if with_error else 0.0,
         "tokens": {"prompt": usage_sum["prompt_tokens"], "completion": usage_sum["completion_tokens"],
                    "mean_prompt_per_episode": _mean([int(r.usage.get("prompt_tokens", 0)) for r in records]),
                    "mean_completion_per_episode": _mean([int(r.usage.get("completion_tokens", 0)) for r in records])},
@@ -111,7 +125,9 @@ def format_table(summary: dict[str, Any]) -> str:
     tokens = summary["tokens"]
     lines.append(f"infra errors: {infra_kinds_text(infra)} (left out of accuracy) | "
                  f"exec errors {percent(summary['exec_error_rate'])} of code steps | format errors "
-                 f"{percent(summary['format_error_rate'])} of steps | mean turns {summary['mean_turns']:.2f} | "
+                 f"{percent(summary['format_error_rate'])} of steps | recovered after an error "
+                 f"{summary.get('recovered', 0)} of {round(summary.get('had_error_rate', 0.0) * summary['scored'])} | "
+                 f"mean turns {summary['mean_turns']:.2f} | "
                  f"tokens {tokens['prompt']} in / {tokens['completion']} out | "
                  f"{summary['mean_episode_seconds']:.1f} s per episode")
     return "\n".join(lines)

@@ -15,7 +15,7 @@ Two styles (``--demonstrations``):
   cannot be read off its page keeps its reference solution.
 
 Both styles are played through the real environment before use (``seed_queue_with_demonstrations`` in
-``agents.learner.train``): only a script that reaches a correct answer without an execution error enters
+``agents.learner.playing``): only a script that reaches a correct answer without an execution error enters
 the queue, so a wrong compaction can never teach anything.
 """
 

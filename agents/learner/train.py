@@ -32,10 +32,9 @@ import sys
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -50,14 +49,19 @@ from agents.learner.checkpointing import (
     save_checkpoint,
 )
 from agents.learner.data_parallel import DataParallel, from_accelerator
-from agents.learner.demonstrations import STYLES, demonstration_scripts, host_read_page
+from agents.learner.demonstrations import STYLES
 from agents.learner.episode_stats import episode_record, episode_stats
 from agents.learner.model_loading import load_model_and_tokenizer, make_tiny_model
+from agents.learner.playing import (
+    collect_everywhere,
+    demonstration_turns,
+    group_owner,
+    offer_repairs,
+    seed_queue_with_demonstrations,
+)
 from agents.learner.policy import Policy, PolicyConfig
 from agents.learner.presets import parse_with_preset, preset_names
 from agents.learner.records import Trajectory
-from agents.learner.repairs import choose_repairs, mask_context
-from agents.learner.rollout import RolloutStats, collect
 from agents.learner.run_log import RunLog, plot_curves
 from agents.learner.sample_queue import SampleQueue, SampleQueueConfig
 from agents.learner.update import (
@@ -199,94 +203,6 @@ def episode_metrics(trajectories: list[Trajectory], prefix: str) -> dict[str, fl
     out[f"{prefix}/truncated"] = float(np.mean([t.truncated for t in trajectories]))
     out.update(episode_stats(trajectories, prefix))
     return out
-
-
-def collect_everywhere(dp: DataParallel, policy: Policy, envs: ThreadVectorEnv, requests: list[EpisodeRequest],
-                       scripts: list[list[str]] | None = None, **kwargs: Any
-                       ) -> tuple[list[Trajectory], RolloutStats]:
-    """Play this process's share of ``requests`` (whole groups, round robin) and return every process's
-    trajectories in request order, on every process (the rollout statistics are this process's own)."""
-    owner = _group_owner([r.group_id for r in requests], dp.world_size)
-    mine = [i for i, r in enumerate(requests) if owner[r.group_id] == dp.rank]
-    trajectories, stats = collect(policy, envs, [requests[i] for i in mine],
-                                  scripts=None if scripts is None else [scripts[i] for i in mine], **kwargs)
-    gathered = dp.gather_objects(list(zip(mine, trajectories, strict=True)))
-    return [traj for _, traj in sorted((pair for part in gathered for pair in part), key=lambda pair: pair[0])], stats
-
-
-def _group_owner(group_ids: list[str], world_size: int) -> dict[str, int]:
-    """Group id -> the process that plays and trains it (round robin in first-seen order)."""
-    owner: dict[str, int] = {}
-    for group_id in group_ids:
-        owner.setdefault(group_id, len(owner) % world_size)
-    return owner
-
-
-def demonstration_turns(pool: TaskSet, args: Args) -> dict[str, list[str]]:
-    """Each pool task's demonstration (``--demonstrations``: the reference solution, or the compact
-    look-then-answer script of :mod:`agents.learner.demonstrations`), as turn texts closed like a generated
-    turn, by task id (tasks without a reference solution have none)."""
-    tasks = [t for t in pool.tasks if t.reference_solution]
-    fence_close = "\n```\n" if "```" in args.response_prefix else "\n"
-    scripts = demonstration_scripts(tasks, args.demonstrations, host_read_page(pool.tools))
-    return {task.task_id: [turn + fence_close for turn in script] for task, script in zip(tasks, scripts, strict=True)}
-
-
-def play_demonstrations(policy: Policy, envs: ThreadVectorEnv, requests: list[EpisodeRequest],
-                        scripts: list[list[str]], args: Args, dp: DataParallel | None = None,
-                        context_turns: list[int] | None = None) -> list[Trajectory]:
-    """Play scripted episodes through the env, as demonstrations re-scored by the current policy.
-
-    Each is marked ``metadata["demonstration"]`` (no sampler: its importance weight is 1), its first
-    ``context_turns[i]`` turns leave the loss (:func:`agents.learner.repairs.mask_context`), and each
-    process re-scores its share; every process returns all of them, in request order.
-    """
-    dp = dp or DataParallel()
-    owner = _group_owner([r.group_id for r in requests], dp.world_size)
-    played, _ = collect_everywhere(dp, policy, envs, requests, scripts, max_episode_tokens=args.max_episode_tokens,
-                                   system_prompt=args.system_prompt or None, response_prefix=args.response_prefix)
-    for i, demo in enumerate(played):
-        demo.metadata["demonstration"] = True  # before rescore: a demonstration has no sampler to weight against
-        if context_turns and context_turns[i]:
-            mask_context(demo, context_turns[i])
-            demo.metadata["repair"] = True
-    mine = [d for d in played if owner[d.group_id] == dp.rank]
-    rescore(policy, mine)
-    by_group = {d.group_id: d for part in dp.gather_objects(mine) for d in part}
-    return [by_group[d.group_id] for d in played]
-
-
-def seed_queue_with_demonstrations(policy: Policy, envs: ThreadVectorEnv, pool: TaskSet, queue: SampleQueue,
-                                   args: Args, dp: DataParallel | None = None,
-                                   demonstrations: Mapping[str, list[str]] | None = None) -> dict[str, float]:
-    """Play each pool task's demonstration (``demonstrations``, default :func:`demonstration_turns` of
-    ``pool``) through the env and offer the successes to the queue.
-
-    Our extension of the dynamic sample queue (the paper fills it from the policy's own successes only):
-    a small model may never succeed on its own, so every group would have zero signal and nothing would
-    be learned. Demonstrations enter like any cached success: only into a zero-signal group of their own
-    task, re-scored by the current policy, retired by age and reuse. ``--no_queue_demonstrations`` turns
-    this off.
-    """
-    if demonstrations is None:
-        demonstrations = demonstration_turns(pool, args)
-    requests = [EpisodeRequest(task_id, f"demo-{task_id}", seed=0) for task_id in demonstrations]
-    demos = play_demonstrations(policy, envs, requests, list(demonstrations.values()), args, dp)
-    admitted = sum(queue.add(demo, policy.version) for demo in demos)
-    return {"queue/demonstrations_offered": float(len(demos)), "queue/demonstrations_admitted": float(admitted)}
-
-
-def offer_repairs(policy: Policy, envs: ThreadVectorEnv, online: Sequence[Trajectory],
-                  fixes: Mapping[str, list[str]], queue: SampleQueue, args: Args,
-                  dp: DataParallel | None = None) -> dict[str, float]:
-    """Continue this iteration's failures after their first error with the task's fix, and offer the
-    correct ones to the queue (:mod:`agents.learner.repairs`; ``--repair_demonstrations``)."""
-    repairs = choose_repairs(online, fixes, args.response_prefix, args.max_turns)
-    played = play_demonstrations(policy, envs, [EpisodeRequest(r.task_id, r.group_id, seed=0) for r in repairs],
-                                 [r.script for r in repairs], args, dp, [r.context_turns for r in repairs]
-                                 ) if repairs else []
-    admitted = sum(queue.add(t, policy.version) for t in played)
-    return {"queue/repairs_offered": float(len(repairs)), "queue/repairs_admitted": float(admitted)}
 
 
 def same_tools(a: TaskSet, b: TaskSet) -> bool:
@@ -495,7 +411,7 @@ def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optim
                     "advantage/std": float(np.std(advantages)) if advantages else 0.0,
                     "advantage/abs_max": float(np.max(np.abs(advantages))) if advantages else 0.0})
     update_start = time.perf_counter()
-    owner = _group_owner([t.group_id for t in batch], dp.world_size)
+    owner = group_owner([t.group_id for t in batch], dp.world_size)
     mine = [pair for pair in trainable(batch, advantages, config) if owner[pair[0].group_id] == dp.rank]
     rescore(policy, [t for t, _ in mine if t.source == "cache"])
     try:

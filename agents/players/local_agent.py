@@ -100,7 +100,8 @@ class LocalAgent:
             base.eval()
         conversation = run.conversation if run is not None else Conversation(max_episode_tokens=4096)
         kwargs.setdefault("conversation", conversation)
-        config = PolicyConfig(lora_r=0, max_new_tokens=kwargs["conversation"].max_new_tokens)
+        config = PolicyConfig(lora_r=0, max_new_tokens=kwargs["conversation"].max_new_tokens,
+                              bf16=run.bf16 if run is not None else False)  # the numerics it was trained with
         return cls(Policy(base, tokenizer, config), num_slots, **kwargs)
 
     def reset_slot(self, slot: int, task_prompt: str) -> None:

@@ -2,7 +2,8 @@
 
 A policy plays best, and is only measured fairly, in the conversation it was trained in: the same
 system prompt (or none), the raw observation as the user turn, the same forced response prefix, the
-same per-turn and per-episode token budgets, the same task prompt style and observation cap.
+same per-turn and per-episode token budgets, the same task prompt style and observation cap, and the
+same numerics (bfloat16 autocast when the run used it).
 :class:`TrainedRun` reads all of them from the run's ``args.json`` so that
 :class:`~agents.players.local_agent.LocalAgent`, :meth:`~agents.players.openai_agent.OpenAIAgent.for_run`
 and ``agents/evaluate.py`` never substitute their own.
@@ -72,6 +73,11 @@ class TrainedRun:
     def base_model(self) -> str | None:
         """The base model the adapter belongs to (None when the run did not record it)."""
         return self.args.get("model") or None
+
+    @property
+    def bf16(self) -> bool:
+        """Whether the run sampled and trained under bfloat16 autocast (its adapter is then played so too)."""
+        return bool(self.args.get("bf16", False))
 
     @property
     def prompt_style(self) -> str:

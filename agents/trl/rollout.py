@@ -16,7 +16,7 @@ repeated ``num_generations`` times in a row; TRL's group ``k`` is global rows ``
 2. With the queue, in training: ``SampleQueue.rollouts_needed`` decides how many fresh episodes each whole group
    plays (fewer when the task keeps failing and the cache holds successes); with ``demonstrations`` each task's
    reference solution is played through the env and offered to the queue the first time the task is seen
-   (:func:`agents.learner.train.seed_queue_with_demonstrations`, the learner's own seeding).
+   (:func:`agents.learner.playing.seed_queue_with_demonstrations`, the learner's own seeding).
 3. Play every episode through the one episode engine (:func:`agents.learner.rollout.collect`): one batched
    generation per turn for all live episodes, all their code at once in ``ThreadVectorEnv`` sandboxes, each
    observation appended as token ids (token in / token out). Tokens come from ``trainer.model`` or TRL's vLLM
@@ -220,7 +220,8 @@ class ToolR1Rollout:
 
     def _seed_demonstrations(self, policy: Policy, queue: SampleQueue, task_ids: set[str]) -> None:
         """Offer the reference solutions of tasks seen for the first time to the queue (the learner's seeding)."""
-        from agents.learner.train import Args, seed_queue_with_demonstrations
+        from agents.learner.playing import seed_queue_with_demonstrations
+        from agents.learner.train import Args
 
         new = sorted(task_ids - self._demonstrated)
         self._demonstrated.update(new)

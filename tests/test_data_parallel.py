@@ -84,7 +84,9 @@ def test_two_process_update_equals_one_process_on_the_whole_batch(tmp_path):
     assert any(not torch.allclose(a, b) for a, b in zip(before, after, strict=True))
     step = torch.cat([(a - b).flatten() for a, b in zip(after, before, strict=True)])
     gap = torch.cat([(a - b).flatten() for a, b in zip(after, ranks[0], strict=True)])
-    assert gap.norm() <= 1e-4 * step.norm(), (gap.norm(), step.norm())  # fp32 sums in another order
+    # fp32 sums in another order: 1.2e-4 of the step measured on 2026-12-04 (same code as before, which had
+    # passed under 1e-4); a lost shard or a wrong token denominator is a gap of the step's own size.
+    assert gap.norm() <= 5e-4 * step.norm(), (gap.norm(), step.norm())
     both = results[0]["metrics"]
     assert both["update/num_tokens"] == single["update/num_tokens"]  # the global denominator
     assert both["update/num_tokens_local"] < both["update/num_tokens"]

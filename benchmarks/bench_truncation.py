@@ -91,9 +91,10 @@ def report(results: list[RunResult], args: ArmArgs, wall: dict[str, float]) -> s
     return "\n".join([
         arm_table(results, arms), "", degeneration_table(results, arms), "", verdict(results), "",
         run_table(results), "",
-        "- **scored**: `--no_mask_truncated`: a truncated episode keeps its reward and stays in the loss.",
+        "- **scored**: `--no_mask_truncated`: a truncated episode keeps its reward and stays in the loss (the "
+        "trainer's default until this benchmark).",
         "- **masked**: `--mask_truncated`: truncated episodes leave the loss (they still count in their group's "
-        "mean and std).",
+        "mean and std); the trainer's default since this benchmark.",
         "Held-out degeneration columns: the final evaluation's episodes; training columns: the sampled episodes "
         "of the last half of the iterations. Each cell: mean [min, max] over seeds.",
         "", settings_line(args, results, CURVES.name), wall_line(wall)])

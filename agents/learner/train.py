@@ -119,7 +119,8 @@ class Args:
     clip_high: float = arg(0.28, "upper clip of the ratio: 1 + clip_high")
     kl_coef: float = arg(0.0, "k3 KL penalty to the base model (adapter off); 0 = none")
     advantage_scale: str = arg("std", "group advantage scaling: std or none")
-    mask_truncated: bool = arg(False, "leave truncated episodes out of the loss")
+    mask_truncated: bool = arg(True, "leave truncated episodes (turn or token limit, no answer) out of the loss; "
+                                     "the default by measurement (benchmarks/bench_truncation.py)")
     use_queue: bool = arg(True, "enable the dynamic sample queue")
     queue_capacity_per_task: int = arg(QUEUE.per_task_capacity, "cached successes kept per task")
     queue_max_inject: int = arg(QUEUE.max_inject, "cached members per group, at most")

@@ -89,6 +89,45 @@ def test_chunk_size_changes_neither_logprobs_nor_gradients(tokenizer, chunk):
         assert all((a - b).norm() <= 1e-4 * a.norm() + 1e-8 for a, b in zip(base_grads, grads, strict=True))
 
 
+def test_a_score_mask_scores_only_its_positions_with_the_same_values_and_gradients():
+    torch.manual_seed(0)
+    hidden = torch.randn(2, 6, 8, requires_grad=True)  # [B, N, H]
+    weight = torch.randn(11, 8)  # [V, H]
+    targets = torch.randint(0, 11, (2, 6))  # [B, N]
+    mask = torch.tensor([[0, 1, 1, 0, 0, 1], [1, 0, 0, 0, 1, 1]])  # [B, N]
+    full, full_entropy = token_logprobs(hidden, targets, lambda h: h @ weight.T, 0.7, 4, with_entropy=True)
+    (full_grad,) = torch.autograd.grad((full * mask).sum(), hidden)
+    scored = []
+
+    def head(h: torch.Tensor) -> torch.Tensor:
+        scored.append(h.shape[0])
+        return h @ weight.T
+
+    got, entropy = token_logprobs(hidden, targets, head, 0.7, 4, with_entropy=True, score_mask=mask)
+    assert scored == [4, 2]  # the head saw the 6 masked positions only, in chunks of 4
+    (grad,) = torch.autograd.grad(got.sum(), hidden)
+    assert torch.allclose(got, full * mask, atol=1e-6) and torch.allclose(entropy, full_entropy * mask, atol=1e-6)
+    assert torch.allclose(grad, full_grad, atol=1e-6)
+    assert got[0, 0] == 0 and got[1, 2] == 0
+
+
+def test_policy_scores_under_a_loss_mask_like_the_full_pass(tokenizer):
+    policy = _policy(tokenizer)
+    batch = _batch(policy)
+    for shared in (False, True):
+        base, base_entropy, base_grads = _score(policy, batch, shared)
+        out = policy.sequence_logprobs(batch.token_ids, batch.attention_mask, first_position=batch.first_position,
+                                       with_entropy=True, shared_prefix=batch.shared_prefix if shared else 0,
+                                       score_mask=batch.loss_mask)
+        out.logprobs.sum().backward()
+        grads = [p.grad.clone() for p in policy.trainable_parameters()]
+        policy.model.zero_grad(set_to_none=True)
+        assert torch.allclose(out.logprobs, base * batch.loss_mask, atol=1e-5)
+        assert torch.allclose(out.entropy, base_entropy * batch.loss_mask, atol=1e-5)
+        assert (out.logprobs[batch.loss_mask == 0] == 0).all() and (out.logprobs[batch.loss_mask > 0] < 0).all()
+        assert all((a - b).norm() <= 1e-4 * a.norm() + 1e-8 for a, b in zip(base_grads, grads, strict=True))
+
+
 def test_peak_memory_of_a_150k_vocabulary_pass_stays_far_below_its_full_logits():
     worker = Path(__file__).with_name("peak_memory_worker.py")
     result = subprocess.run([sys.executable, str(worker), "256"], capture_output=True, text=True, timeout=300)

@@ -7,12 +7,14 @@ Two styles (``--demonstrations``):
   one turn (``--max_new_tokens``), so imitating it teaches code that is always cut off.
 * ``compact``: what a small agent can actually write, Thought -> Code -> Observation in two short turns.
   Turn 1 *looks*: ``print(read_page("<entity>"))`` for a web task (the bundled ``read_page`` accepts a page
-  title), or the reference's own first step for a file task (it prints the attached table). Turn 2
-  *answers from the observation*: it copies the fact the question asks for out of the page it just read
+  title), ``print(inspect_file("<name>"))`` for a task with one attached file. Turn 2 *answers from the
+  observation*: it copies the fact the question asks for out of the page it just read
   (``final_answer("32,461")``), or computes from copied values (a density; an age or an event's length
-  from dates whose month names it writes as numbers; a date reformatted by ``strptime``). Nothing is
-  copied that the observation did not show: turn 2 is built from the page text, and a task whose answer
-  cannot be read off its page keeps its reference solution.
+  from dates whose month names it writes as numbers; a date reformatted by ``strptime``; the sum of a
+  memo's amounts or of a category's stock; the days between a schedule's first and last dates). Nothing
+  is copied that the observation did not show: turn 2 is built from the text the tool returns, and a
+  task whose answer cannot be read off it (or whose copy would not fit in a short turn) keeps its
+  reference solution.
 
 Both styles are played through the real environment before use (``seed_queue_with_demonstrations`` in
 ``agents.learner.playing``): only a script that reaches a correct answer without an execution error enters
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from datetime import date
 
 from toolr1_env.scoring import question_scorer
 from toolr1_env.tasks import Task
@@ -36,6 +39,11 @@ _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augu
 _ENTITY = re.compile(r"find_page\((['\"])(.+?)\1\)")
 _FACT = re.compile(r"^([A-Z][A-Za-z ]+): (.+)$", re.M)
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+_CREDITS = re.compile(r"([\d,]+\.\d\d)\s+credits")
+_ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+_QUOTED = re.compile(r"'([^']+)'")
+#: Most numbers a compact answer copies (each costs about one token per digit: more does not fit a turn).
+MAX_COPIED_NUMBERS = 5
 
 
 def reference_turns(task: Task) -> list[str]:
@@ -45,14 +53,19 @@ def reference_turns(task: Task) -> list[str]:
     return [step.strip("\n") for step in task.reference_solution.split(STEP_SEPARATOR)]
 
 
-def compact_turns(task: Task, read_page: Callable[[str], str] | None) -> list[str] | None:
-    """The two-turn look-then-answer script of a single-page web task (see the module docstring).
+def compact_turns(task: Task, read_page: Callable[[str], str] | None,
+                  inspect_file: Callable[[str], str] | None = None) -> list[str] | None:
+    """The two-turn look-then-answer script of a single-page web task or a one-file task (module docstring).
 
-    Returns None when the task is not a single-page web task (no ``find_page('<entity>')`` in its
-    reference solution, or more than one page), when ``read_page`` is missing, or when its answer cannot be
-    read off the page.
+    Returns None when the task is neither (no ``find_page('<entity>')`` in its reference solution, or more
+    than one page; not exactly one attached file), when the tool it needs is missing (``read_page`` or
+    ``inspect_file``, host-side), or when its answer cannot be read off what the tool returns.
     """
-    if read_page is None or not task.reference_solution:
+    if task.level == 0 or not task.reference_solution:
+        return None
+    if task.files:
+        return _compact_file_turns(task, inspect_file)
+    if read_page is None:
         return None
     entities = {m.group(2) for m in _ENTITY.finditer(task.reference_solution)}
     if len(entities) != 1:
@@ -66,6 +79,56 @@ def compact_turns(task: Task, read_page: Callable[[str], str] | None) -> list[st
     if answer is None:
         return None
     return [f"print(read_page({entity!r}))", answer]
+
+
+def _compact_file_turns(task: Task, inspect_file: Callable[[str], str] | None) -> list[str] | None:
+    """Turn 1 prints the attached file through ``inspect_file``; turn 2 answers from the text it printed."""
+    if inspect_file is None or len(task.files) != 1:
+        return None
+    path = task.files[0]
+    name = path.replace("\\", "/").rsplit("/", 1)[-1]
+    try:
+        text = inspect_file(path)
+    except (OSError, ValueError, LookupError):
+        return None
+    answer = _answer_from_file(task, text)
+    return None if answer is None else [f"print(inspect_file({name!r}))", answer]
+
+
+def _answer_from_file(task: Task, text: str) -> str | None:
+    """Turn 2 of a file task: a sum of copied amounts or stocks, or the days between two copied dates."""
+    template = str(task.metadata.get("template", ""))
+    if template == "memo_expenses":
+        amounts = [a.replace(",", "") for a in _CREDITS.findall(text)]
+        if not 0 < len(amounts) <= MAX_COPIED_NUMBERS:
+            return None
+        return _checked(task, f"final_answer(round({'+'.join(amounts)}, 2))",
+                        round(sum(float(a) for a in amounts), 2))
+    if template == "inventory_file":
+        category = _QUOTED.search(task.question)
+        stocks = _column_where(text, "Stock", "Category", category.group(1)) if category else None
+        if not stocks or len(stocks) > MAX_COPIED_NUMBERS:
+            return None
+        return _checked(task, f"final_answer({'+'.join(stocks)})", sum(int(v) for v in stocks))
+    if template == "schedule_file":
+        dates = sorted((int(y), int(m), int(d)) for y, m, d in _ISO_DATE.findall(text))
+        if len(dates) < 2:
+            return None
+        (y0, m0, d0), (y1, m1, d1) = dates[0], dates[-1]
+        return _checked(task, f"from datetime import date\nfinal_answer((date({y1}, {m1}, {d1}) - "
+                              f"date({y0}, {m0}, {d0})).days)", (date(y1, m1, d1) - date(y0, m0, d0)).days)
+    return None
+
+
+def _column_where(text: str, column: str, key: str, value: str) -> list[str] | None:
+    """Cells of ``column`` in the table rows of ``text`` (``" | "`` or comma separated) whose ``key`` cell is
+    ``value``; None when no header names both columns."""
+    rows = [re.split(r" \| |,", line.strip()) for line in text.splitlines() if " | " in line or "," in line]
+    header = next((i for i, row in enumerate(rows) if column in row and key in row), None)
+    if header is None:
+        return None
+    at, where = rows[header].index(column), rows[header].index(key)
+    return [row[at] for row in rows[header + 1:] if len(row) == len(rows[header]) and row[where] == value]
 
 
 def _answer_from_page(task: Task, page: str) -> str | None:
@@ -142,25 +205,26 @@ def _checked(task: Task, code: str, value: object) -> str | None:
     return code if question_scorer(str(value), task.answer) else None
 
 
-def demonstration_scripts(tasks: Sequence[Task], style: str,
-                          read_page: Callable[[str], str] | None = None) -> list[list[str]]:
+def demonstration_scripts(tasks: Sequence[Task], style: str, read_page: Callable[[str], str] | None = None,
+                          inspect_file: Callable[[str], str] | None = None) -> list[list[str]]:
     """One list of turn texts per task (code only, without the response prefix or the closing fence).
 
-    ``compact`` falls back to the reference turns for tasks it cannot compact (level 0, file tasks, or
-    answers not on the page); ``reference`` always uses them.
+    ``compact`` falls back to the reference turns for tasks it cannot compact (level 0, answers not in what
+    the tool returns, copies too long for a turn); ``reference`` always uses them.
     """
     if style not in STYLES:
         raise ValueError(f"demonstration style must be one of {STYLES}, got {style!r}")
     scripts = []
     for task in tasks:
-        compact = compact_turns(task, read_page) if style == "compact" else None
+        compact = compact_turns(task, read_page, inspect_file) if style == "compact" else None
         scripts.append(compact if compact is not None else reference_turns(task))
     return scripts
 
 
-def host_read_page(tools: Sequence[Callable[..., object]]) -> Callable[[str], str] | None:
-    """The task set's ``read_page`` tool when it is a plain host-side function (the bundled suite's)."""
+def host_tool(tools: Sequence[Callable[..., object]], name: str) -> Callable[[str], str] | None:
+    """The task set's tool called ``name`` (``read_page``, ``inspect_file``) when it is a plain host-side
+    function (the bundled suite's), else None."""
     for tool in tools:
-        if getattr(tool, "__name__", "") == "read_page":
+        if getattr(tool, "__name__", "") == name:
             return tool  # type: ignore[return-value]
     return None

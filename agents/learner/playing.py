@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from agents.engine import EpisodeRequest
 from agents.learner.data_parallel import DataParallel
-from agents.learner.demonstrations import demonstration_scripts, host_read_page
+from agents.learner.demonstrations import demonstration_scripts, host_tool
 from agents.learner.policy import Policy
 from agents.learner.records import Trajectory
 from agents.learner.repairs import choose_repairs, mask_context
@@ -69,7 +69,8 @@ def demonstration_turns(pool: TaskSet, args: EpisodeSettings) -> dict[str, list[
     turn, by task id (tasks without a reference solution have none)."""
     tasks = [t for t in pool.tasks if t.reference_solution]
     fence_close = "\n```\n" if "```" in args.response_prefix else "\n"
-    scripts = demonstration_scripts(tasks, args.demonstrations, host_read_page(pool.tools))
+    scripts = demonstration_scripts(tasks, args.demonstrations, host_tool(pool.tools, "read_page"),
+                                    host_tool(pool.tools, "inspect_file"))
     return {task.task_id: [turn + fence_close for turn in script] for task, script in zip(tasks, scripts, strict=True)}
 
 

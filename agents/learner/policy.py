@@ -253,6 +253,7 @@ class Policy:
         use_adapter: bool = True,
         with_entropy: bool = False,
         shared_prefix: int = 0,
+        score_mask: torch.Tensor | None = None,
     ) -> LogprobOutput:
         """Log-prob of every token given its prefix, in one forward pass (differentiable unless no_grad).
 
@@ -268,6 +269,8 @@ class Policy:
                 and its KV cache is shared by all rows, so a group of ``G`` costs one prompt instead of
                 ``G``. Gradients flow through the shared keys and values exactly as through ``G`` copies.
                 Ignored with gradient checkpointing (it disables the cache) or ``prefix_sharing`` off.
+            score_mask: ``[B, T]``, non-zero where a log-prob is wanted (the loss mask): only those positions
+                go through the output head; every other position gets 0. Default: every position.
 
         The full-vocabulary logits are turned into log-probs ``config.logprob_chunk_tokens`` positions at a
         time and never kept for backward (:func:`agents.learner.scoring.token_logprobs`).
@@ -285,8 +288,9 @@ class Policy:
             else:
                 features = self._features(token_ids, attention_mask, first_position)  # [B, T-first, *]
             targets = token_ids[:, first_position:]  # [B, T-first]
+            wanted = None if score_mask is None else score_mask.to(self.device)[:, first_position:]  # [B, T-first]
             scored, entropy = token_logprobs(features, targets, self.parts.head, self.config.temperature,
-                                             self.config.logprob_chunk_tokens, with_entropy)  # [B, T-first] each
+                                             self.config.logprob_chunk_tokens, with_entropy, wanted)  # [B, T-first]
         valid = attention_mask[:, first_position:].to(scored.dtype)  # [B, T-first]
         if requested_first > first_position:
             valid[:, : requested_first - first_position] = 0

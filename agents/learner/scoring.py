@@ -180,8 +180,8 @@ def _score_chunk(features: torch.Tensor, targets: torch.Tensor, head: Callable[[
 
 
 def token_logprobs(features: torch.Tensor, targets: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor] | None,
-                   temperature: float, chunk_tokens: int, with_entropy: bool = False
-                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                   temperature: float, chunk_tokens: int, with_entropy: bool = False,
+                   score_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-prob of each target under ``log softmax(head(features) / temperature)``, ``chunk_tokens`` rows at a time.
 
     Args:
@@ -192,6 +192,9 @@ def token_logprobs(features: torch.Tensor, targets: torch.Tensor, head: Callable
         temperature: divides the logits (``<= 0``: not at all).
         chunk_tokens: rows of logits alive at once.
         with_entropy: also return the tempered distribution's entropy (no gradient).
+        score_mask: ``[B, N]``; when given, only positions where it is non-zero go through the head (the
+            others get log-prob and entropy 0). A multi-turn episode's observations are most of its tokens
+            but none of its loss: this skips their full-vocabulary logits.
 
     Returns:
         ``(logprobs [B, N], entropy [B, N] or None)``.
@@ -199,10 +202,15 @@ def token_logprobs(features: torch.Tensor, targets: torch.Tensor, head: Callable
     rows, width = targets.shape
     flat = features.reshape(rows * width, features.shape[-1])  # [B*N, H]
     flat_targets = targets.reshape(rows * width)  # [B*N]
+    kept = None
+    if score_mask is not None:
+        kept = score_mask.reshape(rows * width).nonzero().squeeze(1)  # [K]
+        flat, flat_targets = flat.index_select(0, kept), flat_targets.index_select(0, kept)  # [K, H], [K]
+    count = flat.shape[0]
     step = max(1, int(chunk_tokens))
     pieces: list[torch.Tensor] = []
     entropies: list[torch.Tensor] = []
-    for start in range(0, rows * width, step):
+    for start in range(0, count, step):
         args = (flat[start:start + step], flat_targets[start:start + step], head, temperature, with_entropy)
         if torch.is_grad_enabled() and flat.requires_grad:  # keep no chunk's logits for backward: recompute them
             logprobs, entropy = checkpoint(_score_chunk, *args, use_reentrant=False, preserve_rng_state=False)
@@ -211,8 +219,12 @@ def token_logprobs(features: torch.Tensor, targets: torch.Tensor, head: Callable
         pieces.append(logprobs)  # [c]
         if entropy is not None:
             entropies.append(entropy)  # [c]
-    logprobs = torch.cat(pieces).view(rows, width) if pieces else flat.new_zeros((rows, width), dtype=torch.float32)
-    entropy = torch.cat(entropies).view(rows, width) if with_entropy and entropies else None
+    logprobs = torch.cat(pieces) if pieces else flat.new_zeros((count,), dtype=torch.float32)  # [K]
+    entropy = torch.cat(entropies) if with_entropy and entropies else None  # [K]
     if with_entropy and entropy is None:
-        entropy = torch.zeros_like(logprobs)  # [B, N]
-    return logprobs, entropy
+        entropy = torch.zeros_like(logprobs)  # [K]
+    if kept is not None:
+        logprobs = logprobs.new_zeros(rows * width).index_copy(0, kept, logprobs)  # [B*N], 0 where not scored
+        if entropy is not None:
+            entropy = entropy.new_zeros(rows * width).index_copy(0, kept, entropy)  # [B*N]
+    return logprobs.view(rows, width), None if entropy is None else entropy.view(rows, width)

@@ -23,6 +23,10 @@ from toolr1_env.web.search import SearchResult
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+#: A bare file name (no folder, a document, table, archive or media suffix): what an agent passes to
+#: ``read_page`` when it means an attached file.
+_FILE_NAME = re.compile(r"[\w .-]+\.(txt|md|csv|tsv|json|jsonld|xml|xlsx|xls|docx|pptx|pdf|zip|pdb|py|png|jpe?g|"
+                        r"gif|mp3|wav|m4a)", re.IGNORECASE)
 #: BM25 parameters (the usual defaults), the weight of title matches, the bonus for a whole title in the query.
 BM25_K1 = 1.2
 BM25_B = 0.75
@@ -136,6 +140,9 @@ class OfflineWeb:
         if page is None:
             key = url.removeprefix("https://").removeprefix("http://").removeprefix(BASE_URL[8:])
             page = self._by_key.get(_page_key(key))
+        if page is None and _FILE_NAME.fullmatch(url):
+            raise LookupError(f"No page at {url!r}: that is a file name, not a web page. Read an attached file "
+                              f"with inspect_file({url!r}).")
         if page is None:
             raise LookupError(f"No page at {url!r}. Use a 'url' from the results of web_search(...).")
         return page.text

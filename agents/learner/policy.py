@@ -270,7 +270,8 @@ class Policy:
                 ``G``. Gradients flow through the shared keys and values exactly as through ``G`` copies.
                 Ignored with gradient checkpointing (it disables the cache) or ``prefix_sharing`` off.
             score_mask: ``[B, T]``, non-zero where a log-prob is wanted (the loss mask): only those positions
-                go through the output head; every other position gets 0. Default: every position.
+                go through the output head; every other position gets 0. Default: every position. Give it on
+                the host (``TrainBatch.host_loss_mask``): the positions are found there, with no device sync.
 
         The full-vocabulary logits are turned into log-probs ``config.logprob_chunk_tokens`` positions at a
         time and never kept for backward (:func:`agents.learner.scoring.token_logprobs`).
@@ -288,7 +289,7 @@ class Policy:
             else:
                 features = self._features(token_ids, attention_mask, first_position)  # [B, T-first, *]
             targets = token_ids[:, first_position:]  # [B, T-first]
-            wanted = None if score_mask is None else score_mask.to(self.device)[:, first_position:]  # [B, T-first]
+            wanted = None if score_mask is None else score_mask[:, first_position:]  # [B, T-first], on its own device
             scored, entropy = token_logprobs(features, targets, self.parts.head, self.config.temperature,
                                              self.config.logprob_chunk_tokens, with_entropy, wanted)  # [B, T-first]
         valid = attention_mask[:, first_position:].to(scored.dtype)  # [B, T-first]

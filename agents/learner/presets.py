@@ -10,16 +10,17 @@ before the command line is read, so ``args.json`` records the resolved values (a
 * ``warmup``: the historical default run (one code action per episode on level-0 warm-up tasks; held-out
   ``warmup-eval``). Every field keeps the Args default; the preset exists so the name can be given.
 * ``multistep``: level-0 and level-1 tasks of ``train-easy`` with up to 4 code actions per episode, each
-  observation fed back (a page of the simulated web fits whole in ``max_observation_chars``), compact
-  two-turn demonstrations (look, then answer from what was seen: ``agents.learner.demonstrations``), repair
-  demonstrations (a failed episode continued after its first error by the task's fix, the failure kept as
-  context: ``agents.learner.repairs``), held-out evaluation at the end on the 32 level-1 tasks of
-  ``level1-eval`` (another world: no training entity, page or question appears in it). Demonstrations live
-  for the whole run (``queue_max_age``) and may be replayed a few more times, because a pool task recurs
-  only every few iterations. 6 tasks x 4 episodes for 15 iterations; bfloat16 autocast (``--bf16``; 1.5x
-  faster than fp32 on this machine's AVX512-BF16 cores: iteration 4 ended at 618 s instead of 918 s; on a CPU
-  without native bfloat16 pass ``--no_bf16``). Measured: 34.9 minutes on 2 CPU cores
-  (``docs/training_result.md``).
+  observation fed back (a page of the simulated web or an attached file fits whole in
+  ``max_observation_chars``), compact two-turn demonstrations (look with ``read_page`` or ``inspect_file``,
+  then answer from what was seen: ``agents.learner.demonstrations``), repair demonstrations (a failed episode
+  continued after its first error by the task's fix, the failure kept as context: ``agents.learner.repairs``),
+  held-out evaluation at the end on the 32 level-1 tasks of ``level1-eval`` (another world: no training
+  entity, page or question appears in it). Demonstrations live for the whole run (``queue_max_age``) and may
+  be replayed a few more times, because a pool task recurs only every few iterations. 6 tasks x 4 episodes
+  for 15 iterations; bfloat16 autocast (``--bf16``; 1.5x faster than fp32 on this machine's AVX512-BF16
+  cores: iteration 4 ended at 618 s instead of 918 s; on a CPU without native bfloat16 pass ``--no_bf16``);
+  truncated episodes (no answer within 4 turns: most early episodes) stay in the loss with their reward.
+  Measured: 26.7 minutes on 2 CPU cores (``docs/training_result.md``).
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ PRESETS: dict[str, Mapping[str, Any]] = {
         "queue_max_age": 16,
         "queue_max_reuse": 4,
         "bf16": True,
-        "mask_truncated": False,  # as measured in docs/training_result.md (the default flipped after that run)
+        # An episode that reaches max_turns without answering counts as truncated: masking would drop most of
+        # the early negatives (the warm-up default, chosen by bench_truncation, is one-turn episodes).
+        "mask_truncated": False,
     },
 }
 

@@ -210,6 +210,8 @@ class TrainBatch:
             prompt of a batch drawn from one group, which the policy then runs only once.
         behaviour_logprobs: ``[B, T]`` float, log-probs of the policy that sampled each token, for the
             truncated importance weight of replayed samples; equal to ``old_logprobs`` for fresh ones.
+        host_loss_mask: ``loss_mask`` as built, on the host; :meth:`to` leaves it there, so the positions to
+            score are found without reading anything back from the model's device.
     """
 
     token_ids: torch.Tensor
@@ -220,6 +222,7 @@ class TrainBatch:
     first_position: int
     shared_prefix: int = 0
     behaviour_logprobs: torch.Tensor | None = None
+    host_loss_mask: torch.Tensor | None = None
 
     @classmethod
     def collate(cls, trajectories: Sequence[Trajectory], advantages: Sequence[float], pad_token_id: int) -> TrainBatch:
@@ -254,6 +257,7 @@ class TrainBatch:
             first_position=first_position,
             shared_prefix=shared,
             behaviour_logprobs=behaviour,
+            host_loss_mask=loss_mask,
         )
 
     def to(self, device: torch.device | str) -> TrainBatch:

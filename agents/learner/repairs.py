@@ -19,7 +19,11 @@ run of ``docs/training_result.md`` shows 0 recoveries in 437 episodes). Our exte
    demonstration, and it is injected into a zero-signal group of its own task, this iteration's included.
 
 The failure stays in its group with its own (low) reward, so the same update pushes down the failing
-continuation and up the fix that follows the same error.
+continuation and up the fix that follows the same error. The fix does not read the error, but the error can
+say what the fix does: the bundled ``read_page`` given an attached file's name answers "that is a file name,
+not a web page. Read an attached file with inspect_file('memo.txt')", and a file task's fix is exactly that
+call, then the answer (``docs/training_result.md`` shows the trained policy making that move on held-out
+tasks).
 """
 
 from __future__ import annotations

@@ -194,7 +194,8 @@ def token_logprobs(features: torch.Tensor, targets: torch.Tensor, head: Callable
         with_entropy: also return the tempered distribution's entropy (no gradient).
         score_mask: ``[B, N]``; when given, only positions where it is non-zero go through the head (the
             others get log-prob and entropy 0). A multi-turn episode's observations are most of its tokens
-            but none of its loss: this skips their full-vocabulary logits.
+            but none of its loss: this skips their full-vocabulary logits. The positions are found on the mask's
+            own device (the host, for a batch's ``host_loss_mask``) and moved to the features' device.
 
     Returns:
         ``(logprobs [B, N], entropy [B, N] or None)``.
@@ -204,7 +205,7 @@ def token_logprobs(features: torch.Tensor, targets: torch.Tensor, head: Callable
     flat_targets = targets.reshape(rows * width)  # [B*N]
     kept = None
     if score_mask is not None:
-        kept = score_mask.reshape(rows * width).nonzero().squeeze(1)  # [K]
+        kept = score_mask.reshape(rows * width).nonzero().squeeze(1).to(flat.device)  # [K]
         flat, flat_targets = flat.index_select(0, kept), flat_targets.index_select(0, kept)  # [K, H], [K]
     count = flat.shape[0]
     step = max(1, int(chunk_tokens))

@@ -90,7 +90,8 @@ def rescore(policy: Policy, trajectories: Sequence[Trajectory], batch_size: int 
 def rescored_logprobs(policy: Policy, batch: TrainBatch) -> torch.Tensor:
     """``[B, T]`` current log-probs of ``batch`` (on the model's device), 0 off the loss mask."""
     scores = policy.sequence_logprobs(batch.token_ids, batch.attention_mask, first_position=batch.first_position,
-                                      shared_prefix=batch.shared_prefix, score_mask=batch.loss_mask).logprobs  # [B, T]
+                                      shared_prefix=batch.shared_prefix,
+                                      score_mask=batch.host_loss_mask).logprobs  # [B, T]
     return scores * batch.loss_mask  # [B, T]
 
 
@@ -174,13 +175,13 @@ def micro_batch_loss(policy: Policy, batch: TrainBatch, config: UpdateConfig, nu
     tensors (``entropy`` included); reads no value back to the host."""
     out: LogprobOutput = policy.sequence_logprobs(batch.token_ids, batch.attention_mask,
                                                   first_position=batch.first_position, with_entropy=True,
-                                                  shared_prefix=batch.shared_prefix, score_mask=batch.loss_mask)
+                                                  shared_prefix=batch.shared_prefix, score_mask=batch.host_loss_mask)
     ref = None
     if config.kl_coef > 0:
         with torch.no_grad():
             ref = policy.sequence_logprobs(batch.token_ids, batch.attention_mask, first_position=batch.first_position,
                                            use_adapter=False, shared_prefix=batch.shared_prefix,
-                                           score_mask=batch.loss_mask).logprobs  # [B, T]
+                                           score_mask=batch.host_loss_mask).logprobs  # [B, T]
     weights = None
     if config.is_weight_cap > 0:  # 1 on fresh tokens; < 1 where a replayed sample went stale
         assert batch.behaviour_logprobs is not None

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from datetime import date
+from pathlib import Path
 
 from toolr1_env.scoring import question_scorer
 from toolr1_env.tasks import Task
@@ -61,7 +62,7 @@ def compact_turns(task: Task, read_page: Callable[[str], str] | None,
     than one page; not exactly one attached file), when the tool it needs is missing (``read_page`` or
     ``inspect_file``, host-side), or when its answer cannot be read off what the tool returns.
     """
-    if task.level == 0 or not task.reference_solution:
+    if not task.reference_solution:
         return None
     if task.files:
         return _compact_file_turns(task, inspect_file)
@@ -86,13 +87,12 @@ def _compact_file_turns(task: Task, inspect_file: Callable[[str], str] | None) -
     if inspect_file is None or len(task.files) != 1:
         return None
     path = task.files[0]
-    name = path.replace("\\", "/").rsplit("/", 1)[-1]
     try:
         text = inspect_file(path)
     except (OSError, ValueError, LookupError):
         return None
     answer = _answer_from_file(task, text)
-    return None if answer is None else [f"print(inspect_file({name!r}))", answer]
+    return None if answer is None else [f"print(inspect_file({Path(path).name!r}))", answer]
 
 
 def _answer_from_file(task: Task, text: str) -> str | None:

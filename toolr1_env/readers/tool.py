@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .text import TEXT_SUFFIXES
+
 #: Longest text returned; the rest is cut with a note saying how much was left out.
 MAX_CHARS = 20_000
 #: Name of the host tool that answers a question about an image: ``(image_base64, mime_type, question) -> str``.
@@ -24,6 +26,8 @@ AUDIO_SUFFIXES = frozenset({".mp3", ".wav", ".m4a", ".flac", ".ogg", ".oga", ".o
 DOCUMENT_READERS = {".xlsx": "xlsx_text", ".xlsm": "xlsx_text", ".xls": "xls_text", ".docx": "docx_text",
                     ".pdf": "pdf_text", ".pptx": "pptx_text"}  # fmt: skip
 UNSUPPORTED = frozenset({".doc", ".ppt", ".key", ".numbers", ".pages", ".rar", ".7z", ".mp4", ".mov", ".avi"})
+#: Every suffix :func:`file_text` reads with a reader of its own (any other is tried as plain text).
+READABLE_SUFFIXES = TEXT_SUFFIXES | IMAGE_SUFFIXES | AUDIO_SUFFIXES | DOCUMENT_READERS.keys() | {".zip"}
 
 
 def _missing(path: Path) -> FileNotFoundError:

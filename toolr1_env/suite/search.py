@@ -15,18 +15,16 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
+from pathlib import PurePosixPath
 from typing import Any, Protocol, runtime_checkable
 
+from toolr1_env.readers.tool import READABLE_SUFFIXES
 from toolr1_env.suite.pages import BASE_URL, Page, url_for
 from toolr1_env.web.pages import render_part
 from toolr1_env.web.search import SearchResult
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
-#: A bare file name (no folder, a document, table, archive or media suffix): what an agent passes to
-#: ``read_page`` when it means an attached file.
-_FILE_NAME = re.compile(r"[\w .-]+\.(txt|md|csv|tsv|json|jsonld|xml|xlsx|xls|docx|pptx|pdf|zip|pdb|py|png|jpe?g|"
-                        r"gif|mp3|wav|m4a)", re.IGNORECASE)
 #: BM25 parameters (the usual defaults), the weight of title matches, the bonus for a whole title in the query.
 BM25_K1 = 1.2
 BM25_B = 0.75
@@ -140,12 +138,18 @@ class OfflineWeb:
         if page is None:
             key = url.removeprefix("https://").removeprefix("http://").removeprefix(BASE_URL[8:])
             page = self._by_key.get(_page_key(key))
-        if page is None and _FILE_NAME.fullmatch(url):
+        if page is None and _is_file_name(url):
             raise LookupError(f"No page at {url!r}: that is a file name, not a web page. Read an attached file "
                               f"with inspect_file({url!r}).")
         if page is None:
             raise LookupError(f"No page at {url!r}. Use a 'url' from the results of web_search(...).")
         return page.text
+
+
+def _is_file_name(url: str) -> bool:
+    """A bare name with a suffix ``inspect_file`` reads (no folder): what an agent passes to ``read_page`` when
+    it means an attached file."""
+    return "/" not in url and PurePosixPath(url).suffix.lower() in READABLE_SUFFIXES
 
 
 def _page_key(title: str) -> str:

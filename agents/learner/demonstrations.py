@@ -1,6 +1,6 @@
 """Demonstrations for the sample queue: turn texts that solve a pool task, one code action per turn.
 
-Two styles (``--demonstrations``):
+Three styles (``--demonstrations``):
 
 * ``reference``: the task's bundled reference solution, one ``# --- step ---`` per turn. Faithful, but a
   web task's second step defines ~270 tokens of helper functions: far beyond what a small model writes in
@@ -16,7 +16,11 @@ Two styles (``--demonstrations``):
   task whose answer cannot be read off it (or whose copy would not fit in a short turn) keeps its
   reference solution.
 
-Both styles are played through the real environment before use (``seed_queue_with_demonstrations`` in
+* ``parse`` (:mod:`agents.learner.parsed_demonstrations`): look the same way, then answer a one-field web
+  question with code that *parses* the page (``re.search(r'Headquarters: (.+)', read_page(...))[1]``)
+  instead of copying the value; every other task keeps its ``compact`` script.
+
+Every style is played through the real environment before use (``seed_queue_with_demonstrations`` in
 ``agents.learner.playing``): only a script that reaches a correct answer without an execution error enters
 the queue, so a wrong compaction can never teach anything.
 """
@@ -28,16 +32,16 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 
+from agents.learner.parsed_demonstrations import page_entity, parse_turns
 from toolr1_env.scoring import question_scorer
 from toolr1_env.tasks import Task
 
-STYLES = ("reference", "compact")
+STYLES = ("reference", "compact", "parse")
 STEP_SEPARATOR = "# --- step ---"
 _LONG_DATE = re.compile(r"\b(\d{1,2}) (January|February|March|April|May|June|July|August|September|October|"
                         r"November|December) (\d{4})\b")
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
            "November", "December")
-_ENTITY = re.compile(r"find_page\((['\"])(.+?)\1\)")
 _FACT = re.compile(r"^([A-Z][A-Za-z ]+): (.+)$", re.M)
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 _CREDITS = re.compile(r"([\d,]+\.\d\d)\s+credits")
@@ -68,10 +72,9 @@ def compact_turns(task: Task, read_page: Callable[[str], str] | None,
         return _compact_file_turns(task, inspect_file)
     if read_page is None:
         return None
-    entities = {m.group(2) for m in _ENTITY.finditer(task.reference_solution)}
-    if len(entities) != 1:
+    entity = page_entity(task)
+    if entity is None:
         return None
-    (entity,) = entities
     try:
         page = read_page(entity)
     except LookupError:
@@ -209,15 +212,18 @@ def demonstration_scripts(tasks: Sequence[Task], style: str, read_page: Callable
                           inspect_file: Callable[[str], str] | None = None) -> list[list[str]]:
     """One list of turn texts per task (code only, without the response prefix or the closing fence).
 
-    ``compact`` falls back to the reference turns for tasks it cannot compact (level 0, answers not in what
-    the tool returns, copies too long for a turn); ``reference`` always uses them.
+    ``parse`` falls back to ``compact`` for tasks it has no parser for, and ``compact`` to the reference
+    turns for tasks it cannot compact (level 0, answers not in what the tool returns, copies too long for a
+    turn); ``reference`` always uses them.
     """
     if style not in STYLES:
         raise ValueError(f"demonstration style must be one of {STYLES}, got {style!r}")
     scripts = []
     for task in tasks:
-        compact = compact_turns(task, read_page, inspect_file) if style == "compact" else None
-        scripts.append(compact if compact is not None else reference_turns(task))
+        script = parse_turns(task, read_page) if style == "parse" else None
+        if script is None and style in ("compact", "parse"):
+            script = compact_turns(task, read_page, inspect_file)
+        scripts.append(script if script is not None else reference_turns(task))
     return scripts
 
 

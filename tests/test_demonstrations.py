@@ -98,3 +98,12 @@ def test_reference_style_and_fallbacks_keep_the_reference_steps(train_easy):
     assert compact_turns(web, None) is None  # no host read_page (another task source): reference steps
     with pytest.raises(ValueError, match="style"):
         demonstration_scripts([web], "sft", read_page)
+
+
+def test_compact_web_keeps_the_reference_steps_of_file_tasks(train_easy):
+    read_page, inspect_file = host_tool(train_easy.tools, "read_page"), host_tool(train_easy.tools, "inspect_file")
+    tasks = by_template(train_easy, {"city_fact", "memo_expenses"})
+    web, memo = tasks["city_fact"], tasks["memo_expenses"]
+    scripts = demonstration_scripts([web, memo], "compact-web", read_page, inspect_file)
+    assert scripts == [compact_turns(web, read_page), reference_turns(memo)]
+    assert compact_turns(memo, read_page, inspect_file) != reference_turns(memo)  # what "compact" would give

@@ -16,6 +16,8 @@ Three styles (``--demonstrations``):
   task whose answer cannot be read off it (or whose copy would not fit in a short turn) keeps its
   reference solution.
 
+* ``compact-web``: ``compact`` for web tasks only; a file task keeps its reference solution (the preset's
+  demonstrations before file tasks got compact scripts, kept to measure what those scripts change).
 * ``parse`` (:mod:`agents.learner.parsed_demonstrations`): look the same way, then answer a one-field web
   question with code that *parses* the page (``re.search(r'Headquarters: (.+)', read_page(...))[1]``)
   instead of copying the value; every other task keeps its ``compact`` script.
@@ -36,7 +38,7 @@ from agents.learner.parsed_demonstrations import page_entity, parse_turns
 from toolr1_env.scoring import question_scorer
 from toolr1_env.tasks import Task
 
-STYLES = ("reference", "compact", "parse")
+STYLES = ("reference", "compact", "compact-web", "parse")
 STEP_SEPARATOR = "# --- step ---"
 _LONG_DATE = re.compile(r"\b(\d{1,2}) (January|February|March|April|May|June|July|August|September|October|"
                         r"November|December) (\d{4})\b")
@@ -212,7 +214,8 @@ def demonstration_scripts(tasks: Sequence[Task], style: str, read_page: Callable
                           inspect_file: Callable[[str], str] | None = None) -> list[list[str]]:
     """One list of turn texts per task (code only, without the response prefix or the closing fence).
 
-    ``parse`` falls back to ``compact`` for tasks it has no parser for, and ``compact`` to the reference
+    ``parse`` falls back to ``compact`` for tasks it has no parser for; ``compact-web`` is ``compact`` for web
+    tasks only (a file task keeps its reference steps); ``compact`` falls back to the reference
     turns for tasks it cannot compact (level 0, answers not in what the tool returns, copies too long for a
     turn); ``reference`` always uses them.
     """
@@ -221,8 +224,8 @@ def demonstration_scripts(tasks: Sequence[Task], style: str, read_page: Callable
     scripts = []
     for task in tasks:
         script = parse_turns(task, read_page) if style == "parse" else None
-        if script is None and style in ("compact", "parse"):
-            script = compact_turns(task, read_page, inspect_file)
+        if script is None and style != "reference":
+            script = compact_turns(task, read_page, None if style == "compact-web" else inspect_file)
         scripts.append(script if script is not None else reference_turns(task))
     return scripts
 

@@ -128,7 +128,8 @@ class Args:
     queue_max_reuse: int = arg(QUEUE.max_reuse, "retire a cached sample after N injections")
     queue_demonstrations: bool = arg(True, "seed the queue with the pool's verified reference solutions")
     demonstrations: str = arg("reference", "demonstration style: reference (the task's solution, one step per "
-                                           "turn), compact (look, then copy the answer from the observation) or "
+                                           "turn), compact (look, then copy the answer from the observation), "
+                                           "compact-web (compact for web tasks only) or "
                                            "parse (look, then answer with code that parses what was read)", STYLES)
     repair_demonstrations: bool = arg(False, "continue each group's first failed episode after its first execution "
                                              "error with the task's demonstration, the failure kept as context out "

@@ -1,6 +1,6 @@
 """Demonstrations for the sample queue: turn texts that solve a pool task, one code action per turn.
 
-Three styles (``--demonstrations``):
+Four styles (``--demonstrations``):
 
 * ``reference``: the task's bundled reference solution, one ``# --- step ---`` per turn. Faithful, but a
   web task's second step defines ~270 tokens of helper functions: far beyond what a small model writes in
@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 
-from agents.learner.parsed_demonstrations import page_entity, parse_turns
+from agents.learner.parsed_demonstrations import FACT_LINE, page_entity, parse_turns
 from toolr1_env.scoring import question_scorer
 from toolr1_env.tasks import Task
 
@@ -44,7 +44,6 @@ _LONG_DATE = re.compile(r"\b(\d{1,2}) (January|February|March|April|May|June|Jul
                         r"November|December) (\d{4})\b")
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
            "November", "December")
-_FACT = re.compile(r"^([A-Z][A-Za-z ]+): (.+)$", re.M)
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 _CREDITS = re.compile(r"([\d,]+\.\d\d)\s+credits")
 _ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
@@ -138,7 +137,7 @@ def _column_where(text: str, column: str, key: str, value: str) -> list[str] | N
 
 def _answer_from_page(task: Task, page: str) -> str | None:
     """Turn 2: code that answers ``task`` from values printed on ``page`` (None if none found)."""
-    facts = dict(_FACT.findall(page))
+    facts = dict(FACT_LINE.findall(page))
     template = str(task.metadata.get("template", ""))
     if template == "population_density" and {"Population", "Area"} <= facts.keys():
         population, area = _first_number(facts["Population"]), _first_number(facts["Area"])

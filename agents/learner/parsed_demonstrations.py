@@ -32,7 +32,8 @@ from toolr1_env.scoring import question_scorer
 from toolr1_env.tasks import Task
 
 _ENTITY = re.compile(r"find_page\((['\"])(.+?)\1\)")
-_FACT = re.compile(r"^([A-Z][A-Za-z ]+): (.+)$", re.M)
+#: A ``Key: value`` line of a page's facts (shared with the ``compact`` style).
+FACT_LINE = re.compile(r"^([A-Z][A-Za-z ]+): (.+)$", re.M)
 #: How a field's value may be cut down to the answer: whole, its leading number (before a unit), the code
 #: in its brackets ("telcrown (TEL)"), the rate after "=" ("1 USD = 46.06 telcrown"), the year at its end.
 VALUE_PATTERNS = (r"(.+)", r"([\d,.]+)", r".*\((\w+)\)", r".* = ([\d,.]+)", r".* (\d{4})")
@@ -56,7 +57,7 @@ def parse_turns(task: Task, read_page: Callable[[str], str] | None) -> list[str]
         page = read_page(entity)
     except LookupError:
         return None
-    for key, _ in _FACT.findall(page):
+    for key, _ in FACT_LINE.findall(page):
         for pattern in VALUE_PATTERNS:
             regex = f"{key}: {pattern}"
             match = re.search(regex, page)

@@ -78,7 +78,7 @@ def save_checkpoint(run_dir: Path, iteration: int, policy: Policy, optimizer: to
     latest_tmp.write_text(final.name)
     os.replace(latest_tmp, root / "latest")
     for old in sorted((p for p in root.glob("step-*") if p != final),
-                      key=lambda p: int(p.name.split("-")[1]))[:-max(keep - 1, 0) or None]:
+                      key=lambda p: int(p.name.split("-", 1)[1]))[:-max(keep - 1, 0) or None]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 

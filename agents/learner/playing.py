@@ -98,11 +98,21 @@ def play_demonstrations(policy: Policy, envs: ThreadVectorEnv, requests: list[Ep
     return [by_group[d.group_id] for d in played]
 
 
+def play_pool_demonstrations(policy: Policy, envs: ThreadVectorEnv, demonstrations: Mapping[str, list[str]],
+                             args: EpisodeSettings, dp: DataParallel | None = None) -> list[Trajectory]:
+    """Play each task's demonstration turns (task id -> turns, as :func:`demonstration_turns` gives them)
+    through the env, one group ``demo-<task id>`` each; every process returns all of them."""
+    requests = [EpisodeRequest(task_id, f"demo-{task_id}", seed=0) for task_id in demonstrations]
+    return play_demonstrations(policy, envs, requests, list(demonstrations.values()), args, dp) if requests else []
+
+
 def seed_queue_with_demonstrations(policy: Policy, envs: ThreadVectorEnv, pool: TaskSet, queue: SampleQueue,
                                    args: EpisodeSettings, dp: DataParallel | None = None,
-                                   demonstrations: Mapping[str, list[str]] | None = None) -> dict[str, float]:
+                                   demonstrations: Mapping[str, list[str]] | None = None,
+                                   played: Sequence[Trajectory] | None = None) -> dict[str, float]:
     """Play each pool task's demonstration (``demonstrations``, default :func:`demonstration_turns` of
-    ``pool``) through the env and offer the successes to the queue.
+    ``pool``) through the env and offer the successes to the queue (``played``: ones already played by
+    :func:`play_pool_demonstrations`, offered as they are).
 
     Our extension of the dynamic sample queue (the paper fills it from the policy's own successes only):
     a small model may never succeed on its own, so every group would have zero signal and nothing would
@@ -110,10 +120,9 @@ def seed_queue_with_demonstrations(policy: Policy, envs: ThreadVectorEnv, pool: 
     task, re-scored by the current policy, retired by age and reuse. ``--no_queue_demonstrations`` turns
     this off.
     """
-    if demonstrations is None:
-        demonstrations = demonstration_turns(pool, args)
-    requests = [EpisodeRequest(task_id, f"demo-{task_id}", seed=0) for task_id in demonstrations]
-    demos = play_demonstrations(policy, envs, requests, list(demonstrations.values()), args, dp)
+    if played is None:
+        played = play_pool_demonstrations(policy, envs, demonstrations or demonstration_turns(pool, args), args, dp)
+    demos = list(played)
     admitted = sum(queue.add(demo, policy.version) for demo in demos)
     return {"queue/demonstrations_offered": float(len(demos)), "queue/demonstrations_admitted": float(admitted)}
 

@@ -12,15 +12,17 @@ before the command line is read, so ``args.json`` records the resolved values (a
 * ``multistep``: level-0 and level-1 tasks of ``train-easy`` with up to 4 code actions per episode, each
   observation fed back (a page of the simulated web or an attached file fits whole in
   ``max_observation_chars``), compact two-turn demonstrations (look with ``read_page`` or ``inspect_file``,
-  then answer from what was seen: ``agents.learner.demonstrations``), repair demonstrations (a failed episode
-  continued after its first error by the task's fix, the failure kept as context: ``agents.learner.repairs``),
-  held-out evaluation at the end on the 32 level-1 tasks of ``level1-eval`` (another world: no training
-  entity, page or question appears in it). Demonstrations live for the whole run (``queue_max_age``) and may
-  be replayed a few more times, because a pool task recurs only every few iterations. 6 tasks x 4 episodes
-  for 15 iterations; bfloat16 autocast (``--bf16``; 1.5x faster than fp32 on this machine's AVX512-BF16
-  cores: iteration 4 ended at 618 s instead of 918 s; on a CPU without native bfloat16 pass ``--no_bf16``);
-  truncated episodes (no answer within 4 turns: most early episodes) stay in the loss with their reward.
-  Measured: 26.7 minutes on 2 CPU cores (``docs/training_result.md``).
+  then answer from what was seen: ``agents.learner.demonstrations``), six supervised passes over those
+  demonstrations before GRPO (``--demo_warmup_epochs``, ``agents.learner.warmup``: without them five runs
+  ended at 0-6 of 32 held-out level-1 tasks), repair demonstrations (a failed episode continued after its first
+  error by the task's fix, the failure kept as context: ``agents.learner.repairs``), held-out evaluation after
+  the warm-up and at the end on the 32 level-1 tasks of ``level1-eval`` (another world: no training entity,
+  page or question appears in it). Demonstrations live for the whole run (``queue_max_age``) and may be
+  replayed a few more times, because a pool task recurs only every few iterations. 6 tasks x 4 episodes for
+  6 GRPO iterations (what fits in 30 minutes after the warm-up); bfloat16 autocast (``--bf16``; 1.5x faster
+  than fp32 on this machine's AVX512-BF16 cores: iteration 4 ended at 618 s instead of 918 s; on a CPU without
+  native bfloat16 pass ``--no_bf16``); truncated episodes (no answer within 4 turns) stay in the loss with
+  their reward. Measured results: ``docs/training_result.md``.
 """
 
 from __future__ import annotations
@@ -42,9 +44,10 @@ PRESETS: dict[str, Mapping[str, Any]] = {
         "eval_tasks": "level1-eval",
         "eval_level": 1,
         "eval_size": 32,
-        "eval_at_start": False,
+        "eval_at_start": True,  # after the warm-up: what the supervised passes alone reached
         "eval_every": 0,
-        "iterations": 15,
+        "demo_warmup_epochs": 6,
+        "iterations": 6,
         "tasks_per_iteration": 6,
         "group_size": 4,
         "num_envs": 32,

@@ -57,6 +57,7 @@ from agents.learner.playing import (
     demonstration_turns,
     group_owner,
     offer_repairs,
+    play_pool_demonstrations,
     seed_queue_with_demonstrations,
 )
 from agents.learner.policy import Policy, PolicyConfig
@@ -74,6 +75,7 @@ from agents.learner.update import (
     update_policy,
     without_infra_errors,
 )
+from agents.learner.warmup import warm_up
 from toolr1_env.env import ToolR1Env, resolve_tasks
 from toolr1_env.tasks import Task, TaskSet
 from toolr1_env.vector import ThreadVectorEnv
@@ -131,6 +133,9 @@ class Args:
                                            "turn), compact (look, then copy the answer from the observation), "
                                            "compact-web (compact for web tasks only) or "
                                            "parse (look, then answer with code that parses what was read)", STYLES)
+    demo_warmup_epochs: int = arg(0, "supervised passes over the pool's verified demonstrations before the first "
+                                     "GRPO iteration (agents/learner/warmup.py; not in the paper); 0 = none")
+    demo_warmup_batch: int = arg(16, "demonstrations per optimiser step of the warm-up")
     repair_demonstrations: bool = arg(False, "continue each group's first failed episode after its first execution "
                                              "error with the task's demonstration, the failure kept as context out "
                                              "of the loss (agents/learner/repairs.py)")
@@ -292,7 +297,7 @@ def main(args: Args) -> dict[str, float]:
     torch.manual_seed(args.seed + rank)
     queue = SampleQueue(queue_settings) if queue_settings is not None else None
     start_iteration, online_rollouts, started = 0, 0, time.time()
-    trainer_rng_state = None
+    trainer_rng_state, warmup_done, last_logged = None, 0, -1
     if args.resume:
         checkpoint = latest_checkpoint(run_dir)
         if checkpoint is None:
@@ -303,12 +308,14 @@ def main(args: Args) -> dict[str, float]:
         online_rollouts = state["extra"].get("online_rollouts", 0)
         started -= state["extra"].get("elapsed_s", 0.0)  # wall time keeps counting from where the run stopped
         trainer_rng_state = state["extra"].get("trainer_rng")
+        warmup_done = state["extra"].get("warmup_epochs_done", 0)
+        last_logged = state["iteration"] + 1 if state["iteration"] >= 0 else -1  # a warm-up checkpoint: no rows
     if accelerator.is_main_process:
         (run_dir / "args.json").write_text(json.dumps(dataclasses.asdict(args), indent=2))
 
     log = RunLog(run_dir, enabled=accelerator.is_main_process)
     if args.resume:
-        log.truncate(start_iteration)  # rows the killed run logged after its last checkpoint are redone
+        log.truncate(last_logged)  # rows the killed run logged after its last checkpoint are redone
     envs = make_envs(pool, args)
     # Held-out tasks of another world need that world's tools (its pages, its search index): own envs.
     eval_envs = envs if same_tools(pool, eval_set) else make_envs(eval_set, args, min(args.num_envs, len(eval_tasks)))
@@ -316,11 +323,29 @@ def main(args: Args) -> dict[str, float]:
     if trainer_rng_state is not None:  # task choice and env seeds continue exactly as without the kill
         rng.setstate(_as_rng_state(trainer_rng_state))
     summary: dict[str, float] = {}
+
+    def save_checkpoint_everywhere(iteration: int, extra: dict[str, float]) -> None:
+        """Checkpoint after ``iteration`` (-1: during the warm-up), with the trainer's clock and generator."""
+        rng_states = dp.gather_objects(rng_state())  # every process's own generators; one queue replica
+        if dp.is_main:
+            save_checkpoint(run_dir, iteration, policy, optimizer, queue, args,
+                            {"warmup_epochs_done": args.demo_warmup_epochs, **extra,
+                             "elapsed_s": time.time() - started, "trainer_rng": rng.getstate()},
+                            rng_states=rng_states, keep=args.keep_checkpoints)
+
     try:
         initial: dict[str, float] = {}
-        demonstrations = demonstration_turns(pool, args) if queue is not None else {}
-        if queue is not None and args.queue_demonstrations and start_iteration == 0:
-            initial = seed_queue_with_demonstrations(policy, envs, pool, queue, args, dp, demonstrations)
+        warmup_epochs = range(warmup_done, args.demo_warmup_epochs) if start_iteration == 0 else range(0)
+        seed_queue = queue is not None and args.queue_demonstrations and not args.resume  # a resumed queue is whole
+        demonstrations = demonstration_turns(pool, args) if queue is not None or warmup_epochs else {}
+        played = play_pool_demonstrations(policy, envs, demonstrations, args, dp) if seed_queue or warmup_epochs else []
+        if seed_queue:
+            initial = seed_queue_with_demonstrations(policy, envs, pool, queue, args, dp, played=played)
+        if warmup_epochs:
+            def checkpoint_warmup(epoch: int) -> None:  # a kill during the warm-up loses one epoch at most
+                save_checkpoint_everywhere(-1, {"warmup_epochs_done": epoch + 1})
+            initial.update(warm_up(policy, optimizer, played, warmup_epochs, update_config, rng, dp,
+                                   args.demo_warmup_batch, checkpoint_warmup))
         # A fix must be a script the policy could write: every turn within one generated turn's budget.
         fixes = {task_id: turns for task_id, turns in demonstrations.items()
                  if all(len(policy.tokenize(turn)) <= args.max_new_tokens for turn in turns)
@@ -343,12 +368,7 @@ def main(args: Args) -> dict[str, float]:
                 progress.set_postfix(reward=f"{metrics.get('reward/mean', 0):.2f}",
                                      eval=f"{metrics.get('eval/success', float('nan')):.2f}")
             if (iteration + 1) % args.checkpoint_every == 0 or last:
-                rng_states = dp.gather_objects(rng_state())  # every process's own generators; one queue replica
-                if dp.is_main:
-                    save_checkpoint(run_dir, iteration, policy, optimizer, queue, args,
-                                    {"online_rollouts": online_rollouts, "elapsed_s": time.time() - started,
-                                     "trainer_rng": rng.getstate()},
-                                    rng_states=rng_states, keep=args.keep_checkpoints)
+                save_checkpoint_everywhere(iteration, {"online_rollouts": online_rollouts})
         if not accelerator.is_main_process:
             return summary
         rows = log.rows()

@@ -1,0 +1,127 @@
+"""The supervised warm-up on demonstrations (agents/learner/warmup.py) and its place in the trainer."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+
+import pytest
+import torch
+
+from agents.learner.model_loading import make_tiny_model
+from agents.learner.policy import Policy, PolicyConfig
+from agents.learner.records import TrainBatch, Trajectory
+from agents.learner.update import UpdateConfig, rescore
+from agents.learner.warmup import mean_nll, verified, warm_up
+from tests.test_train_grpo import rows, run
+
+
+@pytest.fixture()
+def policy() -> Policy:
+    model, tokenizer = make_tiny_model(seed=0)
+    return Policy(model, tokenizer, PolicyConfig(lora_r=4, lora_alpha=8, max_new_tokens=8))
+
+
+def demonstration(policy: Policy, task_id: str, answer: str, *, correct: bool = True) -> Trajectory:
+    """A scripted two-turn episode (look, then answer), scored like a played demonstration."""
+    traj = Trajectory.start(task_id, f"demo-{task_id}", policy.encode_prompt([{"role": "user", "content": task_id}]))
+    for turn, observation in (("print(read_page('Acme'))", "Acme\n\nHeadquarters: Dorvik"),
+                              (f"final_answer('{answer}')", None)):
+        ids = policy.tokenize(turn + "\n```")
+        traj.append_generated(ids, [0.0] * len(ids))
+        if observation is not None:
+            traj.append_forced(policy.encode_observation(observation))
+    traj.metadata["demonstration"] = True
+    traj.reward_components = {"answer_score": 1.0 if correct else 0.0}
+    return traj
+
+
+def test_only_correct_uncut_error_free_demonstrations_are_imitated(policy):
+    good = demonstration(policy, "a", "Dorvik")
+    wrong = demonstration(policy, "b", "Oslo", correct=False)
+    cut = demonstration(policy, "c", "Dorvik")
+    cut.truncated = True
+    outage = demonstration(policy, "d", "Dorvik")
+    outage.infra_error = "sandbox died"
+    assert [verified(t) for t in (good, wrong, cut, outage)] == [True, False, False, False]
+    with pytest.raises(ValueError, match="nothing to warm up on"):
+        warm_up(policy, torch.optim.AdamW(policy.trainable_parameters()), [wrong, cut], range(1), UpdateConfig(),
+                random.Random(0))
+
+
+def test_mean_nll_is_the_token_mean_of_the_trained_tokens_only(policy):
+    traj = demonstration(policy, "a", "Dorvik")
+    trained = [i for i, m in enumerate(traj.loss_mask) if m]
+    traj.old_logprobs = [-2.0 if m else -99.0 for m in traj.loss_mask]  # -99 off the mask must not count
+    traj.old_logprobs[trained[0]] = -5.0
+    assert mean_nll([traj]) == pytest.approx((5.0 + 2.0 * (len(trained) - 1)) / len(trained))
+
+
+def test_one_warm_up_step_is_a_step_down_the_demonstrations_nll(policy):
+    demo = demonstration(policy, "a", "Dorvik")
+    params = policy.trainable_parameters()
+    with torch.no_grad():  # LoRA B starts at zero: give every adapter weight a gradient
+        for p in params:
+            p.normal_(0.0, 0.05, generator=torch.Generator().manual_seed(len(p.shape)))
+    before = [p.detach().clone() for p in params]
+    # The plain NLL gradient, computed here by hand.
+    batch = TrainBatch.collate([demo], [0.0], policy.pad_token_id)
+    logprobs = policy.sequence_logprobs(batch.token_ids, batch.attention_mask, first_position=batch.first_position,
+                                        score_mask=batch.host_loss_mask).logprobs  # [1, T]
+    nll = -(logprobs * batch.loss_mask).sum() / batch.loss_mask.sum()
+    grads = torch.autograd.grad(nll, params)
+    expected = torch.cat([g.reshape(-1) for g in grads])
+    lr = 1e-3 / max(1.0, float(expected.norm()))  # the warm-up clips the gradient norm at 1
+    epochs_seen: list[int] = []
+    metrics = warm_up(policy, torch.optim.SGD(params, lr=lr), [demo], range(1), UpdateConfig(), random.Random(0),
+                      after_epoch=epochs_seen.append)
+    step = torch.cat([(b - p.detach()).reshape(-1) for b, p in zip(before, params, strict=True)]) / lr
+    clipped = expected / max(1.0, float(expected.norm()))
+    assert torch.allclose(step, clipped, atol=1e-5, rtol=1e-3)
+    assert metrics["warmup/steps"] == 1 and epochs_seen == [0]
+    assert metrics["warmup/nll_first_epoch"] == pytest.approx(float(nll.detach()), rel=1e-4)
+
+
+def test_warm_up_epochs_lower_the_nll_and_leave_the_policy_version_alone(policy):
+    demos = [demonstration(policy, f"t{i}", answer) for i, answer in enumerate(["Dorvik", "Kelmar", "1,856"])]
+    rescore(policy, demos)
+    start = mean_nll(demos)
+    epochs_seen: list[int] = []
+    metrics = warm_up(policy, torch.optim.AdamW(policy.trainable_parameters(), lr=5e-3), demos, range(2, 6),
+                      UpdateConfig(), random.Random(0), batch_size=2, after_epoch=epochs_seen.append)
+    rescore(policy, demos)
+    assert epochs_seen == [2, 3, 4, 5]  # a resumed warm-up runs only the epochs left
+    assert metrics["warmup/steps"] == 8 and metrics["warmup/demonstrations"] == 3  # 2 steps per pass of 3
+    assert metrics["warmup/nll_last_epoch"] < metrics["warmup/nll_first_epoch"]
+    assert mean_nll(demos) < start - 0.2  # more likely (a tiny random model with a rank-4 adapter moves little)
+    assert policy.version == 0  # versions count GRPO updates (they age the sample queue)
+
+
+WARM = ["--demonstrations", "compact", "--max_new_tokens", "48", "--demo_warmup_epochs", "2",
+        "--demo_warmup_batch", "2", "--eval_at_start", "--keep_checkpoints", "3"]
+
+
+def test_the_trainer_warms_up_checkpoints_each_epoch_and_a_resume_finishes_only_what_is_left(tmp_path):
+    out = tmp_path / "run"
+    result = run([*WARM, "--iterations", "1", "--output_dir", str(out)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    first = rows(out)[0]
+    assert first["warmup/demonstrations"] >= 1 and first["warmup/steps"] >= 2
+    assert first["warmup/nll_last_epoch"] < first["warmup/nll_first_epoch"]
+    assert "eval/success" in first  # the step-0 evaluation is the warmed-up policy's
+    assert sorted(p.name for p in (out / "checkpoints").glob("step-*")) == ["step--1", "step-0"]
+
+    # A run killed after its first warm-up epoch: the warm-up checkpoint says one epoch is done.
+    killed = tmp_path / "killed"
+    result = run([*WARM, "--demo_warmup_epochs", "1", "--iterations", "1", "--output_dir", str(killed)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    (killed / "checkpoints" / "latest").write_text("step--1")  # as if killed before iteration 0's checkpoint
+    shutil.rmtree(killed / "checkpoints" / "step-0")
+    result = run([*WARM, "--iterations", "1", "--output_dir", str(killed), "--resume"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    logged = rows(killed)
+    assert [r["step"] for r in logged] == [0, 1]  # the killed run's rows were redone, each once
+    assert logged[0]["warmup/steps"] == first["warmup/steps"] / 2  # only the second epoch was left
+    assert "queue/demonstrations_offered" not in logged[0]  # the queue came back whole, not seeded twice
+    assert json.loads((killed / "summary.json").read_text())["iterations"] == 1

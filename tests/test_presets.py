@@ -23,6 +23,8 @@ def test_multistep_preset_sets_defaults_and_explicit_flags_win():
     assert (args.preset, args.tasks, args.max_turns, args.eval_tasks, args.demonstrations) == \
         ("multistep", "train-easy", 4, "level1-eval", "compact")
     assert args.max_observation_chars == 800
+    # Supervised passes over the demonstrations first, and an evaluation after them (docs/training_result.md).
+    assert (args.demo_warmup_epochs, args.eval_at_start) == (6, True)
     overridden = parse_args(["--iterations", "3", "--preset", "multistep", "--max_turns", "2"])
     assert (overridden.iterations, overridden.max_turns, overridden.tasks) == (3, 2, "train-easy")
     plain = parse_args([])

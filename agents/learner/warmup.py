@@ -7,9 +7,10 @@ Why (measured, ``docs/training_result.md``): a 135M model that has never read a 
 out of it almost never does so by chance, so the first GRPO iterations see groups without a success and
 learn only from demonstrations injected into them by the sample queue. With 6 of 48 pool tasks per
 iteration, each demonstration is trained on about twice in a 15-iteration run, and held-out level-1 success
-ended at 1-6 of 32 in five runs. Four supervised passes over the same 48 demonstrations, with nothing else,
-took the base model from 0 to 11 of 32. This is the "cold start" of DeepSeek-R1; the Tool-R1 paper trains
-with RL alone, so this is our departure, off by default and on in the ``multistep`` preset.
+ended at 0-6 of 32 in five such runs. Six supervised passes over the same 48 demonstrations take it from 0 to
+11-15 of 32 (three seeds of the ``multistep`` preset, evaluated right after the warm-up). This is the "cold
+start" of DeepSeek-R1; the Tool-R1 paper trains with RL alone, so this is our departure, off by default and on
+in the ``multistep`` preset.
 
 How: the GRPO loss itself, with advantage 1 on every demonstration and the old log-probs re-scored by the
 current policy just before each step, so every ratio is 1 and nothing is clipped. Its gradient is then the

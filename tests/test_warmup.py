@@ -125,3 +125,20 @@ def test_the_trainer_warms_up_checkpoints_each_epoch_and_a_resume_finishes_only_
     assert logged[0]["warmup/steps"] == first["warmup/steps"] / 2  # only the second epoch was left
     assert "queue/demonstrations_offered" not in logged[0]  # the queue came back whole, not seeded twice
     assert json.loads((killed / "summary.json").read_text())["iterations"] == 1
+
+
+def test_two_data_parallel_processes_warm_up_like_one(tmp_path):
+    """Each process steps on its share with one token denominator: the same warm-up as one process, to float
+    tolerance, and adapters that stay identical across the processes."""
+    from tests.test_train_grpo import accelerate
+
+    single, double = tmp_path / "single", tmp_path / "double"
+    assert run([*WARM, "--iterations", "1", "--output_dir", str(single)]).returncode == 0
+    result = accelerate([*WARM, "--iterations", "1", "--output_dir", str(double)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    one, two = rows(single)[0], rows(double)[0]
+    assert two["warmup/demonstrations"] == one["warmup/demonstrations"] and two["warmup/steps"] == one["warmup/steps"]
+    for key in ("warmup/nll_first_epoch", "warmup/nll_last_epoch"):
+        assert two[key] == pytest.approx(one[key], rel=1e-4), key
+    after = rows(double)[1]
+    assert after["dp/adapter_checksum/rank0"] == after["dp/adapter_checksum/rank1"]

@@ -121,7 +121,9 @@ def seed_queue_with_demonstrations(policy: Policy, envs: ThreadVectorEnv, pool: 
     this off.
     """
     if played is None:
-        played = play_pool_demonstrations(policy, envs, demonstrations or demonstration_turns(pool, args), args, dp)
+        if demonstrations is None:
+            demonstrations = demonstration_turns(pool, args)
+        played = play_pool_demonstrations(policy, envs, demonstrations, args, dp)
     demos = list(played)
     admitted = sum(queue.add(demo, policy.version) for demo in demos)
     return {"queue/demonstrations_offered": float(len(demos)), "queue/demonstrations_admitted": float(admitted)}

@@ -43,6 +43,10 @@ class UpdateConfig:
     zero_signal_tol: float = 1e-6
     mask_truncated: bool = False
     is_weight_cap: float = 1.0
+    #: Take the ratio against this forward pass's own detached log-probs instead of ``old_logprobs``: every
+    #: ratio is 1 and the gradient is ``advantage x grad log-prob`` (with advantage 1, the NLL's), with no
+    #: re-scoring pass first. The supervised warm-up's setting (``agents.learner.warmup``).
+    ratio_to_current: bool = False
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -187,18 +191,20 @@ def micro_batch_loss(policy: Policy, batch: TrainBatch, config: UpdateConfig, nu
         assert batch.behaviour_logprobs is not None
         weights = truncated_importance_weights(batch.old_logprobs, batch.behaviour_logprobs, batch.loss_mask,
                                                config.is_weight_cap)  # [B, T]
-    loss, terms = grpo_loss_terms(out.logprobs, batch.old_logprobs, batch.advantages, batch.loss_mask,
+    old_logprobs = out.logprobs.detach() if config.ratio_to_current else batch.old_logprobs  # [B, T]
+    loss, terms = grpo_loss_terms(out.logprobs, old_logprobs, batch.advantages, batch.loss_mask,
                                   clip_low=config.clip_low, clip_high=config.clip_high, ref_logprobs=ref,
                                   kl_coef=config.kl_coef, behaviour_weights=weights, num_tokens=num_tokens)
     assert out.entropy is not None
     terms["entropy"] = (out.entropy * batch.loss_mask).sum() / batch.loss_mask.sum().clamp(min=1)  # scalar
+    terms["nll"] = -(out.logprobs.detach() * batch.loss_mask).sum() / batch.loss_mask.sum().clamp(min=1)  # scalar
     return loss, terms
 
 
 #: Metrics averaged over the whole batch (weighted by trained tokens, summed across processes); the ratio's
 #: min and max are this process's own.
 _MEAN_METRICS = ("loss", "pg_loss", "clip_frac_low", "clip_frac_high", "approx_kl", "ratio_mean", "advantage_mean",
-                 "entropy", "kl_ref", "behaviour_weight_mean")
+                 "entropy", "nll", "kl_ref", "behaviour_weight_mean")
 
 
 def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, pairs: Sequence[tuple[Trajectory, float]],

@@ -12,9 +12,10 @@ ended at 0-6 of 32 in five such runs. Six supervised passes over the same 48 dem
 start" of DeepSeek-R1; the Tool-R1 paper trains with RL alone, so this is our departure, off by default and on
 in the ``multistep`` preset.
 
-How: the GRPO loss itself, with advantage 1 on every demonstration and the old log-probs re-scored by the
-current policy just before each step, so every ratio is 1 and nothing is clipped. Its gradient is then the
-gradient of the token-mean negative log-likelihood of the demonstration's own turns; prompt, tool output and
+How: the GRPO loss itself, with advantage 1 on every demonstration and the ratio taken against the same
+forward pass's own detached log-probs (``UpdateConfig.ratio_to_current``), so every ratio is 1, nothing is
+clipped and no re-scoring pass is needed. Its gradient is then the gradient of the token-mean negative
+log-likelihood of the demonstration's own turns; prompt, tool output and
 a repair's replayed failure stay masked as in every update. One optimiser step per ``batch_size``
 demonstrations; data parallel like an update (each process steps on its share, one token denominator).
 The policy version does not move: it counts GRPO updates, which age the sample queue.
@@ -22,6 +23,7 @@ The policy version does not move: it counts GRPO updates, which age the sample q
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -32,7 +34,7 @@ from agents.learner.data_parallel import DataParallel
 from agents.learner.playing import group_owner
 from agents.learner.policy import Policy
 from agents.learner.records import Trajectory
-from agents.learner.update import UpdateConfig, rescore, update_policy
+from agents.learner.update import UpdateConfig, update_policy
 
 
 def verified(demonstration: Trajectory) -> bool:
@@ -44,13 +46,6 @@ def verified(demonstration: Trajectory) -> bool:
             and demonstration.num_generated_tokens > 0)
 
 
-def mean_nll(trajectories: Sequence[Trajectory]) -> float:
-    """Token-mean negative log-likelihood of the trained tokens, from each trajectory's ``old_logprobs``."""
-    total = sum(-lp for t in trajectories for lp, m in zip(t.old_logprobs, t.loss_mask, strict=True) if m)
-    tokens = sum(t.num_generated_tokens for t in trajectories)
-    return total / tokens if tokens else float("nan")
-
-
 def warm_up(policy: Policy, optimizer: torch.optim.Optimizer, demonstrations: Sequence[Trajectory],
             epochs: range, config: UpdateConfig, rng: random.Random, dp: DataParallel | None = None,
             batch_size: int = 16, after_epoch: Callable[[int], None] | None = None) -> dict[str, float]:
@@ -59,8 +54,8 @@ def warm_up(policy: Policy, optimizer: torch.optim.Optimizer, demonstrations: Se
 
     Every process passes the same ``demonstrations`` and ``rng`` state (same order everywhere) and trains
     the ones it owns. Returns ``warmup/*`` metrics: demonstrations used, the token-mean NLL of the
-    demonstrations over the first and over the last epoch (each batch scored just before its step),
-    optimiser steps, seconds.
+    demonstrations over the first and over the last epoch (each batch scored by its own step's forward
+    pass, before the step), optimiser steps, seconds.
 
     Raises:
         ValueError: no demonstration is verified (nothing to imitate; the run would silently be plain GRPO).
@@ -71,23 +66,20 @@ def warm_up(policy: Policy, optimizer: torch.optim.Optimizer, demonstrations: Se
     if not usable:
         raise ValueError(f"--demo_warmup_epochs: none of the {len(demonstrations)} demonstrations reached a "
                          "correct answer without an error; there is nothing to warm up on")
-    update_config = UpdateConfig(epochs=1, micro_batch_size=config.micro_batch_size, clip_low=config.clip_low,
-                                 clip_high=config.clip_high, max_grad_norm=config.max_grad_norm,
-                                 advantage_scale=config.advantage_scale, mask_truncated=False, is_weight_cap=0.0)
+    update_config = dataclasses.replace(config, epochs=1, kl_coef=0.0, mask_truncated=False, is_weight_cap=0.0,
+                                        ratio_to_current=True)
     owner = group_owner([d.group_id for d in usable], dp.world_size)
     metrics: dict[str, float] = {"warmup/demonstrations": float(len(usable))}
     steps = 0
     for epoch in epochs:
         order = list(usable)
         rng.shuffle(order)
-        nll_sum = tokens = 0.0  # over the epoch, each batch scored just before its step
+        nll_sum = tokens = 0.0  # over the epoch, each batch scored by the forward pass of its own step
         for i in range(0, len(order), batch_size):
             mine = [d for d in order[i : i + batch_size] if owner[d.group_id] == dp.rank]
-            rescore(policy, mine)  # ratio 1 at the step: the gradient is the NLL's
-            mine_tokens = float(sum(d.num_generated_tokens for d in mine))
-            batch_nll, batch_tokens = dp.sum_floats([mean_nll(mine) * mine_tokens if mine else 0.0, mine_tokens])
-            nll_sum, tokens = nll_sum + batch_nll, tokens + batch_tokens
-            update_policy(policy, optimizer, [(d, 1.0) for d in mine], update_config, rng=rng, dp=dp)
+            step = update_policy(policy, optimizer, [(d, 1.0) for d in mine], update_config, rng=rng, dp=dp)
+            nll_sum += step["update/nll"] * step["update/num_tokens"]  # both over every process's share
+            tokens += step["update/num_tokens"]
             steps += 1
         metrics.setdefault("warmup/nll_first_epoch", nll_sum / tokens)
         metrics["warmup/nll_last_epoch"] = nll_sum / tokens

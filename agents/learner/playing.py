@@ -124,9 +124,8 @@ def seed_queue_with_demonstrations(policy: Policy, envs: ThreadVectorEnv, pool: 
         if demonstrations is None:
             demonstrations = demonstration_turns(pool, args)
         played = play_pool_demonstrations(policy, envs, demonstrations, args, dp)
-    demos = list(played)
-    admitted = sum(queue.add(demo, policy.version) for demo in demos)
-    return {"queue/demonstrations_offered": float(len(demos)), "queue/demonstrations_admitted": float(admitted)}
+    admitted = sum(queue.add(demo, policy.version) for demo in played)
+    return {"queue/demonstrations_offered": float(len(played)), "queue/demonstrations_admitted": float(admitted)}
 
 
 def offer_repairs(policy: Policy, envs: ThreadVectorEnv, online: Sequence[Trajectory],

@@ -42,12 +42,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from agents.cli import arg, as_argv, parse  # noqa: E402
+from agents.learner.policy import LORA_TARGETS  # noqa: E402
 from agents.learner.train import Args, make_envs, make_task_pool  # noqa: E402
 from benchmarks.results_file import markdown_table, write_section  # noqa: E402
 from toolr1_env.tasks import TaskSet  # noqa: E402
 
 TITLE = "GRPO iteration through TRL with our rollout function (bench_trl_rollout.py)"
-LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 @dataclass

@@ -24,7 +24,6 @@ from toolr1_env.tasks import TaskSet
 from toolr1_env.vector import StepOutcome, ThreadVectorEnv
 
 RESULT_MARK = "BENCH_TRL_RESULT "
-LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 @dataclass

@@ -165,14 +165,6 @@ def check_chat_template(tokenizer: Any) -> None:
         )
 
 
-def load_tokenizer(name_or_path: str = DEFAULT_MODEL) -> Any:
-    """Load only the tokenizer (left padding, a pad token set, chat template checked)."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(name_or_path))
-    return _prepare_tokenizer(tokenizer)
-
-
 def _prepare_tokenizer(tokenizer: Any) -> Any:
     check_chat_template(tokenizer)
     tokenizer.padding_side = "left"

@@ -22,7 +22,6 @@ with ``lora_dropout > 0`` recompute old log-probs in eval mode.
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -38,6 +37,9 @@ from agents.learner.records import Generation
 from agents.learner.sampling import StopMatcher, TokenPieces
 from agents.learner.scoring import check_prefix_sharing, inspect_model, make_cache, token_logprobs
 
+#: The linear layers of a Llama-style block that receive a LoRA adapter (every trainer of this project uses them).
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
 
 @dataclass
 class PolicyConfig:
@@ -49,9 +51,7 @@ class PolicyConfig:
     """LoRA scaling numerator (scale = alpha / r)."""
     lora_dropout: float = 0.0
     """LoRA dropout; keep 0 so train-mode log-probs equal the sampling ones."""
-    lora_target_modules: tuple[str, ...] = (
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
-    )  # fmt: skip
+    lora_target_modules: tuple[str, ...] = LORA_TARGETS
     """Module names that receive an adapter."""
     temperature: float = 1.0
     """Sampling temperature; log-probs for the loss are computed at this temperature too."""
@@ -366,10 +366,3 @@ class Policy:
         from peft.utils import load_peft_weights
 
         set_peft_model_state_dict(self.model, load_peft_weights(path))
-
-    def timed_sample(self, prompts: Sequence[Sequence[int]], **kwargs: Any) -> tuple[list[Generation], float]:
-        """:meth:`sample` plus the generated tokens per second (for logs and benchmarks)."""
-        start = time.perf_counter()
-        generations = self.sample(prompts, **kwargs)
-        seconds = time.perf_counter() - start
-        return generations, sum(len(g.token_ids) for g in generations) / max(seconds, 1e-9)

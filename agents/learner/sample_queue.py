@@ -247,24 +247,24 @@ class SampleQueue:
             result.append(self._inject(task_id, candidates.pop(0), group_id, current_version))
             injected += 1
         self.counters["groups"] += 1
-        if _flat([t.reward for t in group], tol):
+        if is_flat([t.reward for t in group], tol):
             self.counters["zero_signal_before"] += 1
         no_success = not any(t.reward >= self.config.min_reward for t in result)
-        if _flat([t.reward for t in result], tol) or (self.config.inject_when == "no_success" and no_success):
+        if is_flat([t.reward for t in result], tol) or (self.config.inject_when == "no_success" and no_success):
             # A useful entry changes the group's rewards: any different reward in a flat group, a better
             # one than the best member otherwise.
             best = max(t.reward for t in result)
             useful = [e for e in candidates if abs(e.reward - best) > tol and (e.reward > best or
-                                                                              _flat([t.reward for t in result], tol))]
+                                                                              is_flat([t.reward for t in result], tol))]
             # Replace online members from the end, keeping at least one online member.
             slot = len(group) - 1
             while useful and injected < self.config.max_inject and slot >= 1:
                 result[slot] = self._inject(task_id, useful.pop(0), group_id, current_version)
                 injected += 1
                 slot -= 1
-        if _flat([t.reward for t in group], tol) and not _flat([t.reward for t in result], tol):
+        if is_flat([t.reward for t in group], tol) and not is_flat([t.reward for t in result], tol):
             self.counters["hits"] += 1
-        if _flat([t.reward for t in result], tol):
+        if is_flat([t.reward for t in result], tol):
             self.counters["zero_signal_after"] += 1
         if admit:
             self.observe(group)
@@ -377,5 +377,6 @@ class SampleQueue:
         self._version = state["version"]
 
 
-def _flat(rewards: Sequence[float], tol: float) -> bool:
-    return max(rewards) - min(rewards) <= tol
+def is_flat(rewards: Sequence[float], tol: float) -> bool:
+    """Whether a group's rewards are all equal within ``tol`` (no learning signal); an empty group is flat."""
+    return not rewards or max(rewards) - min(rewards) <= tol

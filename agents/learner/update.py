@@ -26,7 +26,7 @@ from agents.learner.data_parallel import DataParallel
 from agents.learner.grpo import AdvantageScale, group_advantages, grpo_loss_terms, truncated_importance_weights
 from agents.learner.policy import LogprobOutput, Policy
 from agents.learner.records import TrainBatch, Trajectory
-from agents.learner.sample_queue import SampleQueue
+from agents.learner.sample_queue import SampleQueue, is_flat
 
 
 @dataclass(frozen=True)
@@ -128,20 +128,16 @@ def build_groups(trajectories: Sequence[Trajectory], queue: SampleQueue | None, 
     batch: list[Trajectory] = []
     flat_before = flat_after = 0
     for group in groups.values():
-        flat_before += _flat(group, tol)
+        flat_before += is_flat([t.reward for t in group], tol)
         if queue is not None:
             group = queue.fill_group(group, group[0].task_id, policy_version, tol=tol, group_size=group_size)
-        flat_after += _flat(group, tol)
+        flat_after += is_flat([t.reward for t in group], tol)
         batch += group
     count = max(len(groups), 1)
     return batch, {"groups/count": float(len(groups)), "groups/zero_signal_before": flat_before / count,
                    "groups/zero_signal_after": flat_after / count,
                    "batch/from_queue": float(sum(t.source == "cache" for t in batch))}
 
-
-def _flat(group: Sequence[Trajectory], tol: float) -> bool:
-    rewards = [t.reward for t in group]
-    return max(rewards) - min(rewards) <= tol
 
 
 def compute_advantages(trajectories: Sequence[Trajectory], config: UpdateConfig) -> list[float]:

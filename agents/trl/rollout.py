@@ -53,7 +53,7 @@ from agents.engine import EpisodeRequest
 from agents.learner.policy import Policy
 from agents.learner.records import Trajectory
 from agents.learner.rollout import Conversation, RolloutStats, collect
-from agents.learner.sample_queue import SampleQueue, SampleQueueConfig
+from agents.learner.sample_queue import SampleQueue, SampleQueueConfig, is_flat
 from agents.trl.batch import to_trl_batch
 from agents.trl.checkpoint import SampleQueueCheckpoint, checkpoint_dir, state_file
 from agents.trl.generation import trainer_policy
@@ -168,10 +168,10 @@ class ToolR1Rollout:
         for group in groups:
             clean = [t for t in placed[group.index] if t.infra_error is None]
             broken = [t for t in placed[group.index] if t.infra_error is not None]
-            flat_before += _flat(clean, tol)
+            flat_before += (bool(clean) and is_flat([t.reward for t in clean], tol))
             if queue is not None and group.full and clean:
                 clean = queue.fill_group(clean, group.task_id, version, group_size=len(group.rows) - len(broken))
-            flat_after += _flat(clean, tol)
+            flat_after += (bool(clean) and is_flat([t.reward for t in clean], tol))
             placed[group.index] = clean + broken
         short = [g for g in groups for _ in range(len(g.rows) - len(placed[g.index]))]
         extra: list[Trajectory] = []
@@ -332,9 +332,6 @@ def make_rollout_func(tasks: TasksSpec | None = None, *, envs: ThreadVectorEnv |
                          env_kwargs=env_kwargs or {}, conversation=conversation or Conversation(),
                          queue=queue, demonstrations=demonstrations, seed=seed)
 
-
-def _flat(group: Sequence[Trajectory], tol: float) -> bool:
-    return bool(group) and max(t.reward for t in group) - min(t.reward for t in group) <= tol
 
 
 def _step_of(checkpoint: Path) -> int | None:

@@ -18,10 +18,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from agents.cli import arg, parse
+from agents.learner.policy import LORA_TARGETS
 from agents.learner.rollout import Conversation
 from agents.learner.sample_queue import SampleQueueConfig
-
-LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 @dataclass

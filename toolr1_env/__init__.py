@@ -9,6 +9,9 @@ is imported until ``gym.make``)::
     env = gym.make("ToolR1-GAIA-v0", tasks="validation", step_timeout=10)
     prompt, info = env.reset(seed=0)
     observation, reward, terminated, truncated, info = env.step("```py\\nprint(6 * 7)\\n```")
+
+``gym.make(ENV_ID, remote="ws://host:port")`` (or a list of servers) plays the same episodes on environment
+servers started with ``toolr1-serve`` (``toolr1_env.serving``, ``docs/serving.md``).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ ENV_ID = "ToolR1-GAIA-v0"
 DEFAULT_MAX_EPISODE_STEPS = 8
 
 if ENV_ID not in registry:
-    register(id=ENV_ID, entry_point="toolr1_env.env:ToolR1Env", max_episode_steps=DEFAULT_MAX_EPISODE_STEPS,
-             disable_env_checker=False,
-             additional_wrappers=(WrapperSpec("TurnLimitSync", "toolr1_env.env:TurnLimitSync", {}),))
+    # One id for both: the entry point builds the local env, or with remote= its client (toolr1_env.serving).
+    register(id=ENV_ID, entry_point="toolr1_env.serving.remote_env:make_env",
+             max_episode_steps=DEFAULT_MAX_EPISODE_STEPS, disable_env_checker=False,
+             additional_wrappers=(WrapperSpec("TurnLimitSync", "toolr1_env.serving.remote_env:TurnLimitSync", {}),))
 
 __all__ = ["DEFAULT_MAX_EPISODE_STEPS", "ENV_ID", "LEVELS", "Task", "TaskSet"]

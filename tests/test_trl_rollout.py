@@ -52,6 +52,7 @@ def test_trainer_model_route_plays_env_episodes_masks_observations_and_rewards_r
     finally:
         rollout.close()
     assert rollout.calls == 2 and len(batches) == 2
+    assert rollout.policies.builds == 1  # one Policy (template round trip, probe forward) for both calls
     trajectories = rollout.last_trajectories
     assert len(trajectories) == 4 and {t.task_id for t in trajectories} == {t.task_id for t in TASKS}
     # Played in the env: two code actions per episode, the sandbox's output came back as the observation.
@@ -135,6 +136,7 @@ def test_vllm_route_sends_token_ids_cuts_after_the_code_block_and_logprobs_match
     finally:
         rollout.close()
     assert engine.syncs == 2  # TRL pushed the weights before each step's rollout
+    assert rollout.policies.builds == 1 and len(rollout.policies.policy.plans) == len(engine.calls)
     assert engine.calls and all(c["max_tokens"] <= 16 and c["stop"] == list(SERVER_STOP) for c in engine.calls)
     for traj in rollout.last_trajectories:
         assert traj.num_turns == 2 and traj.turns[0].observation.strip() == "7"  # the sandbox ran the block

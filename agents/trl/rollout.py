@@ -56,7 +56,7 @@ from agents.learner.rollout import Conversation, RolloutStats, collect
 from agents.learner.sample_queue import SampleQueue, SampleQueueConfig, is_flat
 from agents.trl.batch import to_trl_batch
 from agents.trl.checkpoint import SampleQueueCheckpoint, checkpoint_dir, state_file
-from agents.trl.generation import trainer_policy
+from agents.trl.generation import PolicyCache, trainer_policy
 from toolr1_env.env import TasksSpec, ToolR1Env, resolve_tasks
 from toolr1_env.integrations.trl import row_task_id
 from toolr1_env.tasks import TaskSet
@@ -106,6 +106,7 @@ class ToolR1Rollout:
         last_trajectories: the rows returned by the latest call, in TRL's order (for inspection and tests).
         last_metrics: that call's counters (also handed to the reward function as ``rollout_metrics``).
         calls: how many times TRL called the function.
+        policies: the policy every call samples from, built once (:class:`~agents.trl.generation.PolicyCache`).
     """
 
     def __init__(self, task_set: TaskSet | None, *, envs: ThreadVectorEnv | None, num_envs: int,
@@ -126,6 +127,7 @@ class ToolR1Rollout:
         self._rng = random.Random(seed)
         self._demonstrated: set[str] = set()
         self._bound: Any = None
+        self.policies = PolicyCache()  # one Policy for every call (see agents.trl.generation)
         self.restored_step: int | None = None
 
     # ------------------------------------------------------------------------------------------- the call
@@ -139,7 +141,7 @@ class ToolR1Rollout:
         first_row = trainer.accelerator.process_index * len(prompts)
         groups = trl_groups([row_task_id(p) for p in prompts], group_size, first_row)
         queue = self.queue if training else None
-        with trainer_policy(trainer, self.conversation) as policy:
+        with trainer_policy(trainer, self.conversation, self.policies) as policy:
             if queue is not None and self.demonstrations:
                 self._seed_demonstrations(policy, queue, {g.task_id for g in groups})
             rows, metrics = self._play_groups(policy, groups, len(prompts), queue)
@@ -214,7 +216,7 @@ class ToolR1Rollout:
         if self.queue is None:
             raise ValueError("seed_demonstrations needs the sample queue (make_rollout_func(queue=...))")
         ids = set(task_ids) if task_ids is not None else {t.task_id for t in self.task_set.tasks}
-        with trainer_policy(trainer, self.conversation) as policy:
+        with trainer_policy(trainer, self.conversation, self.policies) as policy:
             self._seed_demonstrations(policy, self.queue, ids)
         return len(self.queue)
 

@@ -24,7 +24,7 @@ from pydantic import Field
 
 from toolr1_env.env import ToolR1Env, resolve_tasks
 from toolr1_env.sandbox import SandboxConfig
-from toolr1_env.serving.wire import MAX_ACTION_CHARS, check_client_config, json_safe
+from toolr1_env.serving.wire import MAX_ACTION_CHARS, SESSION_CLOSED, check_client_config, json_safe
 from toolr1_env.tasks import TaskSet
 
 
@@ -199,5 +199,4 @@ class ToolR1OpenEnv(Environment[CodeAction, EpisodeObservation, EpisodeState]):
 
     def _check_open(self) -> None:
         if self._closed:  # OpenEnv's idle reaper closes the env while the socket may still be open
-            raise RuntimeError("this session was closed by the server (idle past its session timeout); "
-                               "open a new session")
+            raise RuntimeError(f"{SESSION_CLOSED} (idle past its session timeout); open a new session")

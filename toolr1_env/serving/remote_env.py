@@ -34,7 +34,7 @@ from gymnasium.error import ResetNeeded
 
 from toolr1_env.env import ToolR1Env
 from toolr1_env.env import TurnLimitSync as LocalTurnLimitSync
-from toolr1_env.serving.wire import CAPACITY_REACHED, CLIENT_OPTIONS, ENV_SERVER, MAX_ACTION_CHARS
+from toolr1_env.serving.wire import CAPACITY_REACHED, CLIENT_OPTIONS, ENV_SERVER, MAX_ACTION_CHARS, SESSION_CLOSED
 from toolr1_env.spaces import UnicodeText
 
 _spread = itertools.count()  # which server the next env of this process starts on
@@ -164,6 +164,8 @@ class RemoteToolR1Env(gym.Env[str, str]):
             reply = self._exchange({"type": "step", "data": {"code": action}}, self.message_timeout)
         except _Lost as exc:
             return self._server_outage(str(exc))
+        if reply.get("type") == "error" and SESSION_CLOSED in str(reply.get("data", {}).get("message", "")):
+            return self._server_outage(str(reply["data"]["message"]), server_alive=True)
         result = self._result(reply)
         self._done = bool(result["terminated"] or result["truncated"])
         self._history += [action, result["text"]]
@@ -245,10 +247,13 @@ class RemoteToolR1Env(gym.Env[str, str]):
                                  str(data.get("code", "")))
         return data.get("observation") or {}
 
-    def _server_outage(self, why: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        """End the episode on a lost server, exactly as the local env ends one on a sandbox failure."""
+    def _server_outage(self, why: str, server_alive: bool = False) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """End the episode on a lost server (or session), as the local env ends one on a sandbox failure."""
+        if server_alive:  # the server closed this session (idle too long): it still serves new ones
+            self._disconnect()
+        else:
+            self._mark_down(self._lost_server)
         lost = self._lost_server
-        self._mark_down(lost)
         self._done = True
         message = f"EnvServerError: {lost}: {why}"
         info: dict[str, Any] = {"task_id": self._info.get("task_id"), "level": self._info.get("level"),

@@ -49,6 +49,8 @@ CLIENT_OPTIONS: dict[str, tuple[type, ...]] = {
 MAX_ACTION_CHARS = 800_000
 #: Largest WebSocket frame the server reads; bigger frames close that session with code 1009 (message too big).
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+#: Start of the error a session gets after the server closed it (idle past the session timeout).
+SESSION_CLOSED = "this session was closed by the server"
 #: OpenEnv error code for a session refused because the server is full.
 CAPACITY_REACHED = "CAPACITY_REACHED"
 

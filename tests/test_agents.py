@@ -444,6 +444,35 @@ def test_local_agent_plays_a_bf16_run_under_bf16(tiny_run: Path, tmp_path: Path)
 
 
 @needs_model
+@pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")  # peft 0.21 on transformers 5
+def test_local_agent_loads_the_runs_weight_dtype_for_both_trainers(tiny_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import torch
+
+    from agents.players.local_agent import LocalAgent
+
+    def dtypes(agent: LocalAgent) -> set[torch.dtype]:
+        return {p.dtype for n, p in agent.policy.model.named_parameters() if "lora_" not in n}
+
+    assert dtypes(LocalAgent.from_pretrained(adapter=tiny_run, num_slots=1)) == {torch.float32}  # not recorded
+    run = tmp_path / "bf16-weights"
+    shutil.copytree(tiny_run, run)
+    args_file = run / "checkpoints" / "step-3" / "args.json"
+    args_file.write_text(json.dumps({**json.loads(args_file.read_text()), "dtype": "bfloat16"}))
+    assert dtypes(LocalAgent.from_pretrained(adapter=run, num_slots=1)) == {torch.bfloat16}  # train_grpo --dtype
+    assert dtypes(LocalAgent.from_pretrained(adapter=run, num_slots=1, dtype="float32")) == {torch.float32}
+    # A run of agents/train_trl.py: the adapter at the top of its output_dir, its arguments in toolr1_args.json.
+    trl_run = tmp_path / "trl-run"
+    shutil.copytree(tiny_run / "checkpoints" / "step-3" / "adapter", trl_run)
+    (trl_run / "toolr1_args.json").write_text(args_file.read_text())
+    agent = LocalAgent.from_pretrained(adapter=trl_run, num_slots=1)
+    assert dtypes(agent) == {torch.bfloat16} and agent.conversation.response_prefix == "```py\n"
+    with pytest.raises(ValueError, match="float32 or bfloat16"):
+        LocalAgent.from_pretrained(adapter=run, num_slots=1, dtype="float16")
+
+
+@needs_model
 def test_local_agent_context_budget(tiny_run: Path) -> None:
     from agents.players.local_agent import LocalAgent
 

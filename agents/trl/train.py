@@ -65,7 +65,9 @@ class Args:
     vllm_gpu_memory_utilization: float = arg(0.3, "colocate mode: GPU memory share of vLLM")
     vllm_tensor_parallel_size: int = arg(1, "colocate mode: tensor parallelism of vLLM")
     vllm_is_clip_max: float = arg(1.0, "cap of vLLM's token importance weight pi_train / pi_sampler (as our learner)")
-    bf16: bool = arg(False, "bf16 training (GPUs)")
+    dtype: str = arg("float32", "model weight dtype (bfloat16 halves the weights' memory on GPUs); also the dtype "
+                     "LocalAgent and agents/evaluate.py play this run's adapter in", choices=("float32", "bfloat16"))
+    bf16: bool = arg(False, "bf16 autocast in TRL's forward passes (GPUs)")
     gradient_checkpointing: bool = arg(False, "trade compute for memory in the training forward")
     save_steps: int = arg(50, "checkpoint every N steps")
     logging_steps: int = arg(1, "log every N steps")
@@ -100,17 +102,28 @@ def grpo_config(args: Args) -> object:
         report_to=args.report_to, remove_unused_columns=False, **vllm)
 
 
+def load_model(args: Args) -> tuple[object, object]:
+    """The model (in ``--dtype``) and its tokenizer."""
+    import torch
+
+    from agents.learner.model_loading import load_model_and_tokenizer, make_tiny_model
+
+    dtype = getattr(torch, args.dtype)
+    if args.model == "tiny-random":
+        model, tokenizer = make_tiny_model(seed=args.seed)
+        return model.to(dtype), tokenizer
+    return load_model_and_tokenizer(args.model, dtype=dtype)
+
+
 def main(args: Args) -> dict[str, float]:
     """Train; return the last logged metrics (also written to ``<output_dir>/summary.json``)."""
     from peft import LoraConfig
     from trl import GRPOTrainer
 
-    from agents.learner.model_loading import load_model_and_tokenizer, make_tiny_model
     from agents.trl import make_rollout_func, toolr1_reward
     from toolr1_env.integrations.trl import task_dataset
 
-    model, tokenizer = (make_tiny_model(seed=args.seed) if args.model == "tiny-random"
-                        else load_model_and_tokenizer(args.model))
+    model, tokenizer = load_model(args)
     conversation = Conversation(system_prompt=args.system_prompt or None, response_prefix=args.response_prefix,
                                 max_new_tokens=args.max_new_tokens, max_episode_tokens=args.max_episode_tokens)
     queue = SampleQueueConfig(per_task_capacity=args.queue_capacity_per_task, max_inject=args.queue_max_inject,

@@ -16,13 +16,13 @@ pytest.importorskip("openenv")
 pytest.importorskip("websockets")
 
 from gymnasium.utils.env_checker import check_env  # noqa: E402
-from serving_harness import ServerProcess  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
 import toolr1_env  # noqa: E402,F401
 from toolr1_env import suite  # noqa: E402
 from toolr1_env.sandbox import SandboxConfig  # noqa: E402
+from toolr1_env.serving.local_server import LocalServer  # noqa: E402
 from toolr1_env.serving.remote_env import RemoteEnvError, RemoteToolR1Env, ServerUnavailable  # noqa: E402
 from toolr1_env.vector import ThreadVectorEnv  # noqa: E402
 
@@ -32,7 +32,7 @@ LIGHT = SandboxConfig(preload=())
 
 @pytest.fixture(scope="module")
 def server():
-    process = ServerProcess("--max-sessions", "6", "--tasks", TASKS, "--step-timeout", "5")
+    process = LocalServer("--max-sessions", "6", "--tasks", TASKS, "--step-timeout", "5")
     yield process
     process.stop()
 
@@ -177,7 +177,7 @@ def test_a_closed_session_refuses_further_steps():
 
 
 def test_more_sessions_than_allowed_get_a_clear_refusal_not_a_hang():
-    small = ServerProcess("--max-sessions", "2", "--tasks", TASKS)
+    small = LocalServer("--max-sessions", "2", "--tasks", TASKS)
     envs = [RemoteToolR1Env(small.url, tasks=TASKS) for _ in range(3)]
     try:
         envs[0].reset(seed=0)

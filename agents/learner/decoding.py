@@ -8,7 +8,15 @@ SmolLM2-135M, 32 rows x 64 tokens; ``benchmarks/bench_sampler.py`` compares it w
   each targeted base weight is swapped for ``W + scale * B @ A`` (a new tensor; the original is kept and
   put back afterwards, so nothing drifts across iterations), with PEFT's adapter switched off. Costs one
   copy of the targeted weights while sampling; adapters PEFT cannot express as a weight delta (DoRA,
-  LoRA bias) stay unmerged.
+  LoRA bias) stay unmerged. Weights in bf16 (or fp16) are never merged: a delta under ~0.4% of a weight
+  rounds away in bf16, so the merged sampler would be another policy than the (unmerged) one the trainer
+  scores; sampling then runs PEFT's own adapter path, as training does.
+
+One policy. The sampler's logits come from the same decoder and output head as the trainer's scoring
+(:func:`agents.learner.scoring.inspect_model`), and that head computes fp32 logits whatever the weights'
+dtype, so the log-probs the sampler records and the ones the trainer recomputes differ only by the rounding
+of the two forward passes (KV cache vs. full sequence): measured ~1e-3 in bf16 on the tiny test model, 1e-6 in fp32
+(``tests/test_bf16_policy.py``; :func:`agents.learner.scoring.logprob_gap` measures it).
 * **Picking the token.** ``log_softmax`` + ``multinomial`` over the vocabulary costs as much as a large
   part of a small model's step: :func:`agents.learner.sampling.sample_next` samples by inverse CDF.
 * **Cache copies.** Dropping a finished row from a ``DynamicCache`` copies every layer's keys and values;
@@ -21,7 +29,7 @@ Stop checks (:class:`agents.learner.sampling.StopMatcher`) measured at well unde
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +38,7 @@ import torch
 
 from agents.learner.records import FinishReason
 from agents.learner.sampling import StopMatcher, TokenPieces, sample_next
-from agents.learner.scoring import make_cache, returned_cache
+from agents.learner.scoring import ModelParts, make_cache, returned_cache
 
 #: Compact the batch (drop finished rows from the cache) once this share of its rows has finished.
 COMPACT_FRACTION = 0.25
@@ -40,10 +48,12 @@ COMPACT_FRACTION = 0.25
 def merged_adapter(model: Any, enabled: bool = True) -> Iterator[bool]:
     """Run the block on merged LoRA weights (exactly restored afterwards); yields whether it merged.
 
-    Nothing happens (yields False) without a PEFT LoRA adapter, when ``enabled`` is False, or when some
-    adapter has no plain weight delta (DoRA, LoRA bias).
+    Nothing happens (yields False) without a PEFT LoRA adapter, when ``enabled`` is False, when some
+    adapter has no plain weight delta (DoRA, LoRA bias), or when the base weights are not fp32.
     """
     layers = _mergeable_lora_layers(model) if enabled else None
+    if layers and any(layer.get_base_layer().weight.dtype != torch.float32 for layer in layers):
+        layers = None  # low-precision weights: the merged delta would round away (see the module docstring)
     if not layers:
         yield False
         return
@@ -98,16 +108,37 @@ def _left_padded(prompts: Sequence[Sequence[int]], pad_token_id: int, device: to
     return input_ids.to(device), attention.to(device)
 
 
+def _logits_function(model: Any, parts: ModelParts | None) -> Callable[..., tuple[Any, torch.Tensor]]:
+    """``forward(**inputs) -> (output, last-position logits [b, V])`` through the trainer's head when there is one."""
+    if parts is not None and parts.decoder is not None and parts.head is not None:
+        decoder, head = parts.decoder, parts.head
+
+        def through_head(**inputs: Any) -> tuple[Any, torch.Tensor]:
+            out = decoder(**inputs)
+            return out, head(out.last_hidden_state[:, -1, :])  # [b, H] -> [b, V], fp32
+
+        return through_head
+
+    def through_model(**inputs: Any) -> tuple[Any, torch.Tensor]:
+        out = model(logits_to_keep=1, **inputs)
+        return out, out.logits[:, -1, :]  # [b, V]
+
+    return through_model
+
+
 @torch.no_grad()
 def decode(model: Any, prompts: Sequence[Sequence[int]], *, budget: int, temperature: float, top_p: float,
            generator: torch.Generator | None, matcher: StopMatcher, pieces: TokenPieces,
            eos_token_ids: frozenset[int], pad_token_id: int, cache_argument: str, share: bool,
-           device: torch.device) -> Decoded:
+           device: torch.device, parts: ModelParts | None = None) -> Decoded:
     """Continue every prompt until EOS, a stop (``matcher``) or ``budget`` tokens; see the module docstring.
 
     ``share`` (the model fills a ``DynamicCache`` in place): prefill identical prompts once and drop finished
     rows from the cache; without it every row is prefilled and decoded to the end with the model's own cache.
+    ``parts`` (the policy's :class:`~agents.learner.scoring.ModelParts`): take logits from its decoder and
+    head, the trainer's own (fp32 logits); without them, or without a chunkable head, from the model.
     """
+    step_logits = _logits_function(model, parts)
     rows = len(prompts)
     if share:  # row -> distinct prompt
         distinct: dict[tuple[int, ...], int] = {}
@@ -119,11 +150,10 @@ def decode(model: Any, prompts: Sequence[Sequence[int]], *, budget: int, tempera
     positions = (attention.cumsum(-1) - 1).clamp(min=0)  # [U, L]
     cache = make_cache(model) if share else None
     cache_kw = {cache_argument: cache} if share else {}
-    out = model(input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True,
-                logits_to_keep=1, **cache_kw)
+    out, logits = step_logits(input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True,
+                              **cache_kw)  # logits: [U, V]
     if not share:
         cache = returned_cache(out, cache_argument)
-    logits = out.logits[:, -1, :]  # [U, V]
     next_position = positions[:, -1] + 1  # [U]
     if len(unique) < rows:
         expand = torch.tensor(source_row, dtype=torch.long, device=device)  # [B]
@@ -157,10 +187,10 @@ def decode(model: Any, prompts: Sequence[Sequence[int]], *, budget: int, tempera
             attention, next_position, tokens = attention[index], next_position[index], tokens[index]  # [b', ...]
             active, live = [active[j] for j in keep], [True] * len(keep)
         attention = torch.cat([attention, attention.new_ones((len(active), 1))], dim=1)  # [b, L+t]
-        out = model(input_ids=tokens[:, None], attention_mask=attention, position_ids=next_position[:, None],
-                    use_cache=True, **{cache_argument: cache})
+        out, logits = step_logits(input_ids=tokens[:, None], attention_mask=attention,
+                                  position_ids=next_position[:, None], use_cache=True,
+                                  **{cache_argument: cache})  # logits: [b, V]
         if not share:
             cache = returned_cache(out, cache_argument)
-        logits = out.logits[:, -1, :]  # [b, V]
         next_position = next_position + 1  # [b]
     return Decoded(new_ids, new_logprobs, reasons)

@@ -228,7 +228,7 @@ class Policy:
                              top_p=self.config.top_p if top_p is None else top_p, generator=generator,
                              matcher=matcher, pieces=self._pieces, eos_token_ids=self.eos_token_ids,
                              pad_token_id=self.pad_token_id, cache_argument=self.parts.cache_argument,
-                             share=self.config.prefix_sharing, device=self.device)
+                             share=self.config.prefix_sharing, device=self.device, parts=self.parts)
         finally:
             self.model.train(was_training)
         return [

@@ -98,12 +98,18 @@ def _output_head(base: Any) -> Callable[[torch.Tensor], torch.Tensor] | None:
     scale = getattr(base, "logit_scale", None) or getattr(config, "logit_scale", None)
     divide = getattr(config, "logits_scaling", None)
 
+    frozen_copy: dict[str, Any] = {}
+
     def head(hidden: torch.Tensor) -> torch.Tensor:
-        # in the head's own precision: fp32 logits from an fp32 head, even under bf16 autocast
+        # Always fp32 logits, even under bf16 autocast or with bf16 weights: bf16 logits are spaced 0.06-0.125
+        # apart at magnitudes 10-30, so two forward passes whose hidden states differ by rounding (the sampler's
+        # KV cache, the trainer's full sequence) would disagree by that much on a log-prob.
         kind = hidden.device.type
         autocasting = kind in ("cpu", "cuda", "xpu") and torch.is_autocast_enabled(kind)
         with torch.autocast(kind, enabled=False) if autocasting else nullcontext():
-            logits = linear(hidden.to(linear.weight.dtype))  # [N, V]
+            weight, bias = _fp32_parameter(linear.weight, frozen_copy), linear.bias
+            bias = None if bias is None else bias.float()
+            logits = torch.nn.functional.linear(hidden.float(), weight, bias)  # [N, V]
         if scale is not None and not isinstance(scale, torch.nn.Module):
             logits = logits * scale
         if divide is not None:
@@ -113,6 +119,20 @@ def _output_head(base: Any) -> Callable[[torch.Tensor], torch.Tensor] | None:
         return logits
 
     return head
+
+
+def _fp32_parameter(weight: torch.Tensor, cache: dict[str, Any]) -> torch.Tensor:
+    """``weight`` in fp32: itself when fp32; a differentiable copy when it is being trained; else a copy kept in
+    ``cache`` until the weight changes (a frozen bf16 head under LoRA: one extra ``V x H`` fp32 tensor, 0.1 GB
+    for SmolLM2-135M, 2.2 GB for Qwen2.5-7B)."""
+    if weight.dtype == torch.float32:
+        return weight
+    if weight.requires_grad and torch.is_grad_enabled():
+        return weight.float()
+    key = (weight.data_ptr(), weight._version, weight.device)
+    if cache.get("key") != key:
+        cache["key"], cache["value"] = key, weight.detach().float()
+    return cache["value"]
 
 
 @torch.no_grad()
@@ -140,7 +160,9 @@ def inspect_model(model: Any, probe_ids: list[int]) -> ModelParts:
                 hidden = decoder(input_ids=ids).last_hidden_state  # [1, n, H]
                 mine = head(hidden).float()  # [1, n, V]
                 theirs = out.logits.float()  # [1, n, V]
-                tolerance = 1e-3 * max(1.0, float(theirs.abs().max()))
+                # The model's own logits may be bf16 (ours are fp32): allow their rounding.
+                relative = max(1e-3, 2 * torch.finfo(out.logits.dtype).eps)
+                tolerance = relative * max(1.0, float(theirs.abs().max()))
                 if mine.shape != theirs.shape or not torch.allclose(mine, theirs, atol=tolerance):
                     raise ValueError("decoder + head logits differ from the model's")
             except Exception as exc:  # noqa: BLE001 - any mismatch means: use the model's own logits
@@ -229,3 +251,20 @@ def token_logprobs(features: torch.Tensor, targets: torch.Tensor, head: Callable
         if entropy is not None:
             entropy = entropy.new_zeros(rows * width).index_copy(0, kept, entropy)  # [B*N]
     return logprobs.view(rows, width), None if entropy is None else entropy.view(rows, width)
+
+
+def logprob_gap(sampler: torch.Tensor, trainer: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    """How far the sampler's recorded log-probs are from the trainer's for the same tokens: ``mean`` and ``max``
+    of ``|trainer - sampler|`` over positions where ``mask`` is non-zero (0 and 0 when there are none).
+
+    Both are ``[B, T]`` (or any equal shapes); NaN sampler entries (a demonstration: no sampler) are left out.
+    Log it every iteration (``rollout/logprob_gap/mean`` and ``/max``): a gap far above the numerics of the
+    two forward passes (~1e-3 in bf16, ~1e-6 in fp32 on the tiny test model) means the model that samples is
+    not the model that trains, and the loss's old log-probs should be recomputed with the training forward
+    (the truncated importance weight ``min(pi_train / pi_sampler, c)`` then corrects for the sampler).
+    """
+    keep = (mask != 0) & ~torch.isnan(sampler)
+    if not bool(keep.any()):
+        return {"mean": 0.0, "max": 0.0}
+    gap = (trainer.detach().float() - sampler.float()).abs()[keep]  # [K]
+    return {"mean": float(gap.mean()), "max": float(gap.max())}

@@ -8,14 +8,17 @@ iterations) is read back from its ``metrics.jsonl``.
 
 Runs live in ``<runs_dir>/seed<k>-<key>``, where ``key`` hashes the run's *resolved* training settings
 (``agents.learner.train.Args`` after presets and defaults, all but the iteration count and where the run
-goes): a finished run of at least ``--iterations`` with the same settings is reused, so arms that resolve
-alike share one run (``--no_mask_truncated`` and no flag, while that is the default), an unfinished or
-shorter one continues with ``--resume``, and a run with other settings never is.
+goes) and the code version (:func:`code_version`: the content of every Python file of ``agents/`` and
+``toolr1_env/``, uncommitted edits included): a finished run of at least ``--iterations`` with the same
+settings and code is reused, so arms that resolve alike share one run (``--no_mask_truncated`` and no flag,
+while that is the default), an unfinished or shorter one continues with ``--resume``, and a run with other
+settings, or trained by other code, never is. The report names the commit its runs were trained at.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import statistics
@@ -101,11 +104,40 @@ def training_command(flags: Sequence[str], seed: int, args: ArmArgs) -> list[str
 UNKEYED = frozenset({"iterations", "output_dir", "resume", "results_file"})
 
 
+#: The folders holding the code a training run executes (and evaluates with).
+CODE_DIRS = ("agents", "toolr1_env")
+
+
+@functools.cache
+def code_version() -> str:
+    """8 hex digits of the content of every Python file under :data:`CODE_DIRS` (uncommitted edits included).
+
+    Content, not the commit: a commit that only touches documentation keeps the runs, any code change drops them.
+    """
+    digest = hashlib.sha256()
+    for folder in CODE_DIRS:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:8]
+
+
+def code_commit() -> str:
+    """The checkout's short commit, with ``+uncommitted`` when files under :data:`CODE_DIRS` differ from it."""
+    def git(*command: str) -> str:
+        done = subprocess.run(["git", *command], cwd=ROOT, capture_output=True, text=True, check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+uncommitted" if git("status", "--porcelain", "--", *CODE_DIRS) else "")
+
+
 def run_key(command: list[str]) -> str:
-    """8 hex digits naming a run's resolved settings (so a changed configuration never reuses an old run)."""
+    """8 hex digits naming a run's resolved settings and the code version (so neither a changed configuration
+    nor changed code ever reuses an old run)."""
     from agents.learner.train import parse_args
 
     settings = {k: v for k, v in dataclasses.asdict(parse_args(command)).items() if k not in UNKEYED}
+    settings["code_version"] = code_version()
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
 
 
@@ -193,7 +225,8 @@ def settings_line(args: ArmArgs, results: list[RunResult], curves: str) -> str:
             f"{args.eval_size} tasks of `{args.eval_tasks}` (never in the training pool), evaluated at the start and "
             f"every {args.eval_every} iterations (the curve column, in order); threshold {args.threshold:.3f}. "
             f"Online rollouts count the learner's own episodes only; an unreached threshold counts the whole budget "
-            f"({budget:.0f}), marked lower bound. Curves: [{curves}]({curves}).")
+            f"({budget:.0f}), marked lower bound. Curves: [{curves}]({curves}). Code: commit {code_commit()} "
+            f"(code version {code_version()}, part of every run's key: runs reused here were trained by this code).")
 
 
 def wall_line(wall: Mapping[str, float]) -> str:

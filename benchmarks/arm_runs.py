@@ -96,8 +96,9 @@ def read_run(run_dir: Path, arm: str, seed: int, threshold: float) -> RunResult:
 def training_command(flags: Sequence[str], seed: int, args: ArmArgs) -> list[str]:
     """The ``agents/train_grpo.py`` arguments of one run of an arm with ``flags``, ``--iterations`` and
     ``--output_dir`` excluded."""
-    return ["--seed", str(seed), "--eval_tasks", args.eval_tasks, "--eval_every", str(args.eval_every),
-            "--eval_size", str(args.eval_size), *args.train_args, *flags]
+    # These benchmarks measured the one-turn run: its preset first (a --preset in train_args comes later and wins).
+    return ["--preset", "single-step", "--seed", str(seed), "--eval_tasks", args.eval_tasks,
+            "--eval_every", str(args.eval_every), "--eval_size", str(args.eval_size), *args.train_args, *flags]
 
 
 #: Training settings that do not change what a run learns (left out of its key).

@@ -12,7 +12,7 @@ from benchmarks.arm_runs import ArmArgs, RunResult, read_run, run_arms, run_key,
 
 
 def test_each_queue_arm_is_the_trainer_with_one_source_of_the_queue_switched():
-    settings = {arm: parse_args(flags) for arm, flags in bench_queue.ARMS.items()}
+    settings = {arm: parse_args(["--preset", "single-step", *flags]) for arm, flags in bench_queue.ARMS.items()}
     assert not settings["no-queue"].use_queue
     assert settings["own"].use_queue and not settings["own"].queue_demonstrations
     assert settings["own"].queue_admit_online
@@ -21,7 +21,7 @@ def test_each_queue_arm_is_the_trainer_with_one_source_of_the_queue_switched():
 
 
 def test_truncation_arms_differ_only_in_masking():
-    scored, masked = (parse_args(flags) for flags in bench_truncation.ARMS.values())
+    scored, masked = (parse_args(["--preset", "single-step", *flags]) for flags in bench_truncation.ARMS.values())
     assert not scored.mask_truncated and masked.mask_truncated
     assert {k: v for k, v in vars(scored).items() if k != "mask_truncated"} == \
         {k: v for k, v in vars(masked).items() if k != "mask_truncated"}
@@ -37,7 +37,7 @@ def test_run_keys_follow_the_resolved_settings_but_not_the_iteration_count():
     assert run_key(own) != run_key(training_command(bench_queue.ARMS["own"], 0, ArmArgs(train_args=["--lr", "1e-3"])))
     assert "--eval_tasks" in own and own[own.index("--eval_tasks") + 1] == "warmup-eval"
     # Arms that resolve to the same settings share one run: a flag equal to its default changes nothing.
-    default = parse_args([]).mask_truncated
+    default = parse_args(["--preset", "single-step"]).mask_truncated
     same = bench_truncation.ARMS["masked" if default else "scored"]
     assert run_key(training_command(same, 0, args)) == run_key(both)
     assert run_key(training_command(bench_truncation.ARMS["scored"], 0, args)) != \

@@ -27,9 +27,11 @@ def test_multistep_preset_sets_defaults_and_explicit_flags_win():
     assert (args.demo_warmup_epochs, args.eval_at_start) == (6, True)
     overridden = parse_args(["--iterations", "3", "--preset", "multistep", "--max_turns", "2"])
     assert (overridden.iterations, overridden.max_turns, overridden.tasks) == (3, 2, "train-easy")
-    plain = parse_args([])
-    assert (plain.preset, plain.max_turns, plain.tasks) == ("", 1, "warmup")
-    assert parse_args(["--preset", "warmup"]).max_turns == 1
+    plain = parse_args([])  # the command line's default is the main recipe
+    assert (plain.preset, plain.max_turns, plain.tasks, plain.rl_pool_size) == ("multistep", 4, "train-easy", 192)
+    single = parse_args(["--preset", "single-step"])
+    assert (single.preset, single.max_turns, single.tasks, single.demo_warmup_epochs) == ("single-step", 1, "warmup", 0)
+    assert parse_args(["--preset", "warmup"]).max_turns == 1  # the single-step run's historical name
 
 
 def test_an_unknown_preset_is_refused(capsys):

@@ -183,3 +183,15 @@ def test_demonstrations_only_queue_refuses_the_policys_own_successes():
     queue.fill_group([make_traj("a", "g2", 1.0, salt=3), *failures("a", "g2", 3)], "a", 0, group_size=4)
     assert [e.trajectory.metadata.get("demonstration") for e in queue.entries("a")] == [True]
     assert queue.success_rate("a") == 0.25
+
+
+def test_a_worse_cached_entry_never_joins_an_all_correct_group_and_retired_demonstrations_are_counted():
+    queue = SampleQueue(SampleQueueConfig(min_reward=1.0, max_inject=2, max_reuse=1))
+    repair = make_traj("a", "old", 1.1, salt=1)  # correct, but it recovered from an error: a lower reward
+    repair.metadata["demonstration"] = True
+    queue.add(repair)
+    correct = [make_traj("a", "g", 1.2, salt=10 + i) for i in range(4)]
+    assert queue.fill_group(correct, "a", current_version=0, admit=False) == correct  # no negative advantage
+    rescued = queue.fill_group(failures("a", "h", 4), "a", current_version=0, admit=False)
+    assert sum(t.source == "cache" for t in rescued) == 1  # an all-wrong group still gets it ...
+    assert queue.stats()["retired_demonstrations"] == 1.0  # ... and its one allowed reuse retires it, counted

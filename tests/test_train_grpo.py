@@ -15,7 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "agents" / "train_grpo.py"
-SMALL = ["--model", "tiny-random", "--tasks", "train-easy", "--task_pool_size", "4", "--eval_tasks", "warmup-eval",
+SMALL = ["--preset", "single-step", "--model", "tiny-random", "--tasks", "train-easy", "--task_pool_size", "4",
+         "--eval_tasks", "warmup-eval",
          "--eval_size", "2", "--tasks_per_iteration", "2", "--group_size", "2", "--num_envs", "2",
          "--max_new_tokens", "12", "--max_turns", "2", "--max_episode_tokens", "1024", "--eval_every", "0",
          "--checkpoint_every", "1"]
@@ -135,6 +136,8 @@ def test_two_data_parallel_processes_keep_bit_identical_adapters_and_one_queue_a
     assert all(a == b for a, b in checksums), checksums  # gathered from both ranks at every update
     assert len({a for a, _ in checksums}) == 3  # the adapter changed at every update
     assert all(r["dp/queue_checksum/rank0"] == r["dp/queue_checksum/rank1"] for r in logged[1:])
+    # both ranks chose the same tasks at every iteration (one shared stream; each rank's shard has its own)
+    assert all(r["dp/task_digest/rank0"] == r["dp/task_digest/rank1"] for r in logged[1:])
     assert logged[1]["rollout/episodes"] == 2  # the main process played its share (one group of 2) ...
     assert logged[1]["groups/count"] == 2  # ... and gathered the whole batch (2 tasks)
 

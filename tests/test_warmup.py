@@ -148,3 +148,34 @@ def test_two_data_parallel_processes_warm_up_like_one(tmp_path):
         assert two[key] == pytest.approx(one[key], rel=1e-4), key
     after = rows(double)[1]
     assert after["dp/adapter_checksum/rank0"] == after["dp/adapter_checksum/rank1"]
+
+
+def test_the_warmed_up_adapter_is_kept_playable_and_a_new_run_can_start_from_it(tmp_path):
+    out = tmp_path / "warm"
+    result = run([*WARM, "--iterations", "0", "--output_dir", str(out)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    kept = out / "checkpoints" / "warmup"
+    assert (kept / "adapter" / "adapter_config.json").is_file() and (kept / "args.json").is_file()
+    assert "warm-up pass 2/2 done" in result.stderr and "about" in result.stderr  # progress with time left
+    assert "after warm-up" in result.stdout  # the end-of-run table
+
+    # A run branched from it plays exactly what the warmed-up policy played (greedy, same tasks).
+    branch = tmp_path / "branch"
+    result = run([*WARM, "--demo_warmup_epochs", "0", "--iterations", "0", "--init_adapter", str(kept),
+                  "--output_dir", str(branch)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    played = [[json.loads(line)["turns"] for line in (folder / "episodes" / "eval-0.jsonl").read_text().splitlines()]
+              for folder in (out, branch)]
+    assert played[0] == played[1]
+
+    # Another LoRA shape is refused before any model is loaded.
+    result = run([*WARM, "--iterations", "0", "--init_adapter", str(kept), "--lora_r", "4",
+                  "--output_dir", str(tmp_path / "bad")])
+    assert result.returncode != 0 and "LoRA r 16 (this run: 4)" in result.stderr
+    assert not (tmp_path / "bad" / "metrics.jsonl").exists()
+
+
+def test_an_rl_pool_smaller_than_a_batch_is_refused_before_any_work(tmp_path):
+    result = run(["--rl_pool_size", "1", "--tasks_per_iteration", "2", "--iterations", "1",
+                  "--output_dir", str(tmp_path / "r")])
+    assert result.returncode != 0 and "the RL pool holds 1 tasks, fewer than --tasks_per_iteration 2" in result.stderr

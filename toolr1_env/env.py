@@ -91,7 +91,8 @@ class ToolR1Env(gym.Env[str, str]):
 
     ## Rewards
     0 on every step but the last. At the end: ``answer_weight * answer_score + exec_weight *
-    exec_success`` (see ``toolr1_env.reward``; defaults 1.0 and 0.2): ``answer_score`` is the judge's
+    exec_success`` (see ``toolr1_env.reward``; defaults 1.0 and 0.2; with ``exec_bonus="correct"`` the second
+    term is multiplied by ``answer_score``): ``answer_score`` is the judge's
     score of the final answer (GAIA exact match by default), ``exec_success`` the share of steps whose
     code ran without error. ``info["reward_components"]`` holds every part.
 
@@ -137,7 +138,9 @@ class ToolR1Env(gym.Env[str, str]):
     * ``step_timeout``: seconds per code action (default 10). ``sandbox``: a ``SandboxConfig`` for
       every other limit (its ``step_timeout`` is overridden by ``step_timeout``).
     * ``max_turns``: steps per episode (default 8). ``max_observation_chars``: default 4000.
-    * ``answer_weight``, ``exec_weight``: reward weights. ``text_answers``: accept ``FINAL ANSWER:`` prose.
+    * ``answer_weight``, ``exec_weight``: reward weights; ``exec_bonus``: ``"always"`` (default) or
+      ``"correct"`` (the execution bonus only on a correct answer, ``toolr1_env.reward``).
+    * ``text_answers``: accept ``FINAL ANSWER:`` prose.
     * ``prompt_style``: ``"full"`` (every tool with its docstring; for capable models) or ``"compact"``
       (one instruction, one worked example, one-line tool summaries; for small models).
 
@@ -152,7 +155,8 @@ class ToolR1Env(gym.Env[str, str]):
                  tools: Sequence[Callable[..., Any]] | Mapping[str, Callable[..., Any]] = (),
                  judge: Judge | Mapping[str, Any] | None = None, step_timeout: float = 10.0,
                  max_turns: int | None = None, max_observation_chars: int = 4000, answer_weight: float = 1.0,
-                 exec_weight: float = 0.2, sandbox: SandboxConfig | None = None, text_answers: bool = True,
+                 exec_weight: float = 0.2, exec_bonus: str = "always", sandbox: SandboxConfig | None = None,
+                 text_answers: bool = True,
                  prompt_style: str = "full", render_mode: str | None = None, split: str | None = None,
                  level: int | None = None, web: WebSpec = None, vision: EndpointSpec = None,
                  transcription: EndpointSpec = None) -> None:
@@ -161,7 +165,7 @@ class ToolR1Env(gym.Env[str, str]):
         self.prompt_style = prompt_style
         self.task_set = resolve_tasks(tasks, split, level)
         self.judge = make_judge(judge)
-        self.weights = RewardWeights(answer_weight, exec_weight)
+        self.weights = RewardWeights(answer_weight, exec_weight, exec_bonus)
         if max_turns is not None and max_turns < 1:
             raise ValueError(f"max_turns must be >= 1, got {max_turns}")
         self._max_turns_arg = max_turns

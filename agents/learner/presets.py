@@ -1,28 +1,30 @@
 """Named training settings: ``--preset NAME`` sets many defaults at once; flags given explicitly still win.
 
-    python agents/train_grpo.py --preset multistep                 # the multi-step run of docs/training_result.md
-    python agents/train_grpo.py --preset multistep --iterations 4  # the same, shorter
+    python agents/train_grpo.py                                      # the main recipe (multistep)
+    python agents/train_grpo.py --preset multistep --iterations 4    # the same, shorter RL phase
+    python agents/train_grpo.py --preset single-step                 # the one-turn run
 
-A preset is only a dict of :class:`agents.learner.train.Args` field values applied as parser defaults
+A preset is only a dict of :class:`agents.learner.config.Args` field values applied as parser defaults
 before the command line is read, so ``args.json`` records the resolved values (and the preset's name) and
-``--help`` shows every flag as usual. The presets:
+``--help`` shows every flag as usual. Without ``--preset`` the command line applies :data:`DEFAULT_PRESET`.
+The presets:
 
-* ``warmup``: the historical default run (one code action per episode on level-0 warm-up tasks; held-out
-  ``warmup-eval``). Every field keeps the Args default; the preset exists so the name can be given.
-* ``multistep``: level-0 and level-1 tasks of ``train-easy`` with up to 4 code actions per episode, each
-  observation fed back (a page of the simulated web or an attached file fits whole in
-  ``max_observation_chars``), compact two-turn demonstrations (look with ``read_page`` or ``inspect_file``,
-  then answer from what was seen: ``agents.learner.demonstrations``), six supervised passes over those
-  demonstrations before GRPO (``--demo_warmup_epochs``, ``agents.learner.warmup``: without them five runs
-  ended at 0-6 of 32 held-out level-1 tasks), repair demonstrations (a failed episode continued after its first
-  error by the task's fix, the failure kept as context: ``agents.learner.repairs``), held-out evaluation after
-  the warm-up and at the end on the 32 level-1 tasks of ``level1-eval`` (another world: no training entity,
-  page or question appears in it). Demonstrations live for the whole run (``queue_max_age``) and may be
-  replayed a few more times, because a pool task recurs only every few iterations. 6 tasks x 4 episodes for
-  6 GRPO iterations (what fits in 30 minutes after the warm-up); bfloat16 autocast (``--bf16``; 1.5x faster
-  than fp32 on this machine's AVX512-BF16 cores: iteration 4 ended at 618 s instead of 918 s; on a CPU without
-  native bfloat16 pass ``--no_bf16``); truncated episodes (no answer within 4 turns) stay in the loss with
-  their reward. Measured results: ``docs/training_result.md``.
+* ``multistep`` (the main recipe, ``docs/training_result.md``): level-0 and level-1 tasks of ``train-easy``
+  with up to 4 code actions per episode, each observation fed back. Phase 1, a supervised warm-up: six passes
+  over compact two-turn demonstrations (look with ``read_page`` or ``inspect_file``, then answer) of a
+  48-task pool (``agents.learner.warmup``), kept as ``checkpoints/warmup``. Phase 2, GRPO on a separate pool of
+  192 tasks with no demonstrations (``--rl_pool_size``: the warm-up pool is memorised, and it misses question
+  kinds the held-out tasks ask), tasks chosen by learnability (``agents.learner.task_choice``), a fresh AdamW at
+  half the warm-up's learning rate, advantages centred but not divided by the group's std (Dr. GRPO), the
+  execution bonus only on correct answers (``--exec_bonus correct``), only token-budget cuts masked, a
+  64-token turn (the longest held-out answer turn needs 56), temperature 1.0, the sample queue holding the
+  policy's own successes. Held-out evaluation before the warm-up, after it and at the end, on the 32 level-1
+  tasks of ``level1-eval`` (another world: no training entity, page or question appears in it), with a table
+  at the end. bfloat16 autocast (``--bf16``; 1.5x faster than fp32 on this machine's AVX512-BF16 cores; on a
+  CPU without native bfloat16 pass ``--no_bf16``).
+* ``single-step`` (``warmup`` is its historical name): the :class:`~agents.learner.config.Args` defaults: one
+  code action per episode on level-0 warm-up tasks, GRPO with the pool's reference solutions in the sample
+  queue, held-out ``warmup-eval``.
 """
 
 from __future__ import annotations
@@ -36,35 +38,46 @@ from agents.cli import build_parser
 
 T = TypeVar("T")
 
+#: The preset the command line applies when ``--preset`` is not given: the main recipe.
+DEFAULT_PRESET = "multistep"
+
 PRESETS: dict[str, Mapping[str, Any]] = {
+    # The Args defaults: one code action per episode on level-0 warm-up tasks, GRPO with demonstrations in the
+    # sample queue. "warmup" is its historical name.
+    "single-step": {},
     "warmup": {},
     "multistep": {
         "tasks": "train-easy",
-        "task_pool_size": 48,
+        "task_pool_size": 48,  # the warm-up pool: seeds 0-47, one compact demonstration each
+        "rl_pool_size": 192,  # RL's own tasks: seeds 48-239, no demonstrations; covers the held-out question kinds
+        "task_choice": "learnable",
         "eval_tasks": "level1-eval",
         "eval_level": 1,
         "eval_size": 32,
+        "eval_base": True,
         "eval_at_start": True,  # after the warm-up: what the supervised passes alone reached
         "eval_every": 0,
         "demo_warmup_epochs": 6,
         "iterations": 6,
-        "tasks_per_iteration": 6,
+        "tasks_per_iteration": 8,
         "group_size": 4,
         "num_envs": 32,
         "max_turns": 4,
-        "max_new_tokens": 48,
+        "max_new_tokens": 64,  # the longest held-out answer turn needs 56 tokens (one token per digit)
         "max_episode_tokens": 1024,
         "max_observation_chars": 800,
-        "temperature": 0.8,
-        "lr": 1e-3,
+        "temperature": 1.0,
+        "lr": 1e-3,  # the warm-up's
+        "rl_lr": 5e-4,  # RL's, with a fresh AdamW
+        "advantage_scale": "none",  # Dr. GRPO: no division by a group's (often tiny) reward std
+        "exec_bonus": "correct",  # clean execution counts only on a correct answer
+        "mask_truncated": True,  # only token-budget cuts leave the loss; a turn-limit non-answer is trained
         "demonstrations": "compact",
-        "repair_demonstrations": True,
+        "queue_demonstrations": False,  # the queue holds the policy's own RL successes only (the paper's queue)
+        "repair_demonstrations": False,
         "queue_max_age": 16,
         "queue_max_reuse": 4,
         "bf16": True,
-        # An episode that reaches max_turns without answering counts as truncated: masking would drop most of
-        # the early negatives (the warm-up default, chosen by bench_truncation, is one-turn episodes).
-        "mask_truncated": False,
     },
 }
 
@@ -84,10 +97,10 @@ def parse_with_preset(cls: type[T], argv: Sequence[str] | None = None, *, descri
 
     argv = list(sys.argv[1:] if argv is None else argv)
     early = argparse.ArgumentParser(add_help=False)
-    early.add_argument("--preset", default="", choices=preset_names())
+    early.add_argument("--preset", default=DEFAULT_PRESET, choices=preset_names())
     known, _ = early.parse_known_args(argv)
     parser = build_parser(cls, description)
-    values = PRESETS[known.preset] if known.preset else {}
+    values = {"preset": known.preset, **PRESETS[known.preset]} if known.preset else {}
     fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(values) - fields)
     if unknown:

@@ -131,8 +131,8 @@ class SampleQueue:
         self._seq = 0
         self._version = 0
         self.counters: dict[str, int] = dict.fromkeys(
-            ("admitted", "rejected", "evicted", "retired_age", "retired_reuse", "injected", "groups",
-             "zero_signal_before", "zero_signal_after", "hits"), 0,
+            ("admitted", "rejected", "evicted", "retired_age", "retired_reuse", "retired_demonstrations",
+             "injected", "groups", "zero_signal_before", "zero_signal_after", "hits"), 0,
         )  # fmt: skip
 
     # ------------------------------------------------------------------------------- admission
@@ -200,6 +200,8 @@ class SampleQueue:
         for task, entry in stale:
             self._remove(task, entry)
         self.counters["retired_age"] += len(stale)
+        self.counters["retired_demonstrations"] += sum(bool(e.trajectory.metadata.get("demonstration"))
+                                                       for _, e in stale)
         return len(stale)
 
     # ------------------------------------------------------------------------------- injection
@@ -251,11 +253,10 @@ class SampleQueue:
             self.counters["zero_signal_before"] += 1
         no_success = not any(t.reward >= self.config.min_reward for t in result)
         if is_flat([t.reward for t in result], tol) or (self.config.inject_when == "no_success" and no_success):
-            # A useful entry changes the group's rewards: any different reward in a flat group, a better
-            # one than the best member otherwise.
+            # A useful entry is better than every member. A worse one (a repair that recovered from an error,
+            # injected into an all-correct group) would only get a negative advantage for a correct answer.
             best = max(t.reward for t in result)
-            useful = [e for e in candidates if abs(e.reward - best) > tol and (e.reward > best or
-                                                                              is_flat([t.reward for t in result], tol))]
+            useful = [e for e in candidates if e.reward > best + tol]
             # Replace online members from the end, keeping at least one online member.
             slot = len(group) - 1
             while useful and injected < self.config.max_inject and slot >= 1:
@@ -278,6 +279,7 @@ class SampleQueue:
         if entry.reuse >= self.config.max_reuse:
             self._remove(task_id, entry)
             self.counters["retired_reuse"] += 1
+            self.counters["retired_demonstrations"] += bool(entry.trajectory.metadata.get("demonstration"))
         copy = entry.trajectory.replace(group_id=group_id, source="cache")
         copy.metadata = {**copy.metadata, "queue_age": current_version - entry.policy_version}
         return copy

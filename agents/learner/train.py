@@ -1,45 +1,56 @@
 """GRPO for code-acting agents on ToolR1-GAIA-v0, with Tool-R1's dynamic sample queue.
 
-    python agents/train_grpo.py                      # defaults: bundled model, warm-up + level-1 tasks, CPU
+    python agents/train_grpo.py                      # the main recipe (preset multistep): warm-up, then GRPO
+    python agents/train_grpo.py --preset single-step # one code action per episode, GRPO only
     python agents/train_grpo.py --help               # every argument, with its help line
     accelerate launch agents/train_grpo.py ...       # data-parallel over GPUs (one rollout shard per process)
 
-Data parallel (``agents.learner.data_parallel``): every process chooses the same tasks, plays a share of
-the groups, and gathers the whole batch; groups, queue and advantages are then the same everywhere, each
-process trains on its share with one global token denominator, and the adapters stay bit-identical
-(``dp/adapter_checksum/rank{i}`` is logged at every update). ``tasks_per_iteration`` is the whole batch's.
+A run is four phases, called in order by :func:`main`:
 
-Each iteration: pick ``tasks_per_iteration`` tasks from a fixed pool of training tasks; play ``group_size``
-episodes per task (fewer when the sample queue holds successes for a task the policy keeps failing); every
-turn is one batched generation over all live episodes, and all their code runs at once in their sandboxes;
-groups with no learning signal get cached successes of the *same* task from the queue; group-normalised
-advantages; ``epochs`` passes of the clipped token-level loss (``agents.learner.grpo``). Tool output tokens are in
-the attention but masked out of the loss. Episodes flagged ``infra_error`` are left out.
+1. :func:`set_up`: model, adapter (fresh or ``--init_adapter``), task pools, envs, queue, resume state.
+2. :func:`warm_up_phase`: supervised passes over verified demonstrations of the warm-up pool
+   (``agents.learner.warmup``), checkpointed every pass; the result is kept as ``checkpoints/warmup``.
+3. :func:`rl_phase`: GRPO iterations (:func:`train_iteration`) on the RL pool with a fresh optimiser, the RL
+   learning rate and its schedule, a KL to the policy RL started from, and learnable task choice.
+4. Held-out evaluations (``agents.learner.heldout``) before the warm-up, after it, and at the end, and a table.
 
-Where this departs from textbook GRPO, and why: see ``agents/grpo.py`` (token-level normalisation,
-asymmetric clipping, optional KL) and ``agents/sample_queue.py`` (the queue: our design of an unpublished
-idea). Old log-probs are the sampler's own (computed at sampling time, no extra forward pass); on CPU the
-saved forward pass is worth more than the ~1e-4 drift between KV-cached and full-sequence numerics.
+Each GRPO iteration: choose ``tasks_per_iteration`` tasks; play ``group_size`` episodes per task (fewer when
+the sample queue holds successes for a task the policy keeps failing); every turn is one batched generation
+over all live episodes, and all their code runs at once in their sandboxes; groups with no learning signal get
+cached successes of the *same* task from the queue; advantages per group; ``epochs`` passes of the clipped
+token-level loss (``agents.learner.grpo``). Tool output tokens are in the attention but masked out of the
+loss. Episodes flagged ``infra_error`` are left out.
+
+Data parallel (``agents.learner.data_parallel``): one random stream that every process shares chooses the
+tasks and the env seeds (so every process chooses the same, logged as ``dp/task_digest/rank{i}``); each
+process then plays and trains its share of the groups with a stream of its own, and the gathered batch
+(groups, queue, advantages) is the same everywhere; one all-reduce per step keeps the adapters identical
+(``dp/adapter_checksum/rank{i}``).
+
+Where this departs from textbook GRPO, and why: ``agents/learner/grpo.py`` (token-level normalisation,
+asymmetric clipping, optional KL), ``agents/learner/sample_queue.py`` (the queue: our design of an unpublished
+idea), ``agents/learner/warmup.py`` (the warm-up: not in the paper). Old log-probs are the sampler's own
+(computed at sampling time, no extra forward pass).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import pickle
 import random
 import sys
 import time
 import zlib
-from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from agents.cli import arg
 from agents.engine import EpisodeRequest
 from agents.learner.checkpointing import (
     check_compatible,
@@ -48,9 +59,19 @@ from agents.learner.checkpointing import (
     rng_state,
     save_checkpoint,
 )
+from agents.learner.config import Args, check_args, make_rl_pool, make_task_pool, queue_config
 from agents.learner.data_parallel import DataParallel, from_accelerator
-from agents.learner.demonstrations import STYLES
-from agents.learner.episode_stats import episode_record, episode_stats
+from agents.learner.episode_stats import episode_record
+from agents.learner.heldout import (
+    EvalSet,
+    close_eval_sets,
+    episode_metrics,
+    evaluate,
+    make_envs,
+    make_eval_sets,
+    result_table,
+    same_tools,
+)
 from agents.learner.model_loading import load_model_and_tokenizer, make_tiny_model
 from agents.learner.playing import (
     collect_everywhere,
@@ -61,10 +82,11 @@ from agents.learner.playing import (
     seed_queue_with_demonstrations,
 )
 from agents.learner.policy import Policy, PolicyConfig
-from agents.learner.presets import parse_with_preset, preset_names
-from agents.learner.records import Trajectory
+from agents.learner.presets import parse_with_preset
+from agents.learner.reference import AdapterSnapshot
 from agents.learner.run_log import RunLog, plot_curves
-from agents.learner.sample_queue import SampleQueue, SampleQueueConfig
+from agents.learner.sample_queue import SampleQueue
+from agents.learner.task_choice import TaskChooser
 from agents.learner.update import (
     NonFiniteLossError,
     UpdateConfig,
@@ -76,203 +98,110 @@ from agents.learner.update import (
     without_infra_errors,
 )
 from agents.learner.warmup import warm_up
-from toolr1_env.env import ToolR1Env, resolve_tasks
-from toolr1_env.tasks import Task, TaskSet
+from toolr1_env.tasks import TaskSet
 from toolr1_env.vector import ThreadVectorEnv
 
-#: The queue's own defaults are the trainer's defaults (one source).
-QUEUE = SampleQueueConfig()
+__all__ = ["Args", "cli", "main", "make_envs", "make_task_pool", "parse_args", "queue_config", "same_tools",
+           "train_iteration"]
 
 
 @dataclass
-class Args:
-    """Every knob of a training run."""
+class Run:
+    """What the phases of one training run share (built by :func:`set_up`)."""
 
-    preset: str = arg("", "named defaults applied before the other flags (agents/learner/presets.py): multistep, "
-                          "warmup", preset_names())
-    model: str = arg("smollm2-135m", "bundled alias, local folder, HF id (offline), or tiny-random (tests)")
-    tasks: str = arg("warmup", "training split name, GAIA folder or task JSONL")
-    task_pool_size: int = arg(32, "fixed pool of training tasks drawn from a generated split (0 = all)")
-    eval_tasks: str = arg("warmup-eval", "held-out fixed split for periodic evaluation; 'pool' = the training pool")
-    eval_size: int = arg(32, "tasks of eval_tasks used per evaluation (first N, fixed)")
-    eval_level: int = arg(-1, "evaluate only the tasks of this level of eval_tasks (-1 = every level)")
-    eval_at_start: bool = arg(True, "evaluate before the first update (the untrained model's held-out score)")
-    eval_every: int = arg(4, "evaluate every N iterations (0 = only at start and end)")
-    iterations: int = arg(12, "training iterations (one optimiser step per epoch each)")
-    tasks_per_iteration: int = arg(4, "distinct tasks per iteration (over all processes; a multiple of their number)")
-    group_size: int = arg(8, "episodes per task (the GRPO group)")
-    num_envs: int = arg(32, "parallel environments, each with a sandbox (~130 MB); 32 = one generation batch")
-    max_turns: int = arg(1, "code actions per episode")
-    max_new_tokens: int = arg(64, "tokens per generated turn")
-    max_episode_tokens: int = arg(1536, "token budget of a whole episode (prompt included)")
-    max_observation_chars: int = arg(400, "observation text cap (head + tail)")
-    step_timeout: float = arg(5.0, "seconds per code action")
-    temperature: float = arg(1.0, "sampling temperature for training rollouts")
-    system_prompt: str = arg("", "optional system message before the task prompt")
-    prompt_style: str = arg("compact", "task prompt style: compact (small models) or full (every tool documented)")
-    response_prefix: str = arg("```py\n", "text forced at the start of every assistant turn (not trained)")
-    lr: float = arg(5e-4, "AdamW learning rate of the LoRA adapter")
-    weight_decay: float = arg(0.0, "AdamW weight decay")
-    lora_r: int = arg(16, "LoRA rank")
-    lora_alpha: int = arg(32, "LoRA alpha")
-    epochs: int = arg(1, "optimisation passes over each batch")
-    micro_batch_size: int = arg(8, "trajectories per forward/backward (accumulated); a group's prompt runs once")
-    clip_low: float = arg(0.2, "lower clip of the ratio: 1 - clip_low")
-    clip_high: float = arg(0.28, "upper clip of the ratio: 1 + clip_high")
-    kl_coef: float = arg(0.0, "k3 KL penalty to the base model (adapter off); 0 = none")
-    advantage_scale: str = arg("std", "group advantage scaling: std or none")
-    mask_truncated: bool = arg(True, "leave truncated episodes (turn or token limit, no answer) out of the loss; "
-                                     "the default by measurement (benchmarks/bench_truncation.py)")
-    use_queue: bool = arg(True, "enable the dynamic sample queue")
-    queue_capacity_per_task: int = arg(QUEUE.per_task_capacity, "cached successes kept per task")
-    queue_max_inject: int = arg(QUEUE.max_inject, "cached members per group, at most")
-    queue_max_age: int = arg(QUEUE.max_age, "retire cached samples older than N policy versions")
-    queue_max_reuse: int = arg(QUEUE.max_reuse, "retire a cached sample after N injections")
-    queue_demonstrations: bool = arg(True, "seed the queue with the pool's verified reference solutions")
-    demonstrations: str = arg("reference", "demonstration style: reference (the task's solution, one step per "
-                                           "turn), compact (look, then copy the answer from the observation), "
-                                           "compact-web (compact for web tasks only) or "
-                                           "parse (look, then answer with code that parses what was read)", STYLES)
-    demo_warmup_epochs: int = arg(0, "supervised passes over the pool's verified demonstrations before the first "
-                                     "GRPO iteration (agents/learner/warmup.py; not in the paper); 0 = none")
-    demo_warmup_batch: int = arg(16, "demonstrations per optimiser step of the warm-up")
-    repair_demonstrations: bool = arg(False, "continue each group's first failed episode after its first execution "
-                                             "error with the task's demonstration, the failure kept as context out "
-                                             "of the loss (agents/learner/repairs.py)")
-    queue_admit_online: bool = arg(True, "admit the policy's own successes to the queue (false: only demonstrations)")
-    queue_inject_when: str = arg(QUEUE.inject_when, "inject cached successes into groups that are: flat, or "
-                                                    "no_success", ("flat", "no_success"))
-    queue_is_cap: float = arg(1.0, "cap c of token weight min(pi_now / pi_sampler, c) on replayed samples; 0 = off")
-    answer_weight: float = arg(1.0, "reward weight of the judged answer")
-    exec_weight: float = arg(0.2, "reward weight of execution success")
-    seed: int = arg(0, "random seed")
-    output_dir: str = arg("", "run folder (default runs/<tasks>__grpo__<seed>__<time>)")
-    resume: bool = arg(False, "continue from the latest checkpoint in output_dir")
-    checkpoint_every: int = arg(1, "checkpoint every N iterations (1: a killed run loses only the iteration in flight)")
-    keep_checkpoints: int = arg(2, "checkpoints kept on disk (older ones are pruned)")
-    results_file: str = arg("", "also write the final summary JSON here")
-    dtype: str = arg("float32", "model weight dtype (bfloat16 halves the weights' memory on GPUs)",
-                     choices=("float32", "bfloat16"))
-    bf16: bool = arg(False, "bfloat16 autocast for forward passes (log-probs stay fp32)")
-    gradient_checkpointing: bool = arg(False, "recompute activations in backward (less memory, no prompt sharing "
-                                              "in the loss)")
-    prefix_sharing: bool = arg(True, "prefill a group's prompt once when sampling and scoring (needs a model "
-                                     "with a DynamicCache; --no_prefix_sharing for others)")
-    merge_for_sampling: bool = arg(True, "sample on merged LoRA weights (faster; one copy of the adapted weights "
-                                         "while sampling)")
-    logprob_chunk_tokens: int = arg(512, "positions whose full-vocabulary logits are alive at once in the loss")
+    args: Args
+    run_dir: Path
+    dp: DataParallel
+    policy: Policy
+    update_config: UpdateConfig
+    warmup_pool: TaskSet
+    rl_pool: TaskSet
+    envs: ThreadVectorEnv
+    eval_sets: list[EvalSet]
+    log: RunLog
+    queue: SampleQueue | None
+    chooser: TaskChooser
+    shared_rng: random.Random
+    optimizer: torch.optim.Optimizer
+    started: float
+    start_iteration: int = 0
+    warmup_done: int = 0
+    online_rollouts: int = 0
+    reference: AdapterSnapshot | None = None
+    demonstrations_retired: int = 0  # demonstrations the queue has retired (said once each time it grows)
+    results: list[tuple[str, dict[str, float]]] = field(default_factory=list)
 
+    @property
+    def warmup_dir(self) -> Path:
+        """Where the warmed-up adapter is kept (playable with ``agents/evaluate.py --adapter``)."""
+        return self.run_dir / "checkpoints" / "warmup"
 
-def queue_config(args: Args) -> SampleQueueConfig:
-    """The sample queue's settings from the run's arguments; admission follows ``--answer_weight``."""
-    return SampleQueueConfig.for_reward_weights(
-        args.answer_weight, per_task_capacity=args.queue_capacity_per_task, max_inject=args.queue_max_inject,
-        max_age=args.queue_max_age, max_reuse=args.queue_max_reuse, inject_when=args.queue_inject_when,
-        admit_online=args.queue_admit_online)
+    def say(self, message: str) -> None:
+        """A progress line on the main process (stderr, flushed: it shows in logs and background jobs)."""
+        if self.dp.is_main:
+            print(f"[{_clock(time.time() - self.started)}] {message}", file=sys.stderr, flush=True)
 
-
-def make_task_pool(args: Args, process_index: int) -> TaskSet:
-    """The fixed training pool: a generated split is sampled once at seeds 0..pool-1 (so tasks recur and
-    the queue can help); a fixed split or folder is used as is."""
-    task_set = resolve_tasks(args.tasks)
-    if task_set.is_generated:
-        if args.task_pool_size <= 0:
-            return task_set
-        seeds = range(process_index * args.task_pool_size, (process_index + 1) * args.task_pool_size)
-        return task_set.subset(f"{task_set.name}-pool", [task_set.pick(s) for s in seeds])
-    return task_set
-
-
-def make_envs(task_set: TaskSet, args: Args, num_envs: int | None = None) -> ThreadVectorEnv:
-    """``num_envs`` (default ``args.num_envs``) environments over one task set, with its tools (threads:
-    the work happens in sandbox processes)."""
-    def factory() -> ToolR1Env:
-        return ToolR1Env(tasks=task_set, step_timeout=args.step_timeout, max_turns=args.max_turns,
-                         max_observation_chars=args.max_observation_chars, answer_weight=args.answer_weight,
-                         exec_weight=args.exec_weight, prompt_style=args.prompt_style)
-    return ThreadVectorEnv([factory] * (num_envs or args.num_envs))
-
-
-def episode_metrics(trajectories: list[Trajectory], prefix: str) -> dict[str, float]:
-    """Mean reward and components, success per level, lengths."""
-    if not trajectories:
-        return {}
-    out: dict[str, float] = {f"{prefix}/mean": float(np.mean([t.reward for t in trajectories]))}
-    for key in ("answer_score", "exec_success", "answered"):
-        out[f"{prefix}/{key}"] = float(np.mean([t.reward_components.get(key, 0.0) for t in trajectories]))
-    by_level: dict[int, list[float]] = defaultdict(list)
-    for t in trajectories:
-        by_level[t.level].append(t.reward_components.get("answer_score", 0.0))
-    for level, scores in sorted(by_level.items()):
-        out[f"{prefix}/success_level{level}"] = float(np.mean(scores))
-    out[f"{prefix}/turns"] = float(np.mean([t.num_turns for t in trajectories]))
-    out[f"{prefix}/response_tokens"] = float(np.mean([t.num_generated_tokens for t in trajectories]))
-    out[f"{prefix}/episode_tokens"] = float(np.mean([len(t.token_ids) for t in trajectories]))
-    out[f"{prefix}/truncated"] = float(np.mean([t.truncated for t in trajectories]))
-    out.update(episode_stats(trajectories, prefix))
-    return out
-
-
-def same_tools(a: TaskSet, b: TaskSet) -> bool:
-    """Whether two task sets call the very same tools (then one set's envs can play the other's tasks)."""
-    return a.tools == b.tools and a.hidden_tools == b.hidden_tools
-
-
-def evaluate(policy: Policy, envs: ThreadVectorEnv, tasks: list[Task], args: Args,
-             dp: DataParallel | None = None, log: RunLog | None = None, step: int = 0) -> dict[str, float]:
-    """Greedy success rate on the fixed evaluation tasks, each process playing a share.
-
-    ``envs`` must hold the evaluation set's tools: the training envs when the two sets share them,
-    else envs of their own (:func:`main` chooses; a task played with another world's ``read_page``
-    finds none of its pages).
-
-    With ``log``, the episodes are also written to ``<run>/episodes/eval-<step>.jsonl`` (for reading).
-    """
-    start = time.perf_counter()
-    requests = [EpisodeRequest(task.task_id, f"eval-{task.task_id}", seed=0, task=task) for task in tasks]
-    trajectories, _ = collect_everywhere(dp or DataParallel(), policy, envs, requests,
-                                         max_episode_tokens=args.max_episode_tokens,
-                                         system_prompt=args.system_prompt or None, temperature=0.0,
-                                         response_prefix=args.response_prefix)
-    clean = without_infra_errors(trajectories)
-    if log is not None:
-        log.write_episodes(f"eval-{step}", [episode_record(t) for t in trajectories])
-    metrics = episode_metrics(clean, "eval")
-    metrics["eval/success"] = metrics.pop("eval/answer_score", 0.0)
-    metrics["eval/infra_errors"] = float(len(trajectories) - len(clean))
-    metrics["time/eval_s"] = time.perf_counter() - start
-    return metrics
+    def checkpoint(self, iteration: int, extra: dict[str, Any]) -> None:
+        """Checkpoint after ``iteration`` (-1: during the warm-up) with the trainer's clock and generators."""
+        rng_states = self.dp.gather_objects(rng_state())  # every process's own generators; one queue replica
+        if self.dp.is_main:
+            save_checkpoint(self.run_dir, iteration, self.policy, self.optimizer, self.queue, self.args,
+                            {"warmup_epochs_done": self.args.demo_warmup_epochs, **extra,
+                             "elapsed_s": time.time() - self.started, "trainer_rng": self.shared_rng.getstate(),
+                             "chooser": self.chooser.state_dict(), "online_rollouts": self.online_rollouts},
+                            rng_states=rng_states, keep=self.args.keep_checkpoints)
 
 
 def main(args: Args) -> dict[str, float]:
     """Train; return the final summary (also written to ``summary.json`` in the run folder)."""
+    run = set_up(args)
+    try:
+        if run.start_iteration == 0:
+            base = evaluation_point(run, "start", "base", prefix="eval_base") \
+                if args.eval_base and run.warmup_done == 0 else {}
+            initial = warm_up_phase(run)
+            first = evaluation_point(run, "after warm-up" if args.demo_warmup_epochs else "start", "0") \
+                if args.eval_at_start else {}
+            run.log.log(0, {**base, **initial, **first})
+        rl_phase(run)
+        return finish(run)
+    except BaseException as exc:
+        run.dp.record_failure(exc)  # the other processes quote this note when they stop
+        raise
+    finally:
+        run.envs.close()
+        close_eval_sets(run.eval_sets)
+        run.log.close()
+
+
+def set_up(args: Args) -> Run:
+    """Phase 1: everything a run needs, with every bad argument refused before the model loads."""
     from accelerate import Accelerator
+    from accelerate.utils import broadcast_object_list
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     rank, world = accelerator.process_index, accelerator.num_processes
-    if args.advantage_scale not in ("std", "none"):
-        raise ValueError(f"--advantage_scale must be 'std' or 'none', got {args.advantage_scale!r}")
-    if args.tasks_per_iteration % world:
-        raise ValueError(f"--num_processes {world} does not divide --tasks_per_iteration {args.tasks_per_iteration}: "
-                         "every process plays whole groups of the batch; use a multiple of the process count")
+    check_args(args, world)
     # Every process seeds alike before the adapter is made (identical LoRA init), and apart afterwards.
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
-    run_dir = Path(args.output_dir or f"runs/{args.tasks}__grpo__{args.seed}__{int(time.time())}")
+    name = [args.output_dir or f"runs/{args.tasks}__grpo__{args.seed}__{int(time.time())}"]
+    if world > 1:
+        broadcast_object_list(name)  # the main process names the folder: every process uses its name
+    run_dir = Path(name[0])
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    # Derived settings, in one place (a bad combination fails here, before any model is loaded).
-    queue_settings = queue_config(args) if args.use_queue else None
     update_config = UpdateConfig(epochs=args.epochs, micro_batch_size=args.micro_batch_size, clip_low=args.clip_low,
                                  clip_high=args.clip_high, kl_coef=args.kl_coef,
                                  advantage_scale=args.advantage_scale,  # type: ignore[arg-type]
                                  mask_truncated=args.mask_truncated, is_weight_cap=args.queue_is_cap)
-    pool = make_task_pool(args, 0)  # one pool shared by every process
-    eval_set = pool if args.eval_tasks == "pool" else resolve_tasks(args.eval_tasks)
-    eval_tasks = [t for t in eval_set.tasks if args.eval_level < 0 or t.level == args.eval_level][: args.eval_size]
-    if not pool.tasks or not eval_tasks:
-        raise ValueError("the training pool and the evaluation set must both hold tasks")
+    queue_settings = queue_config(args) if args.use_queue else None
+    warmup_pool = make_task_pool(args)
+    rl_pool = make_rl_pool(args, warmup_pool)
+    if not warmup_pool.tasks:
+        raise ValueError("the training pool holds no task")
+    init_adapter = _init_adapter_dir(args) if args.init_adapter else None
 
     if args.model == "tiny-random":
         model, tokenizer = make_tiny_model(seed=args.seed)
@@ -285,150 +214,183 @@ def main(args: Args) -> dict[str, float]:
         logprob_chunk_tokens=args.logprob_chunk_tokens))
     if args.system_prompt:
         policy.check_conversation(args.system_prompt)
+    if init_adapter is not None:
+        _load_matching_adapter(policy, init_adapter)
     # The model is not wrapped in DDP: sampling, the adapter switch and saving need the bare PEFT model.
-    # Data parallelism is explicit (agents.learner.data_parallel): rank 0's adapter is copied to every
-    # process, each plays and trains a share of the batch, and one all-reduce sums the LoRA gradients.
     policy.model.to(accelerator.device)
     dp = from_accelerator(accelerator, run_dir / ".dp")
     dp.broadcast_(policy.trainable_parameters())
-    optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=args.lr, weight_decay=args.weight_decay)
     random.seed(args.seed + rank)  # sampling differs between processes from here on
     np.random.seed(args.seed + rank)
     torch.manual_seed(args.seed + rank)
-    queue = SampleQueue(queue_settings) if queue_settings is not None else None
-    start_iteration, online_rollouts, started = 0, 0, time.time()
-    trainer_rng_state, warmup_done, last_logged = None, 0, -1
+
+    training_set = warmup_pool if rl_pool is warmup_pool else warmup_pool.subset(
+        f"{warmup_pool.name}+rl", [*warmup_pool.tasks, *rl_pool.tasks])
+    envs = make_envs(training_set, args)
+    run = Run(args=args, run_dir=run_dir, dp=dp, policy=policy, update_config=update_config,
+              warmup_pool=warmup_pool, rl_pool=rl_pool, envs=envs,
+              eval_sets=make_eval_sets(args.eval_tasks, args.eval_level, args.eval_size, args, training_set, envs),
+              log=RunLog(run_dir, enabled=dp.is_main),
+              queue=SampleQueue(queue_settings) if queue_settings is not None else None,
+              chooser=TaskChooser([t.task_id for t in rl_pool.tasks], args.task_choice),
+              shared_rng=random.Random(args.seed * 1000),
+              optimizer=torch.optim.AdamW(policy.trainable_parameters(), lr=args.lr, weight_decay=args.weight_decay),
+              started=time.time())
     if args.resume:
-        checkpoint = latest_checkpoint(run_dir)
-        if checkpoint is None:
-            raise FileNotFoundError(f"--resume: no checkpoint in {run_dir}/checkpoints")
-        check_compatible(checkpoint, args)
-        state = load_checkpoint(checkpoint, policy, optimizer, queue, rank=rank, world_size=world)
-        start_iteration = state["iteration"] + 1
-        online_rollouts = state["extra"].get("online_rollouts", 0)
-        started -= state["extra"].get("elapsed_s", 0.0)  # wall time keeps counting from where the run stopped
-        trainer_rng_state = state["extra"].get("trainer_rng")
-        warmup_done = state["extra"].get("warmup_epochs_done", 0)
-        last_logged = state["iteration"] + 1 if state["iteration"] >= 0 else -1  # a warm-up checkpoint: no rows
-    if accelerator.is_main_process:
+        _resume(run)
+    if dp.is_main:
         (run_dir / "args.json").write_text(json.dumps(dataclasses.asdict(args), indent=2))
+    return run
 
-    log = RunLog(run_dir, enabled=accelerator.is_main_process)
-    if args.resume:
-        log.truncate(last_logged)  # rows the killed run logged after its last checkpoint are redone
-    envs = make_envs(pool, args)
-    # Held-out tasks of another world need that world's tools (its pages, its search index): own envs.
-    eval_envs = envs if same_tools(pool, eval_set) else make_envs(eval_set, args, min(args.num_envs, len(eval_tasks)))
-    rng = random.Random(args.seed * 1000 + start_iteration)  # the same on every process: the same tasks
-    if trainer_rng_state is not None:  # task choice and env seeds continue exactly as without the kill
-        rng.setstate(_as_rng_state(trainer_rng_state))
-    summary: dict[str, float] = {}
 
-    def save_checkpoint_everywhere(iteration: int, extra: dict[str, float]) -> None:
-        """Checkpoint after ``iteration`` (-1: during the warm-up), with the trainer's clock and generator."""
-        rng_states = dp.gather_objects(rng_state())  # every process's own generators; one queue replica
-        if dp.is_main:
-            save_checkpoint(run_dir, iteration, policy, optimizer, queue, args,
-                            {"warmup_epochs_done": args.demo_warmup_epochs, **extra,
-                             "elapsed_s": time.time() - started, "trainer_rng": rng.getstate()},
-                            rng_states=rng_states, keep=args.keep_checkpoints)
+def warm_up_phase(run: Run) -> dict[str, float]:
+    """Phase 2: the warm-up pool's demonstrations into the queue and/or supervised passes over them; the
+    result is kept as ``checkpoints/warmup``. Returns the step-0 metrics it produced."""
+    args, metrics = run.args, {}
+    epochs = range(run.warmup_done, args.demo_warmup_epochs)
+    seed_queue = run.queue is not None and args.queue_demonstrations and not args.resume  # a resumed queue is whole
+    if not (seed_queue or epochs):
+        return metrics
+    demonstrations = demonstration_turns(run.warmup_pool, args)
+    run.say(f"playing {len(demonstrations)} demonstrations of the warm-up pool")
+    played = play_pool_demonstrations(run.policy, run.envs, demonstrations, args, run.dp)
+    if seed_queue:
+        metrics = seed_queue_with_demonstrations(run.policy, run.envs, run.warmup_pool, run.queue, args, run.dp,
+                                                 played=played)
+    if epochs:
+        pass_started = time.time()
 
-    try:
-        initial: dict[str, float] = {}
-        warmup_epochs = range(warmup_done, args.demo_warmup_epochs) if start_iteration == 0 else range(0)
-        seed_queue = queue is not None and args.queue_demonstrations and not args.resume  # a resumed queue is whole
-        demonstrations = demonstration_turns(pool, args) if queue is not None or warmup_epochs else {}
-        played = play_pool_demonstrations(policy, envs, demonstrations, args, dp) if seed_queue or warmup_epochs else []
-        if seed_queue:
-            initial = seed_queue_with_demonstrations(policy, envs, pool, queue, args, dp, played=played)
-        if warmup_epochs:
-            def checkpoint_warmup(epoch: int) -> None:  # a kill during the warm-up loses one epoch at most
-                save_checkpoint_everywhere(-1, {"warmup_epochs_done": epoch + 1})
-            initial.update(warm_up(policy, optimizer, played, warmup_epochs, update_config, rng, dp,
-                                   args.demo_warmup_batch, checkpoint_warmup))
-        # A fix must be a script the policy could write: every turn within one generated turn's budget.
-        fixes = {task_id: turns for task_id, turns in demonstrations.items()
-                 if all(len(policy.tokenize(turn)) <= args.max_new_tokens for turn in turns)
-                 } if args.repair_demonstrations else {}
-        if start_iteration == 0:
-            first = evaluate(policy, eval_envs, eval_tasks, args, dp, log, 0) if args.eval_at_start else {}
-            log.log(0, {**initial, **first})
-        progress = _progress(range(start_iteration, args.iterations), accelerator.is_main_process)
-        for iteration in progress:
-            metrics, rollouts = train_iteration(iteration, policy, optimizer, envs, pool, queue, update_config,
-                                                args, rng, dp, log, fixes)
-            online_rollouts += rollouts
-            metrics["rollout/online_total"] = float(online_rollouts)
-            metrics["time/elapsed_s"] = time.time() - started
-            last = iteration + 1 == args.iterations
-            if (args.eval_every and (iteration + 1) % args.eval_every == 0) or last:
-                metrics.update(evaluate(policy, eval_envs, eval_tasks, args, dp, log, iteration + 1))
-            log.log(iteration + 1, metrics)
-            if hasattr(progress, "set_postfix"):
-                progress.set_postfix(reward=f"{metrics.get('reward/mean', 0):.2f}",
-                                     eval=f"{metrics.get('eval/success', float('nan')):.2f}")
-            if (iteration + 1) % args.checkpoint_every == 0 or last:
-                save_checkpoint_everywhere(iteration, {"online_rollouts": online_rollouts})
-        if not accelerator.is_main_process:
-            return summary
-        rows = log.rows()
-        evals = [r for r in rows if "eval/success" in r]
-        start_rows = [r for r in evals if r["step"] == 0]
-        summary.update({"eval_success_start": start_rows[0]["eval/success"] if start_rows else float("nan"),
-                        "eval_success_end": evals[-1]["eval/success"] if evals else float("nan"),
-                        "online_rollouts": float(online_rollouts), "iterations": float(args.iterations),
-                        "wall_seconds": time.time() - started})
-        plot_curves(rows, run_dir / "curves.png")
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-        if args.results_file:
-            Path(args.results_file).write_text(json.dumps(summary, indent=2))
-        print(json.dumps(summary, indent=2))
-        return summary
-    except BaseException as exc:
-        dp.record_failure(exc)  # the other processes quote this note when they stop
-        raise
-    finally:
-        envs.close()
-        if eval_envs is not envs:
-            eval_envs.close()
-        log.close()
+        def after_pass(epoch: int) -> None:  # a kill during the warm-up loses one pass at most
+            run.checkpoint(-1, {"warmup_epochs_done": epoch + 1})
+            done = epoch + 1 - epochs.start
+            left = (time.time() - pass_started) / done * (epochs.stop - epoch - 1)
+            run.say(f"warm-up pass {epoch + 1}/{args.demo_warmup_epochs} done, about {_clock(left)} left")
+
+        run.say(f"warm-up: {len(epochs)} supervised passes over the verified demonstrations")
+        metrics.update(warm_up(run.policy, run.optimizer, played, epochs, run.update_config, run.shared_rng, run.dp,
+                               args.demo_warmup_batch, after_pass))
+        if run.dp.is_main:
+            keep_adapter(run.policy, run.warmup_dir, args)
+        run.say(f"warm-up done; adapter kept in {run.warmup_dir}")
+    return metrics
+
+
+def rl_phase(run: Run) -> None:
+    """Phase 3: GRPO iterations from ``run.start_iteration`` with the RL optimiser, schedule and reference."""
+    args = run.args
+    if run.start_iteration >= args.iterations:
+        return
+    if run.start_iteration == 0:  # a resumed run restored both in _resume
+        run.optimizer = rl_optimizer(run.policy, args)
+        run.reference = AdapterSnapshot(run.policy.trainable_parameters()) \
+            if args.kl_coef > 0 and args.kl_ref == "start" else None
+    # A fix must be a script the policy could write: every turn within one generated turn's budget.
+    fixes = {task_id: turns for task_id, turns in demonstration_turns(run.rl_pool, args).items()
+             if all(len(run.policy.tokenize(turn)) <= args.max_new_tokens for turn in turns)
+             } if args.repair_demonstrations and run.queue is not None else {}
+    run.say(f"GRPO: {args.iterations - run.start_iteration} iterations of {args.tasks_per_iteration} tasks x "
+            f"{args.group_size} episodes on a pool of {len(run.rl_pool.tasks)} tasks")
+    progress = _progress(range(run.start_iteration, args.iterations), run.dp.is_main)
+    for iteration in progress:
+        _set_lr(run.optimizer, rl_learning_rate(args, iteration))
+        metrics, rollouts = train_iteration(iteration, run.policy, run.optimizer, run.envs, run.rl_pool, run.queue,
+                                            run.update_config, args, run.shared_rng, run.dp, run.log, fixes,
+                                            chooser=run.chooser, reference=run.reference)
+        run.online_rollouts += rollouts
+        retired = int(metrics.get("queue/retired_demonstrations", 0))
+        if retired > int(run.demonstrations_retired):
+            run.say(f"sample queue: {retired} demonstration(s) retired so far (age or reuse limit); "
+                    f"{int(metrics.get('queue/size', 0))} entries left")
+            run.demonstrations_retired = retired
+        metrics["rollout/online_total"] = float(run.online_rollouts)
+        metrics["update/lr"] = rl_learning_rate(args, iteration)
+        metrics["time/elapsed_s"] = time.time() - run.started
+        last = iteration + 1 == args.iterations
+        if (args.eval_every and (iteration + 1) % args.eval_every == 0) or last:
+            metrics.update(evaluation_point(run, "end" if last else f"iteration {iteration + 1}", str(iteration + 1)))
+        run.log.log(iteration + 1, metrics)
+        if hasattr(progress, "set_postfix"):
+            shown = {"reward": f"{metrics.get('reward/mean', 0):.2f}"}
+            if "eval/success" in metrics:
+                shown["held-out"] = f"{metrics['eval/success']:.2f}"
+            progress.set_postfix(shown)
+        if (iteration + 1) % args.checkpoint_every == 0 or last:
+            run.checkpoint(iteration, {})
+
+
+def evaluation_point(run: Run, name: str, tag: str, prefix: str = "eval") -> dict[str, float]:
+    """A held-out evaluation with a progress line before and after; kept for the end-of-run table."""
+    tasks = sum(len(s.tasks) for s in run.eval_sets)
+    previous = [m[f"time/{p}_s"] for _, m in run.results for p in ("eval", "eval_base") if f"time/{p}_s" in m]
+    guess = f", about {_clock(previous[-1])}" if previous else ""
+    run.say(f"held-out evaluation ({name}): {tasks} tasks, greedy{guess}")
+    metrics = evaluate(run.policy, run.eval_sets, run.args, run.dp, run.log, tag, prefix)
+    metrics["time/elapsed_s"] = time.time() - run.started
+    run.say(f"held-out evaluation ({name}): success {metrics[f'{prefix}/success']:.3f}")
+    run.results.append((name, {k.replace(f"{prefix}/", "eval/", 1): v for k, v in metrics.items()}))
+    return metrics
+
+
+def finish(run: Run) -> dict[str, float]:
+    """Phase 4: the summary (``summary.json``), the curves and the end-of-run table on the main process."""
+    if not run.dp.is_main:
+        return {}
+    rows = run.log.rows()
+    evals = [r for r in rows if "eval/success" in r]
+    start_rows = [r for r in evals if r["step"] == 0]
+    base_rows = [r for r in rows if "eval_base/success" in r]
+    summary = {"eval_success_base": base_rows[0]["eval_base/success"] if base_rows else float("nan"),
+               "eval_success_start": start_rows[0]["eval/success"] if start_rows else float("nan"),
+               "eval_success_end": evals[-1]["eval/success"] if evals else float("nan"),
+               "online_rollouts": float(run.online_rollouts), "iterations": float(run.args.iterations),
+               "wall_seconds": time.time() - run.started}
+    plot_curves(rows, run.run_dir / "curves.png")
+    (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if run.args.results_file:
+        Path(run.args.results_file).write_text(json.dumps(summary, indent=2))
+    if run.results:
+        table = result_table(run.results)
+        (run.run_dir / "results.txt").write_text(table + "\n")
+        print(f"\nHeld-out ({run.args.eval_tasks}, level {run.args.eval_level}); wall time "
+              f"{summary['wall_seconds'] / 60:.1f} min; run folder {run.run_dir}\n{table}\n")
+    print(json.dumps(summary, indent=2))
+    return summary
 
 
 def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optimizer, envs: ThreadVectorEnv,
                     pool: TaskSet, queue: SampleQueue | None, config: UpdateConfig, args: Args,
                     rng: random.Random, dp: DataParallel | None = None, log: RunLog | None = None,
-                    fixes: Mapping[str, list[str]] | None = None) -> tuple[dict[str, float], int]:
+                    fixes: Mapping[str, list[str]] | None = None, *, chooser: TaskChooser | None = None,
+                    reference: AdapterSnapshot | None = None) -> tuple[dict[str, float], int]:
     """Rollouts, queue, advantages and one update; returns (metrics, online rollouts spent).
 
-    With ``fixes`` (task id -> demonstration turns) and a queue, the iteration's failures are repaired
-    before the groups are built (:func:`offer_repairs`), so a repair can join its own failure's group.
-
-    With several processes (``dp``) each plays and trains its share of the groups; everything between
-    (groups, queue, advantages) is computed from the gathered batch, identically on every process. With
-    ``log``, the online episodes are written to ``<run>/episodes/train-<iteration + 1>.jsonl`` (for reading:
-    the sampled episodes are where recoveries after an error show first).
+    ``rng`` is the stream every process shares: it chooses the tasks (through ``chooser``, default uniform
+    over ``pool``), the env seeds, and seeds this process's own stream for its shard of the update, so every
+    process makes the same draws from it whatever its shard holds. With ``fixes`` (task id ->
+    demonstration turns) and a queue, the iteration's failures are repaired before the groups are built
+    (:func:`offer_repairs`). With ``log``, the online episodes go to ``<run>/episodes/train-<iteration + 1>.jsonl``.
     """
     dp = dp or DataParallel()
-    candidates = [t.task_id for t in pool.tasks]
-    if queue is not None:
-        unmastered = [t for t in candidates if not queue.is_mastered(t)]
-        candidates = unmastered or candidates
-    chosen = rng.sample(candidates, min(args.tasks_per_iteration, len(candidates)))
+    chooser = chooser or TaskChooser([t.task_id for t in pool.tasks])
+    mastered = {t for t in chooser.task_ids if queue.is_mastered(t)} if queue is not None else set()
+    chosen = chooser.choose(args.tasks_per_iteration, rng, skip=mastered)
     requests = []
     for k, task_id in enumerate(chosen):
         fresh = queue.rollouts_needed(task_id, args.group_size) if queue is not None else args.group_size
         requests += [EpisodeRequest(task_id, f"{iteration}-{k}", seed=rng.randrange(2**31)) for _ in range(fresh)]
+    shard_rng = random.Random(rng.getrandbits(64) + dp.rank)  # this process's own stream, drawn equally everywhere
     online, stats = collect_everywhere(dp, policy, envs, requests, max_episode_tokens=args.max_episode_tokens,
                                        system_prompt=args.system_prompt or None, response_prefix=args.response_prefix)
     clean = without_infra_errors(online)
+    chooser.observe((t.task_id, t.reward_components.get("answer_score", 0.0) >= 1.0) for t in clean)
     if log is not None:
         log.write_episodes(f"train-{iteration + 1}", [episode_record(t) for t in online])
     repair_stats = offer_repairs(policy, envs, clean, fixes, queue, args, dp) if fixes and queue is not None else {}
     batch, group_stats = build_groups(clean, queue, policy.version, args.group_size, config.zero_signal_tol)
     advantages = compute_advantages(batch, config)
-    metrics: dict[str, float] = {**episode_metrics(clean, "reward"), **stats.as_metrics()}
-    metrics["rollout/task_ids"] = ",".join(chosen)  # type: ignore[assignment]  # which tasks, for the record
-    metrics.update({**group_stats, **repair_stats,
+    metrics: dict[str, Any] = {**episode_metrics(clean, "reward"), **stats.as_metrics(), **chooser.stats()}
+    metrics["rollout/task_ids"] = ",".join(chosen)  # which tasks, for the record
+    metrics.update({**group_stats, **repair_stats, **_signal_stats(batch, advantages),
                     "rollout/infra_errors": float(len(online) - len(clean)),
                     "advantage/mean": float(np.mean(advantages)) if advantages else 0.0,
                     "advantage/std": float(np.std(advantages)) if advantages else 0.0,
@@ -438,7 +400,7 @@ def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optim
     mine = [pair for pair in trainable(batch, advantages, config) if owner[pair[0].group_id] == dp.rank]
     rescore(policy, [t for t, _ in mine if t.source == "cache"])
     try:
-        metrics.update(update_policy(policy, optimizer, mine, config, rng=rng, dp=dp))
+        metrics.update(update_policy(policy, optimizer, mine, config, rng=shard_rng, dp=dp, reference=reference))
     except NonFiniteLossError as exc:  # raised on every process alike: they stay in step
         print(f"[iteration {iteration}] {exc}", file=sys.stderr)
         metrics["update/non_finite"] = 1.0
@@ -446,12 +408,122 @@ def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optim
     policy.version += 1
     for i, value in enumerate(dp.gather_checksums(policy.trainable_parameters())):
         metrics[f"dp/adapter_checksum/rank{i}"] = float(value)
+    for i, value in enumerate(dp.gather_objects(zlib.crc32(",".join(chosen).encode()))):
+        metrics[f"dp/task_digest/rank{i}"] = float(value)
     if queue is not None:
         metrics.update({f"queue/{k}": float(v) for k, v in queue.stats().items()})
         fingerprint = zlib.crc32(pickle.dumps(queue.state_dict()))
         for i, value in enumerate(dp.gather_objects(fingerprint)):
             metrics[f"dp/queue_checksum/rank{i}"] = float(value)
     return metrics, len(requests)
+
+
+def _signal_stats(batch: list, advantages: list[float]) -> dict[str, float]:
+    """Groups whose members differ in correctness, and the share of advantage mass in groups that do not
+    (signal that comes only from the execution bonus)."""
+    by_group: dict[str, list[tuple[bool, float]]] = {}
+    for traj, adv in zip(batch, advantages, strict=True):
+        by_group.setdefault(traj.group_id, []).append((traj.reward_components.get("answer_score", 0.0) >= 1.0, adv))
+    mixed = {g for g, members in by_group.items() if len({c for c, _ in members}) > 1}
+    total = sum(abs(a) for a in advantages)
+    uniform = sum(abs(a) for members in (m for g, m in by_group.items() if g not in mixed) for _, a in members)
+    return {"groups/correctness_signal": len(mixed) / max(len(by_group), 1),
+            "advantage/uniform_correctness_share": uniform / total if total else 0.0}
+
+
+def rl_optimizer(policy: Policy, args: Args) -> torch.optim.Optimizer:
+    """A fresh AdamW for the RL phase: the warm-up's momentum does not carry into RL."""
+    return torch.optim.AdamW(policy.trainable_parameters(), lr=rl_learning_rate(args, 0),
+                             weight_decay=args.weight_decay)
+
+
+def rl_learning_rate(args: Args, iteration: int) -> float:
+    """The RL learning rate at ``iteration``: ``--rl_lr`` (or ``--lr``), constant or cosine (one iteration of
+    linear warm-up at half the rate, then cosine decay to a tenth at the last iteration)."""
+    peak = args.rl_lr or args.lr
+    if args.lr_schedule == "constant" or args.iterations <= 1:
+        return peak
+    if iteration == 0:
+        return peak / 2
+    progress = (iteration - 1) / max(args.iterations - 2, 1)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+def keep_adapter(policy: Policy, folder: Path, args: Args) -> None:
+    """Write the adapter and the run's arguments to ``folder`` (a playable checkpoint: ``adapter/`` + ``args.json``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    policy.save_adapter(str(folder / "adapter"))
+    (folder / "args.json").write_text(json.dumps(dataclasses.asdict(args), indent=2))
+
+
+def _init_adapter_dir(args: Args) -> Path:
+    """The adapter folder ``--init_adapter`` names, refused when its run used another model or LoRA shape."""
+    from agents.players.trained_run import resolve_adapter
+
+    folder, saved = resolve_adapter(args.init_adapter)
+    config = json.loads((folder / "adapter_config.json").read_text())
+    problems = [f"LoRA {key} {config.get(key)} (this run: {mine})" for key, mine in
+                (("r", args.lora_r), ("lora_alpha", args.lora_alpha)) if config.get(key) != mine]
+    if saved.get("model") and saved["model"] != args.model:
+        problems.append(f"model {saved['model']!r} (this run: {args.model!r})")
+    if problems:
+        raise ValueError(f"--init_adapter {args.init_adapter}: the adapter was trained with {', '.join(problems)}; "
+                         "start from an adapter of the same model and LoRA shape")
+    return folder
+
+
+def _load_matching_adapter(policy: Policy, folder: Path) -> None:
+    """Load adapter weights, refusing any tensor whose name or shape differs from the policy's adapter."""
+    from peft.utils import load_peft_weights
+
+    saved = load_peft_weights(str(folder))
+    own = {k: v for k, v in policy.model.state_dict().items() if "lora_" in k}
+    stripped = {k.replace(".default", ""): v.shape for k, v in own.items()}
+    wrong = [k for k, v in saved.items() if stripped.get(k) != v.shape]
+    if wrong or len(saved) != len(own):
+        raise ValueError(f"--init_adapter {folder}: {len(wrong)} of {len(saved)} tensors do not match this model's "
+                         f"adapter (first: {wrong[:1]}); start from an adapter of the same model and LoRA shape")
+    policy.load_adapter_weights(str(folder))
+
+
+def _resume(run: Run) -> None:
+    """Restore adapter, optimiser (the warm-up's or RL's), queue, generators, chooser and clock."""
+    checkpoint = latest_checkpoint(run.run_dir)
+    if checkpoint is None:
+        raise FileNotFoundError(f"--resume: no checkpoint in {run.run_dir}/checkpoints")
+    check_compatible(checkpoint, run.args)
+    in_rl = not checkpoint.name.endswith("--1")
+    if in_rl:
+        run.optimizer = rl_optimizer(run.policy, run.args)
+        if run.args.kl_coef > 0 and run.args.kl_ref == "start":  # the reference is the adapter RL started from
+            start = run.warmup_dir / "adapter" if run.warmup_dir.exists() else (
+                _init_adapter_dir(run.args) if run.args.init_adapter else None)
+            if start is not None:
+                run.policy.load_adapter_weights(str(start))
+            run.reference = AdapterSnapshot(run.policy.trainable_parameters())
+    state = load_checkpoint(checkpoint, run.policy, run.optimizer, run.queue, rank=run.dp.rank,
+                            world_size=run.dp.world_size)
+    extra = state["extra"]
+    run.start_iteration = state["iteration"] + 1
+    run.online_rollouts = extra.get("online_rollouts", 0)
+    run.started -= extra.get("elapsed_s", 0.0)  # wall time keeps counting from where the run stopped
+    run.warmup_done = extra.get("warmup_epochs_done", 0)
+    if extra.get("trainer_rng") is not None:  # task choice and env seeds continue exactly as without the kill
+        run.shared_rng.setstate(_as_rng_state(extra["trainer_rng"]))
+    if extra.get("chooser"):
+        run.chooser.load_state_dict(extra["chooser"])
+    run.log.truncate(run.start_iteration if state["iteration"] >= 0 else -1)  # rows after the checkpoint are redone
+    run.say(f"resumed from {checkpoint.name}")
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(int(seconds), 0)
+    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 def _as_rng_state(state: object) -> tuple:

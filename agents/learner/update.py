@@ -26,6 +26,7 @@ from agents.learner.data_parallel import DataParallel
 from agents.learner.grpo import AdvantageScale, group_advantages, grpo_loss_terms, truncated_importance_weights
 from agents.learner.policy import LogprobOutput, Policy
 from agents.learner.records import TrainBatch, Trajectory
+from agents.learner.reference import AdapterSnapshot
 from agents.learner.sample_queue import SampleQueue, is_flat
 
 
@@ -149,17 +150,30 @@ def compute_advantages(trajectories: Sequence[Trajectory], config: UpdateConfig)
     return advantages.tolist()
 
 
+def cut_by_token_budget(traj: Trajectory) -> bool:
+    """Whether an unanswered episode ended because a *token* budget ran out: the episode's
+    (``metadata["token_limit"]``) or its last turn's (``finish_reason == "length"``).
+
+    Such an episode is no evidence of a wrong answer: it was stopped mid-thought (DAPO's overlong filter).
+    An episode that used up its *turns* with finished actions (a print, an error, reading a page again) is
+    a complete attempt that did not answer, and keeps its reward and its gradient.
+    """
+    if not traj.truncated:
+        return False
+    return bool(traj.metadata.get("token_limit")) or bool(traj.turns and traj.turns[-1].finish_reason == "length")
+
+
 def trainable(trajectories: Sequence[Trajectory], advantages: Sequence[float],
               config: UpdateConfig) -> list[tuple[Trajectory, float]]:
     """The (trajectory, advantage) pairs that carry gradient.
 
     Zero-advantage trajectories are dropped when there is no KL term (their loss is exactly 0), and
-    truncated ones when ``mask_truncated`` (DAPO's overlong masking: a cut episode is not evidence of a
-    bad answer); both still counted in their group's mean and std above.
+    episodes cut by a token budget when ``mask_truncated`` (:func:`cut_by_token_budget`; DAPO's overlong
+    masking); both still counted in their group's mean and std above.
     """
     pairs = []
     for traj, adv in zip(trajectories, advantages, strict=True):
-        if config.mask_truncated and traj.truncated:
+        if config.mask_truncated and cut_by_token_budget(traj):
             continue
         if adv == 0.0 and config.kl_coef == 0.0:
             continue
@@ -169,19 +183,27 @@ def trainable(trajectories: Sequence[Trajectory], advantages: Sequence[float],
     return pairs
 
 
-def micro_batch_loss(policy: Policy, batch: TrainBatch, config: UpdateConfig, num_tokens: float
-                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def micro_batch_loss(policy: Policy, batch: TrainBatch, config: UpdateConfig, num_tokens: float,
+                     reference: AdapterSnapshot | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Loss of one micro-batch (already on the model's device) over the global ``num_tokens``, and its metric
-    tensors (``entropy`` included); reads no value back to the host."""
-    out: LogprobOutput = policy.sequence_logprobs(batch.token_ids, batch.attention_mask,
-                                                  first_position=batch.first_position, with_entropy=True,
-                                                  shared_prefix=batch.shared_prefix, score_mask=batch.host_loss_mask)
+    tensors (``entropy`` included); reads no value back to the host.
+
+    The KL term (``config.kl_coef > 0``) is taken to ``reference`` (an adapter snapshot,
+    :mod:`agents.learner.reference`) or, without one, to the base model (adapter off). The reference is
+    scored before the policy's own forward pass: swapping its weights in after that pass would change
+    tensors autograd saved for the backward pass.
+    """
     ref = None
     if config.kl_coef > 0:
         with torch.no_grad():
-            ref = policy.sequence_logprobs(batch.token_ids, batch.attention_mask, first_position=batch.first_position,
-                                           use_adapter=False, shared_prefix=batch.shared_prefix,
-                                           score_mask=batch.host_loss_mask).logprobs  # [B, T]
+            if reference is not None:
+                with reference.swapped_into(policy.trainable_parameters()):
+                    ref = _reference_logprobs(policy, batch, use_adapter=True)  # [B, T]
+            else:
+                ref = _reference_logprobs(policy, batch, use_adapter=False)  # [B, T]
+    out: LogprobOutput = policy.sequence_logprobs(batch.token_ids, batch.attention_mask,
+                                                  first_position=batch.first_position, with_entropy=True,
+                                                  shared_prefix=batch.shared_prefix, score_mask=batch.host_loss_mask)
     weights = None
     if config.is_weight_cap > 0:  # 1 on fresh tokens; < 1 where a replayed sample went stale
         assert batch.behaviour_logprobs is not None
@@ -197,6 +219,13 @@ def micro_batch_loss(policy: Policy, batch: TrainBatch, config: UpdateConfig, nu
     return loss, terms
 
 
+def _reference_logprobs(policy: Policy, batch: TrainBatch, use_adapter: bool) -> torch.Tensor:
+    """``[B, T]`` log-probs of ``batch`` under the policy as it is now, adapter on or off."""
+    return policy.sequence_logprobs(batch.token_ids, batch.attention_mask, first_position=batch.first_position,
+                                    use_adapter=use_adapter, shared_prefix=batch.shared_prefix,
+                                    score_mask=batch.host_loss_mask).logprobs  # [B, T]
+
+
 #: Metrics averaged over the whole batch (weighted by trained tokens, summed across processes); the ratio's
 #: min and max are this process's own.
 _MEAN_METRICS = ("loss", "pg_loss", "clip_frac_low", "clip_frac_high", "approx_kl", "ratio_mean", "advantage_mean",
@@ -205,13 +234,14 @@ _MEAN_METRICS = ("loss", "pg_loss", "clip_frac_low", "clip_frac_high", "approx_k
 
 def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, pairs: Sequence[tuple[Trajectory, float]],
                   config: UpdateConfig, *, rng: random.Random | None = None,
-                  dp: DataParallel | None = None) -> dict[str, float]:
+                  dp: DataParallel | None = None, reference: AdapterSnapshot | None = None) -> dict[str, float]:
     """Run ``config.epochs`` passes over ``pairs`` (one optimiser step per pass) and return mean metrics.
 
     ``dp`` (data parallel): ``pairs`` is this process's shard of the batch; the loss divides by the trained
     tokens of all shards and gradients are summed across processes, so every process makes the step one
     process holding the whole batch would make. Every process joins the same collectives whatever its
     shard holds (even nothing).
+    ``reference``: the KL reference (:func:`micro_batch_loss`); ``None`` = the base model.
     Raises :class:`NonFiniteLossError` (after zeroing the gradient, on every process) when a loss or
     gradient is not finite anywhere.
     """
@@ -236,7 +266,7 @@ def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, pairs: Seque
         # chunk by prompt and each chunk's prompt runs once.
         for chunk in _prompt_chunks(order, config.micro_batch_size, key=lambda pair: pair[0].group_id):
             batch = TrainBatch.collate([t for t, _ in chunk], [a for _, a in chunk], policy.pad_token_id)
-            loss, terms = micro_batch_loss(policy, batch.to(policy.device), config, num_tokens)
+            loss, terms = micro_batch_loss(policy, batch.to(policy.device), config, num_tokens, reference)
             names = list(terms)
             values = dict(zip(["loss", *names], host_values([loss, *terms.values()]), strict=True))
             if not math.isfinite(values["loss"]):

@@ -69,6 +69,9 @@ def warm_up(policy: Policy, optimizer: torch.optim.Optimizer, demonstrations: Se
     update_config = dataclasses.replace(config, epochs=1, kl_coef=0.0, mask_truncated=False, is_weight_cap=0.0,
                                         ratio_to_current=True)
     owner = group_owner([d.group_id for d in usable], dp.world_size)
+    # ``rng`` orders the demonstrations and is shared by every process; each process's shard of a step is
+    # shuffled by a stream of its own, drawn from it alike everywhere, so the shared stream never drifts.
+    shard_rng = random.Random(rng.getrandbits(64) + dp.rank)
     metrics: dict[str, float] = {"warmup/demonstrations": float(len(usable))}
     steps = 0
     for epoch in epochs:
@@ -77,7 +80,7 @@ def warm_up(policy: Policy, optimizer: torch.optim.Optimizer, demonstrations: Se
         nll_sum = tokens = 0.0  # over the epoch, each batch scored by the forward pass of its own step
         for i in range(0, len(order), batch_size):
             mine = [d for d in order[i : i + batch_size] if owner[d.group_id] == dp.rank]
-            step = update_policy(policy, optimizer, [(d, 1.0) for d in mine], update_config, rng=rng, dp=dp)
+            step = update_policy(policy, optimizer, [(d, 1.0) for d in mine], update_config, rng=shard_rng, dp=dp)
             nll_sum += step["update/nll"] * step["update/num_tokens"]  # both over every process's share
             tokens += step["update/num_tokens"]
             steps += 1

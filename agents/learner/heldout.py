@@ -1,0 +1,191 @@
+"""Held-out evaluation for the trainer: greedy episodes on fixed tasks of one or more worlds, and what to report.
+
+``--eval_tasks`` names one or more task sets, comma-separated (``level1-eval,validation``: the level-1 tasks of
+two worlds the training never sees, 85 tasks with ``--eval_level 1 --eval_size 0``). A generated split takes
+``@<first seed>`` (``train-easy@100000``: a validation split in the training world, disjoint from every pool
+the trainer draws). Every set is played in envs holding its own world's tools (a task played with another
+world's ``read_page`` finds none of its pages), every process playing a share.
+
+Each evaluation writes its episodes to ``<run>/episodes/eval-<tag>.jsonl`` (task id, level, correct, every turn),
+so arms can be compared per task (``benchmarks/bench_rl.py`` pairs them for McNemar's test).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from agents.engine import EpisodeRequest
+from agents.learner.data_parallel import DataParallel
+from agents.learner.episode_stats import episode_record, episode_stats
+from agents.learner.playing import collect_everywhere
+from agents.learner.policy import Policy
+from agents.learner.records import Trajectory
+from agents.learner.run_log import RunLog
+from agents.learner.update import without_infra_errors
+from toolr1_env.env import ToolR1Env, resolve_tasks
+from toolr1_env.tasks import Task, TaskSet
+from toolr1_env.vector import ThreadVectorEnv
+
+
+class EnvSettings(Protocol):
+    """The run settings an environment and an evaluation read (``agents.learner.train.Args`` has them)."""
+
+    num_envs: int
+    step_timeout: float
+    max_turns: int
+    max_observation_chars: int
+    answer_weight: float
+    exec_weight: float
+    exec_bonus: str
+    prompt_style: str
+    max_episode_tokens: int
+    system_prompt: str
+    response_prefix: str
+
+
+def make_envs(task_set: TaskSet, args: EnvSettings, num_envs: int | None = None) -> ThreadVectorEnv:
+    """``num_envs`` (default ``args.num_envs``) environments over one task set, with its tools (threads:
+    the work happens in sandbox processes)."""
+    def factory() -> ToolR1Env:
+        return ToolR1Env(tasks=task_set, step_timeout=args.step_timeout, max_turns=args.max_turns,
+                         max_observation_chars=args.max_observation_chars, answer_weight=args.answer_weight,
+                         exec_weight=args.exec_weight, exec_bonus=args.exec_bonus, prompt_style=args.prompt_style)
+    return ThreadVectorEnv([factory] * (num_envs or args.num_envs))
+
+
+def same_tools(a: TaskSet, b: TaskSet) -> bool:
+    """Whether two task sets call the very same tools (then one set's envs can play the other's tasks)."""
+    return a.tools == b.tools and a.hidden_tools == b.hidden_tools
+
+
+@dataclass
+class EvalSet:
+    """One world's evaluation tasks and the envs that play them."""
+
+    name: str
+    tasks: list[Task]
+    envs: ThreadVectorEnv
+    owns_envs: bool
+
+
+def eval_tasks_of(spec: str, level: int, size: int, pool: TaskSet | None = None) -> tuple[TaskSet, list[Task]]:
+    """The task set and tasks named by one entry of ``--eval_tasks`` (see the module docstring).
+
+    ``pool`` is the training pool (for the entry ``pool``). ``size <= 0`` keeps every task of the level.
+    """
+    name, _, first = spec.partition("@")
+    if name == "pool":
+        if pool is None:
+            raise ValueError("--eval_tasks pool: no training pool given")
+        task_set = pool
+    else:
+        task_set = resolve_tasks(name)
+    if first:
+        if not task_set.is_generated:
+            raise ValueError(f"--eval_tasks {spec!r}: '@seed' applies to a generated split, {name!r} is fixed")
+        count = size if size > 0 else 48
+        task_set = task_set.subset(f"{name}@{first}", [task_set.pick(int(first) + i) for i in range(count)])
+    tasks = [t for t in task_set.tasks if level < 0 or t.level == level]
+    return task_set, tasks[:size] if size > 0 else tasks
+
+
+def make_eval_sets(spec: str, level: int, size: int, args: EnvSettings, pool: TaskSet,
+                   pool_envs: ThreadVectorEnv) -> list[EvalSet]:
+    """Every set of ``--eval_tasks``, each with envs of its own world (the pool's envs where they share tools)."""
+    sets = []
+    for entry in [s.strip() for s in spec.split(",") if s.strip()]:
+        task_set, tasks = eval_tasks_of(entry, level, size, pool)
+        if not tasks:
+            raise ValueError(f"--eval_tasks {entry!r} holds no task of level {level}")
+        if same_tools(task_set, pool):
+            sets.append(EvalSet(entry, tasks, pool_envs, owns_envs=False))
+        else:
+            sets.append(EvalSet(entry, tasks, make_envs(task_set, args, min(args.num_envs, len(tasks))), True))
+    if not sets:
+        raise ValueError("--eval_tasks names no task set")
+    return sets
+
+
+def episode_metrics(trajectories: Sequence[Trajectory], prefix: str) -> dict[str, float]:
+    """Mean reward and components, success per level, lengths, recoveries ({} when empty)."""
+    if not trajectories:
+        return {}
+    out: dict[str, float] = {f"{prefix}/mean": float(np.mean([t.reward for t in trajectories]))}
+    for key in ("answer_score", "exec_success", "answered"):
+        out[f"{prefix}/{key}"] = float(np.mean([t.reward_components.get(key, 0.0) for t in trajectories]))
+    by_level: dict[int, list[float]] = defaultdict(list)
+    for t in trajectories:
+        by_level[t.level].append(t.reward_components.get("answer_score", 0.0))
+    for level, scores in sorted(by_level.items()):
+        out[f"{prefix}/success_level{level}"] = float(np.mean(scores))
+    out[f"{prefix}/turns"] = float(np.mean([t.num_turns for t in trajectories]))
+    out[f"{prefix}/response_tokens"] = float(np.mean([t.num_generated_tokens for t in trajectories]))
+    out[f"{prefix}/episode_tokens"] = float(np.mean([len(t.token_ids) for t in trajectories]))
+    out[f"{prefix}/truncated"] = float(np.mean([t.truncated for t in trajectories]))
+    out.update(episode_stats(trajectories, prefix))
+    return out
+
+
+def evaluate(policy: Policy, sets: Sequence[EvalSet], args: EnvSettings, dp: DataParallel | None = None,
+             log: RunLog | None = None, tag: str = "0", prefix: str = "eval") -> dict[str, float]:
+    """Greedy success on every evaluation set (``<prefix>/success`` over all their tasks, and per set).
+
+    With ``log``, the episodes go to ``<run>/episodes/eval-<tag>.jsonl``. Infrastructure errors are left out
+    of the scores and counted (``<prefix>/infra_errors``).
+    """
+    start = time.perf_counter()
+    played: list[Trajectory] = []
+    metrics: dict[str, Any] = {}
+    for eval_set in sets:
+        requests = [EpisodeRequest(t.task_id, f"eval-{t.task_id}", seed=0, task=t) for t in eval_set.tasks]
+        trajectories, _ = collect_everywhere(dp or DataParallel(), policy, eval_set.envs, requests,
+                                             max_episode_tokens=args.max_episode_tokens,
+                                             system_prompt=args.system_prompt or None, temperature=0.0,
+                                             response_prefix=args.response_prefix)
+        clean = without_infra_errors(trajectories)
+        if len(sets) > 1:
+            metrics[f"{prefix}/{eval_set.name}/success"] = (
+                float(np.mean([t.reward_components.get("answer_score", 0.0) for t in clean])) if clean else 0.0)
+        played += trajectories
+    if log is not None:
+        log.write_episodes(f"eval-{tag}", [episode_record(t) for t in played])
+    clean = without_infra_errors(played)
+    metrics.update(episode_metrics(clean, prefix))
+    metrics[f"{prefix}/success"] = metrics.pop(f"{prefix}/answer_score", 0.0)
+    metrics[f"{prefix}/tasks"] = float(len(clean))
+    metrics[f"{prefix}/infra_errors"] = float(len(played) - len(clean))
+    metrics[f"time/{prefix}_s"] = time.perf_counter() - start
+    return metrics
+
+
+def close_eval_sets(sets: Sequence[EvalSet]) -> None:
+    """Close the envs the evaluation sets own (not the pool's, which they borrow)."""
+    for eval_set in sets:
+        if eval_set.owns_envs:
+            eval_set.envs.close()
+
+
+def result_table(points: Sequence[tuple[str, dict[str, float]]], prefix: str = "eval") -> str:
+    """A plain-text table of held-out results, one row per point ``(name, metrics)`` (the end of a run)."""
+    levels = sorted({int(k.rsplit("level", 1)[1]) for _, m in points for k in m
+                     if k.startswith(f"{prefix}/success_level")})
+    header = ["", "held-out success", *(f"level {lv}" for lv in levels), "recovered", "tasks", "at (min)"]
+    rows = [header]
+    for name, m in points:
+        tasks = m.get(f"{prefix}/tasks", 0.0)
+        rows.append([name, _pct(m.get(f"{prefix}/success")), *(_pct(m.get(f"{prefix}/success_level{lv}"))
+                                                               for lv in levels),
+                     f"{round(m.get(f'{prefix}/recovered', 0.0) * tasks)}", f"{int(tasks)}",
+                     f"{m['time/elapsed_s'] / 60:.1f}" if "time/elapsed_s" in m else ""])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"

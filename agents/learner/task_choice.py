@@ -1,0 +1,114 @@
+"""Which tasks an RL iteration plays: uniformly, or by learnability (skip mastered and hopeless tasks).
+
+A GRPO group teaches something only when its episodes differ in correctness. A task solved with
+probability ``p`` gives a group of ``G`` episodes with a correctness difference with probability
+``1 - p**G - (1 - p)**G``: near 0 for a mastered task (``p ~ 1``) and for a hopeless one (``p ~ 0``),
+largest at ``p = 1/2``. After the supervised warm-up most tasks of the warm-up's own pool are mastered,
+which is why GRPO there learned nothing (``docs/training_result.md``).
+
+``learnable`` (our choice, after Foster & Foerster's learnability sampling and DAPO's dynamic sampling):
+
+* every task keeps its last ``window`` online outcomes (correct or not);
+* a task is *mastered* when its last ``mastered_after`` outcomes were all correct, *hopeless* when its
+  last ``hopeless_after`` were all wrong; both are skipped while other tasks remain;
+* the rest are drawn without replacement with weight ``p (1 - p)``, ``p`` the posterior mean of a
+  Beta(1, 1) prior updated with the remembered outcomes, so an unseen task weighs ``1/4``, the most any
+  task can weigh: new tasks are tried first.
+
+Every process holds the same chooser and the same generator (the trainer's shared stream), so every
+process chooses the same tasks. :meth:`TaskChooser.state_dict` goes into checkpoints.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
+
+CHOICES = ("uniform", "learnable")
+
+
+class TaskChooser:
+    """Chooses an iteration's tasks from a pool (see the module docstring)."""
+
+    def __init__(self, task_ids: Sequence[str], mode: str = "uniform", *, window: int = 8,
+                 mastered_after: int = 4, hopeless_after: int = 8) -> None:
+        if mode not in CHOICES:
+            raise ValueError(f"task choice must be one of {CHOICES}, got {mode!r}")
+        if not task_ids:
+            raise ValueError("the task pool is empty")
+        self.task_ids = list(task_ids)
+        self.mode = mode
+        self.window = max(window, mastered_after, hopeless_after)
+        self.mastered_after = mastered_after
+        self.hopeless_after = hopeless_after
+        self._outcomes: dict[str, deque[bool]] = {t: deque(maxlen=self.window) for t in self.task_ids}
+
+    def observe(self, outcomes: Iterable[tuple[str, bool]]) -> None:
+        """Remember online outcomes ``(task id, correct)`` (tasks outside the pool are ignored)."""
+        for task_id, correct in outcomes:
+            if task_id in self._outcomes:
+                self._outcomes[task_id].append(bool(correct))
+
+    def success_rate(self, task_id: str) -> float:
+        """Posterior mean success of ``task_id`` (Beta(1, 1) prior): 0.5 for an unseen task."""
+        seen = self._outcomes[task_id]
+        return (sum(seen) + 1) / (len(seen) + 2)
+
+    def status(self, task_id: str) -> str:
+        """``mastered``, ``hopeless`` or ``open``."""
+        seen = list(self._outcomes[task_id])
+        if len(seen) >= self.mastered_after and all(seen[-self.mastered_after:]):
+            return "mastered"
+        if len(seen) >= self.hopeless_after and not any(seen[-self.hopeless_after:]):
+            return "hopeless"
+        return "open"
+
+    def choose(self, k: int, rng: random.Random, skip: Collection[str] = ()) -> list[str]:
+        """``k`` distinct task ids (all of them if the pool is smaller), drawn with ``rng``.
+
+        Uniform: a plain sample of the tasks not in ``skip`` (of all tasks when that leaves none; the trainer
+        skips the tasks the sample queue calls mastered). Learnable: open tasks first, weighted by
+        ``p (1 - p)``; if fewer than ``k`` are open, the rest come from the skipped tasks, uniformly (a batch
+        never shrinks).
+        """
+        if self.mode == "uniform":
+            candidates = [t for t in self.task_ids if t not in skip] or self.task_ids
+            return rng.sample(candidates, min(k, len(candidates)))
+        k = min(k, len(self.task_ids))
+        open_ids = [t for t in self.task_ids if self.status(t) == "open"]
+        chosen = _weighted_sample(open_ids, [self._weight(t) for t in open_ids], min(k, len(open_ids)), rng)
+        skipped = [t for t in self.task_ids if t not in set(chosen)]
+        return chosen + rng.sample(skipped, k - len(chosen))
+
+    def _weight(self, task_id: str) -> float:
+        p = self.success_rate(task_id)
+        return p * (1.0 - p)
+
+    def stats(self) -> dict[str, float]:
+        """How many pool tasks are mastered, hopeless, open and never played (for the run log)."""
+        statuses = [self.status(t) for t in self.task_ids]
+        return {f"tasks/{name}": float(statuses.count(name)) for name in ("mastered", "hopeless", "open")} | {
+                "tasks/unseen": float(sum(not self._outcomes[t] for t in self.task_ids))}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue choosing exactly as before (checkpoints)."""
+        return {"mode": self.mode, "outcomes": {t: list(o) for t, o in self._outcomes.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output (outcomes of tasks no longer in the pool are dropped)."""
+        for task_id, seen in state["outcomes"].items():
+            if task_id in self._outcomes:
+                self._outcomes[task_id] = deque(seen, maxlen=self.window)
+
+
+def _weighted_sample(items: Sequence[str], weights: Sequence[float], k: int, rng: random.Random) -> list[str]:
+    """``k`` distinct items drawn one at a time in proportion to ``weights`` (all positive here)."""
+    items, weights = list(items), list(weights)
+    chosen: list[str] = []
+    for _ in range(k):
+        (index,) = rng.choices(range(len(items)), weights=weights)
+        chosen.append(items.pop(index))
+        weights.pop(index)
+    return chosen

@@ -1,0 +1,238 @@
+"""Does reinforcement learning add to the supervised warm-up? Three arms from one saved warm-up per seed.
+
+    python -m benchmarks.bench_rl                          # 3 seeds (about 35 min each on 2 CPU cores)
+    python -m benchmarks.bench_rl --seeds 0 --no_write     # one seed, print only
+    python -m benchmarks.bench_rl --report_only            # tabulate the runs already on disk
+    python -m benchmarks.bench_rl -- --rl_lr 2e-4          # flags after -- go to every arm's training run
+
+Per seed, with the main recipe's settings (``--preset multistep``, ``agents/learner/presets.py``):
+
+1. **warm-up**: the recipe's supervised warm-up alone (``--iterations 0``); its adapter is saved as
+   ``checkpoints/warmup`` and scored by a run of its own (``warmup-eval``: ``--init_adapter``, nothing trained).
+2. **+GRPO**: the recipe's RL phase, branched from that adapter (``--init_adapter``, a fresh optimiser).
+3. **+SFT**: more supervised passes over the same demonstrations, branched from that adapter, as many as fit
+   in the wall time the GRPO arm's RL phase took (measured per seed: GRPO seconds / seconds per warm-up pass).
+
+Every arm is scored greedily on the same held-out tasks: the level-1 tasks of two worlds no training task comes
+from (``level1-eval`` and ``validation``: 32 + 53 = 85), and the arms are compared per task, paired over the
+seeds, with McNemar's exact test on the tasks where they disagree. The held-out tasks are also split into
+question kinds the training pools cover and kinds they do not (a kind = template plus the question with its
+names, numbers and file names blanked: a heuristic, stated as such in the report).
+
+Runs live in ``runs/bench-rl/seed<k>/<arm>``; a finished run (``summary.json``) is reused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from agents.cli import arg, parse_with_extra
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks.results_file import markdown_table, write_section  # noqa: E402
+
+TITLE = "Does RL add to the warm-up? (bench_rl.py)"
+HELD_OUT = ["--eval_tasks", "level1-eval,validation", "--eval_level", "1", "--eval_size", "0"]
+
+
+@dataclass
+class BenchArgs:
+    """Seeds, budgets and where the runs go."""
+
+    seeds: list[int] = arg([0, 1, 2], "seeds (each runs all three arms)")
+    iterations: int = arg(0, "GRPO iterations of the +GRPO arm (0 = the recipe's)")
+    runs_dir: str = arg(str(ROOT / "runs" / "bench-rl"), "where the runs live")
+    report_only: bool = arg(False, "do not train; tabulate what is on disk")
+    no_write: bool = arg(False, "print only; do not touch benchmarks/RESULTS.md")
+    extra: list[str] = arg([], "internal: the arguments after -- (extra agents/train_grpo.py flags for every arm)")
+
+
+def train(run_dir: Path, flags: list[str]) -> dict:
+    """Run ``agents/train_grpo.py`` into ``run_dir`` unless it finished there; return its summary plus the peak
+    memory of its whole process tree (sandboxes included) in GiB."""
+    summary_file = run_dir / "summary.json"
+    if summary_file.is_file():
+        return json.loads(summary_file.read_text())
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, str(ROOT / "agents" / "train_grpo.py"), *flags, "--output_dir", str(run_dir)]
+    print("$", " ".join(command), flush=True)
+    process = subprocess.Popen(command, cwd=ROOT)
+    peak = _watch_memory(process)
+    if process.returncode != 0:
+        raise RuntimeError(f"training run {run_dir} failed ({process.returncode})")
+    summary = json.loads(summary_file.read_text())
+    summary["peak_gib"] = peak
+    summary_file.write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _watch_memory(process: subprocess.Popen) -> float:
+    """Wait for ``process``; return the peak resident memory of it and its descendants, in GiB."""
+    import psutil
+
+    peak = 0.0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        root = psutil.Process(process.pid)
+        while not stop.is_set():
+            try:
+                procs = [root, *root.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()) / 2**30)
+            except psutil.Error:
+                pass
+            stop.wait(2.0)
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    process.wait()
+    stop.set()
+    watcher.join()
+    return peak
+
+
+def run_seed(seed: int, args: BenchArgs) -> None:
+    """The three arms of one seed (each skipped when already finished)."""
+    root = Path(args.runs_dir) / f"seed{seed}"
+    common = ["--preset", "multistep", "--seed", str(seed), *HELD_OUT, "--eval_base", "false", *args.extra]
+    train(root / "warmup", [*common, "--iterations", "0", "--eval_at_start", "false"])
+    start = str(root / "warmup" / "checkpoints" / "warmup")
+    # Every arm is scored by a process of its own that loaded the adapter, so all three use the same code path.
+    train(root / "warmup-eval", [*common, "--iterations", "0", "--init_adapter", start, "--demo_warmup_epochs", "0"])
+    rl = ["--iterations", str(args.iterations)] if args.iterations else []
+    train(root / "grpo", [*common, *rl, "--init_adapter", start, "--demo_warmup_epochs", "0",
+                          "--eval_at_start", "false"])
+    passes = sft_passes(root)
+    train(root / "sft", [*common, "--iterations", "0", "--init_adapter", start, "--demo_warmup_epochs", str(passes)])
+
+
+def sft_passes(seed_dir: Path) -> int:
+    """Supervised passes that take the wall time of the GRPO arm's RL phase (at least 1): its elapsed time at the
+    last iteration (set-up and the final evaluation excluded) over the warm-up's seconds per pass."""
+    warm = _rows(seed_dir / "warmup")[0]
+    epochs = json.loads((seed_dir / "warmup" / "args.json").read_text())["demo_warmup_epochs"]
+    per_pass = warm["time/warmup_s"] / epochs
+    rl_seconds = _rows(seed_dir / "grpo")[-1]["time/elapsed_s"]
+    return max(1, round(rl_seconds / per_pass))
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def outcomes(run_dir: Path) -> dict[str, bool]:
+    """Task id -> correct, from the run's last held-out evaluation."""
+    files = sorted((run_dir / "episodes").glob("eval-*.jsonl"), key=lambda p: int(p.stem.split("-")[1])
+                   if p.stem.split("-")[1].isdigit() else -1)
+    records = [json.loads(line) for line in files[-1].read_text().splitlines()]
+    return {r["task_id"]: bool(r["correct"]) for r in records}
+
+
+def mcnemar(wins: int, losses: int) -> float:
+    """Two-sided exact McNemar p-value for ``wins`` vs ``losses`` discordant pairs."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(wins, losses) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def question_kind(template: str, question: str) -> str:
+    """A question's kind: its template and its wording with names, quoted strings, numbers and file names blanked."""
+    first, _, rest = question.partition(" ")
+    rest = re.sub(r"'[^']*'", "Q", rest)
+    rest = re.sub(r"\b\w+\.(?:pdf|xlsx|xls|csv|docx|pptx|txt|json|md)\b", "F", rest)
+    rest = re.sub(r"\d+", "D", rest)
+    rest = re.sub(r"\b[A-Z][\w-]*(?:\s+[A-Z][\w-]*)*", "N", rest)
+    return f"{template}: {first} {rest}"
+
+
+def kinds() -> tuple[dict[str, str], set[str]]:
+    """Held-out task id -> kind, and the kinds of the training pools (warm-up seeds 0-47, RL seeds 48-239)."""
+    from toolr1_env.env import resolve_tasks
+
+    held: dict[str, str] = {}
+    for name in ("level1-eval", "validation"):
+        for t in resolve_tasks(name).tasks:
+            if t.level == 1:
+                held[t.task_id] = question_kind(t.metadata.get("template", "?"), t.question)
+    train = resolve_tasks("train-easy")
+    seen = {question_kind(t.metadata.get("template", "?"), t.question) for t in (train.pick(s) for s in range(240))}
+    return held, seen
+
+
+def report(args: BenchArgs) -> str:
+    """The comparison table, paired tests and per-kind split of every finished seed."""
+    arms = ("warmup-eval", "grpo", "sft")
+    names = {"warmup-eval": "warm-up only", "grpo": "warm-up + GRPO", "sft": "warm-up + SFT (same wall time)"}
+    per_seed: dict[int, dict[str, dict[str, bool]]] = {}
+    summaries: dict[int, dict[str, dict]] = {}
+    for seed in args.seeds:
+        root = Path(args.runs_dir) / f"seed{seed}"
+        if all((root / a / "summary.json").is_file() for a in arms):
+            per_seed[seed] = {a: outcomes(root / a) for a in arms}
+            summaries[seed] = {a: json.loads((root / a / "summary.json").read_text())
+                               for a in ("warmup", "grpo", "sft")}
+    if not per_seed:
+        return "No finished seed yet."
+    held, seen = kinds()
+    rows = []
+    for arm in arms:
+        rates = [100 * statistics.mean(per_seed[s][arm].values()) for s in per_seed]
+        covered = [100 * statistics.mean([v for t, v in per_seed[s][arm].items() if held.get(t) in seen] or [0])
+                   for s in per_seed]
+        new = [100 * statistics.mean([v for t, v in per_seed[s][arm].items() if held.get(t) not in seen] or [0])
+               for s in per_seed]
+        rows.append([names[arm], " / ".join(f"{r:.1f}" for r in rates), f"{statistics.mean(rates):.1f}",
+                     f"{statistics.mean(covered):.1f}", f"{statistics.mean(new):.1f}"])
+    table = markdown_table(["arm", "held-out level-1 success % per seed", "mean", "covered kinds", "new kinds"], rows)
+    tests = []
+    for a, b in (("grpo", "warmup-eval"), ("grpo", "sft"), ("sft", "warmup-eval")):
+        wins = sum(per_seed[s][a][t] and not per_seed[s][b][t] for s in per_seed for t in per_seed[s][a])
+        losses = sum(per_seed[s][b][t] and not per_seed[s][a][t] for s in per_seed for t in per_seed[s][a])
+        delta = statistics.mean(100 * (statistics.mean(per_seed[s][a].values()) - statistics.mean(
+            per_seed[s][b].values())) for s in per_seed)
+        tests.append([f"{names[a]} vs {names[b]}", f"{delta:+.1f}", wins, losses, f"{mcnemar(wins, losses):.3f}"])
+    paired = markdown_table(["comparison", "mean change (points)", "tasks won", "tasks lost", "McNemar p"], tests)
+    walls = [[f"seed {s}", *(f"{summaries[s][a]['wall_seconds'] / 60:.1f}" for a in ("warmup", "grpo", "sft")),
+              str(sft_passes(Path(args.runs_dir) / f"seed{s}")),
+              f"{max(summaries[s][a].get('peak_gib', 0) for a in ('warmup', 'grpo', 'sft')):.1f}"] for s in per_seed]
+    wall = markdown_table(["seed", "warm-up (min)", "GRPO arm (min)", "SFT arm (min)", "SFT passes", "peak GiB"],
+                          walls)
+    covered_count = sum(k in seen for k in held.values())
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
+    return (f"{table}\n\n{paired}\n\n{wall}\n\n- seeds finished: {sorted(per_seed)} (a claim needs all 3); "
+            f"held-out = {len(held)} level-1 tasks of level1-eval and validation, {covered_count} of a kind the "
+            f"training pools (train-easy seeds 0-239) also ask, {len(held) - covered_count} of a new kind "
+            f"(kind: a wording heuristic, see the script)\n- code: commit {commit.strip()}; every arm scored greedily "
+            "in bf16 autocast like the recipe; the SFT arm's passes fill the GRPO arm's RL wall time\n")
+
+
+def main(argv: list[str] | None = None) -> str:
+    """Run the missing arms of every seed, then print (and write) the report."""
+    args, args.extra = parse_with_extra(BenchArgs, argv, description=__doc__)
+    if not args.report_only:
+        for seed in args.seeds:
+            started = time.time()
+            run_seed(seed, args)
+            print(f"seed {seed} done in {(time.time() - started) / 60:.1f} min", flush=True)
+    body = report(args)
+    print(body)
+    if not args.no_write:
+        write_section(TITLE, body)
+    return body
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""benchmarks/bench_rl.py without training: the paired test, question kinds, the SFT budget and the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import bench_rl
+
+
+def test_mcnemar_exact_p_values():
+    assert bench_rl.mcnemar(0, 0) == 1.0
+    assert bench_rl.mcnemar(6, 0) == pytest.approx(2 / 64)  # all 6 discordant pairs one way
+    assert bench_rl.mcnemar(5, 5) == 1.0
+    assert bench_rl.mcnemar(15, 5) == pytest.approx(0.0414, abs=1e-4)
+
+
+def test_question_kinds_blank_names_numbers_and_files_but_keep_the_asked_fact():
+    a = bench_rl.question_kind("person_fact", "How tall is Dy Vigretryk, in centimetres?")
+    b = bench_rl.question_kind("person_fact", "How tall is Ama Lo, in centimetres?")
+    c = bench_rl.question_kind("person_fact", "Who employs Ama Lo?")
+    assert a == b != c
+    assert bench_rl.question_kind("inventory_file", "What is the stock of 'lamp' in the attached file a.pdf?") == \
+        bench_rl.question_kind("inventory_file", "What is the stock of 'desk' in the attached file inv.pdf?")
+
+
+def _run(folder: Path, rows: list[dict], outcomes: dict[str, bool], summary: dict, args: dict | None = None) -> None:
+    (folder / "episodes").mkdir(parents=True)
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    step = max(r["step"] for r in rows)
+    (folder / "episodes" / f"eval-{step}.jsonl").write_text(
+        "".join(json.dumps({"task_id": t, "correct": c}) + "\n" for t, c in outcomes.items()))
+    (folder / "summary.json").write_text(json.dumps(summary))
+    if args:
+        (folder / "args.json").write_text(json.dumps(args))
+
+
+def test_sft_budget_and_report_from_runs_on_disk(tmp_path, monkeypatch):
+    seed = tmp_path / "seed0"
+    tasks = [f"level1-eval-{i:04d}" for i in range(4)]
+    _run(seed / "warmup", [{"step": 0, "time/warmup_s": 600.0}], {}, {"wall_seconds": 700.0, "peak_gib": 7.0},
+         {"demo_warmup_epochs": 6})
+    _run(seed / "warmup-eval", [{"step": 0}], dict(zip(tasks, [1, 0, 0, 0], strict=True)), {"wall_seconds": 90.0})
+    _run(seed / "grpo", [{"step": 0}, {"step": 6, "time/elapsed_s": 390.0}], dict(zip(tasks, [1, 1, 1, 0],
+                                                                                     strict=True)),
+         {"wall_seconds": 500.0})
+    _run(seed / "sft", [{"step": 0}], dict(zip(tasks, [1, 1, 0, 0], strict=True)), {"wall_seconds": 450.0})
+    assert bench_rl.sft_passes(seed) == 4  # 390 s of RL / 100 s per pass
+    monkeypatch.setattr(bench_rl, "kinds", lambda: ({t: "k" for t in tasks}, {"k"}))
+    body = bench_rl.report(bench_rl.BenchArgs(seeds=[0], runs_dir=str(tmp_path)))
+    assert "| warm-up + GRPO | 75.0 | 75.0 | 75.0 | 0.0 |" in body
+    assert "| warm-up + GRPO vs warm-up only | +50.0 | 2 | 0 | 0.500 |" in body
+    assert "| warm-up + GRPO vs warm-up + SFT (same wall time) | +25.0 | 1 | 0 | 1.000 |" in body
+    assert "seeds finished: [0] (a claim needs all 3)" in body
+    assert "| seed 0 | 11.7 | 8.3 | 7.5 | 4 | 7.0 |" in body

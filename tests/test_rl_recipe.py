@@ -1,0 +1,180 @@
+"""The RL phase's parts (agents/learner/task_choice.py, reference.py, update.py masking, train.py schedule and
+checks): learnable task choice, the KL reference as RL started, token-budget-only masking, the RL learning rate."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from agents.learner.config import Args, check_args
+from agents.learner.model_loading import make_tiny_model
+from agents.learner.policy import Policy, PolicyConfig
+from agents.learner.records import Trajectory, Turn
+from agents.learner.reference import AdapterSnapshot
+from agents.learner.task_choice import TaskChooser
+from agents.learner.train import rl_learning_rate
+from agents.learner.update import UpdateConfig, cut_by_token_budget, trainable, update_policy
+from toolr1_env.reward import RewardWeights, episode_reward
+
+# ---- task choice ---------------------------------------------------------------------------------------------
+
+
+def test_learnable_choice_skips_mastered_and_hopeless_tasks_and_prefers_uncertain_ones():
+    chooser = TaskChooser(["solved", "hopeless", "half", "rare", "new"], "learnable")
+    chooser.observe([("solved", True)] * 4 + [("hopeless", False)] * 8 + [("half", True), ("half", False)] * 2
+                    + [("rare", True)] + [("rare", False)] * 5)
+    assert [chooser.status(t) for t in chooser.task_ids] == ["mastered", "hopeless", "open", "open", "open"]
+    assert chooser.success_rate("new") == 0.5 and chooser.success_rate("half") == 0.5
+    assert chooser.success_rate("rare") == pytest.approx(2 / 8)
+    counts = {t: 0 for t in chooser.task_ids}
+    rng = random.Random(0)
+    for _ in range(2000):
+        counts[chooser.choose(1, rng)[0]] += 1
+    assert counts["solved"] == counts["hopeless"] == 0  # skipped while open tasks remain
+    # weights p(1-p): 1/4 for "half" and "new", 3/16 for "rare"
+    assert counts["half"] / 2000 == pytest.approx(0.25 / (0.25 + 0.25 + 0.1875), abs=0.04)
+    assert counts["rare"] / 2000 == pytest.approx(0.1875 / 0.6875, abs=0.04)
+    # a batch never shrinks: with 3 open tasks, a batch of 5 takes the skipped ones too
+    assert sorted(chooser.choose(5, rng)) == sorted(chooser.task_ids)
+    assert chooser.stats() == {"tasks/mastered": 1.0, "tasks/hopeless": 1.0, "tasks/open": 3.0, "tasks/unseen": 1.0}
+
+
+def test_choice_is_a_function_of_the_shared_stream_and_survives_a_checkpoint():
+    a = TaskChooser([f"t{i}" for i in range(20)], "learnable")
+    a.observe([("t1", True), ("t1", True), ("t2", False)])
+    b = TaskChooser([f"t{i}" for i in range(20)], "learnable")
+    b.load_state_dict(a.state_dict())
+    assert a.choose(6, random.Random(7)) == b.choose(6, random.Random(7))
+    uniform = TaskChooser(["x", "y", "z"])
+    assert uniform.choose(3, random.Random(0), skip={"y"}) and "y" not in uniform.choose(2, random.Random(0),
+                                                                                          skip={"y"})
+    with pytest.raises(ValueError, match="task choice"):
+        TaskChooser(["x"], "greedy")
+
+
+# ---- reward: the execution bonus only on correct answers ---------------------------------------------------------
+
+
+def test_with_exec_bonus_correct_a_clean_wrong_answer_ties_with_no_answer():
+    gated = RewardWeights(1.0, 0.2, "correct")
+    assert episode_reward(0.0, 1.0, gated) == 0.0  # clean but wrong
+    assert episode_reward(1.0, 1.0, gated) == pytest.approx(1.2)
+    assert episode_reward(1.0, 2 / 3, gated) == pytest.approx(1.0 + 0.2 * 2 / 3)
+    assert episode_reward(0.0, 1.0, RewardWeights(1.0, 0.2)) == pytest.approx(0.2)  # the env's default
+    with pytest.raises(ValueError, match="exec_bonus"):
+        RewardWeights(1.0, 0.2, "sometimes")
+
+
+# ---- masking: token-budget cuts only -----------------------------------------------------------------------------
+
+
+def _episode(truncated: bool, last_finish: str = "stop", token_limit: bool = False) -> Trajectory:
+    traj = Trajectory.start("t", "g", [1, 2, 3])
+    traj.append_generated([4, 5], [-0.1, -0.2])
+    traj.turns.append(Turn(3, 5, 5, action="print(1)", finish_reason=last_finish))  # type: ignore[arg-type]
+    traj.truncated = truncated
+    if token_limit:
+        traj.metadata["token_limit"] = True
+    return traj
+
+
+def test_only_episodes_cut_by_a_token_budget_leave_the_loss():
+    out_of_turns = _episode(truncated=True)  # four finished actions, never an answer: trained with reward 0
+    turn_cut = _episode(truncated=True, last_finish="length")
+    episode_cut = _episode(truncated=True, token_limit=True)
+    answered = _episode(truncated=False, last_finish="length")  # a cut turn mid-episode, then an answer
+    assert [cut_by_token_budget(t) for t in (out_of_turns, turn_cut, episode_cut, answered)] == \
+        [False, True, True, False]
+    kept = trainable([out_of_turns, turn_cut, episode_cut, answered], [-0.5, -0.5, -0.5, 1.5],
+                     UpdateConfig(mask_truncated=True))
+    assert [t for t, _ in kept] == [out_of_turns, answered]
+
+
+# ---- the KL reference: the adapter as RL started -----------------------------------------------------------------
+
+
+@pytest.fixture()
+def policy() -> Policy:
+    model, tokenizer = make_tiny_model(seed=0)
+    policy = Policy(model, tokenizer, PolicyConfig(lora_r=4, lora_alpha=8, max_new_tokens=6))
+    with torch.no_grad():  # a trained adapter: B away from zero, so "adapter off" is another policy
+        for name, param in policy.model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(1))
+    return policy
+
+
+def _group(policy: Policy) -> list[tuple[Trajectory, float]]:
+    prompt = policy.encode_prompt([{"role": "user", "content": "What is 17 * 23?"}])
+    pairs = []
+    for k, gen in enumerate(policy.sample([prompt] * 4, generator=torch.Generator().manual_seed(0))):
+        traj = Trajectory.start("task", "g", prompt)
+        traj.append_generated(gen.token_ids, gen.logprobs)
+        pairs.append((traj, [0.9, -0.3, -0.3, -0.3][k]))
+    return pairs
+
+
+def test_the_kl_to_the_starting_adapter_is_zero_at_the_start_and_the_swap_restores_every_weight(policy):
+    pairs = _group(policy)
+    params = policy.trainable_parameters()
+    reference = AdapterSnapshot(params)
+    optimizer = torch.optim.SGD(params, lr=0.0)  # no step: the policy is still the reference
+    config = UpdateConfig(kl_coef=0.1)
+    at_start = update_policy(policy, optimizer, pairs, config, reference=reference)
+    to_base = update_policy(policy, optimizer, pairs, config)  # the old anchor: the adapter switched off
+    assert at_start["update/kl_ref"] == pytest.approx(0.0, abs=1e-6)
+    assert to_base["update/kl_ref"] > 1e-3
+    with torch.no_grad():
+        for p in params:
+            p.add_(0.05)
+    moved = [p.detach().clone() for p in params]
+    after = update_policy(policy, optimizer, pairs, config, reference=reference)
+    assert after["update/kl_ref"] > 1e-4
+    assert all(torch.equal(p, m) for p, m in zip(params, moved, strict=True))  # swapped back exactly
+
+
+def test_the_reference_changes_the_gradient_only_through_the_kl_term(policy):
+    pairs = _group(policy)
+    params = policy.trainable_parameters()
+    reference = AdapterSnapshot(params)
+
+    def gradient(config: UpdateConfig, ref: AdapterSnapshot | None) -> torch.Tensor:
+        grads = []
+
+        class Capture(torch.optim.SGD):
+            def step(self, closure=None):  # read the gradient the update is about to apply
+                grads.append(torch.cat([p.grad.reshape(-1) for p in params]).clone())
+
+        update_policy(policy, Capture(params, lr=0.0), pairs, config, reference=ref)
+        return grads[0]
+
+    plain = gradient(UpdateConfig(max_grad_norm=1e9), None)
+    anchored = gradient(UpdateConfig(kl_coef=0.5, max_grad_norm=1e9), reference)
+    # At the reference the k3 KL has zero gradient: the anchored update is the plain one.
+    assert torch.allclose(plain, anchored, atol=1e-6)
+
+
+# ---- the RL learning rate and the checks before any work --------------------------------------------------------
+
+
+def test_the_cosine_schedule_warms_up_then_decays_to_a_tenth():
+    args = Args(rl_lr=4e-4, lr=1e-3, iterations=6, lr_schedule="cosine")
+    rates = [rl_learning_rate(args, i) for i in range(6)]
+    assert rates[0] == pytest.approx(2e-4) and rates[1] == pytest.approx(4e-4)
+    assert rates[-1] == pytest.approx(4e-5) and rates[1:] == sorted(rates[1:], reverse=True)
+    assert rl_learning_rate(Args(lr=1e-3, iterations=6), 3) == 1e-3  # no --rl_lr: the warm-up's, constant
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"resume": True}, "--resume needs --output_dir"),
+    ({"group_size": 1}, "a GRPO group needs at least 2 episodes"),
+    ({"temperature": 0.0}, "at temperature 0"),
+    ({"advantage_scale": "rank"}, "--advantage_scale must be"),
+    ({"init_adapter": "x", "resume": True, "output_dir": "y"}, "give only one"),
+])
+def test_arguments_that_would_train_nothing_are_refused(changes, message):
+    with pytest.raises(ValueError, match=message):
+        check_args(Args(**changes))
+    check_args(Args(group_size=1, temperature=0.0, iterations=0))  # no RL iteration: nothing to refuse

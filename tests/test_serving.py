@@ -168,7 +168,22 @@ def test_bad_input_gets_a_clear_protocol_error_and_other_sessions_keep_working(s
         gym.make("ToolR1-GAIA-v0", remote=server.url, judge={"base_url": "http://x"})
 
 
-def test_a_closed_session_refuses_further_steps():
+def test_a_closed_session_is_closed_for_good(server):
+    ws = raw_session(server)
+    assert ask(ws, {"type": "reset", "data": {"seed": 0}})["type"] == "observation"
+    ws.send(json.dumps({"type": "close"}))
+    with pytest.raises(ConnectionClosed):
+        ws.recv(timeout=30)
+    with pytest.raises(ConnectionClosed):
+        ws.send(json.dumps({"type": "step", "data": {"code": "print(1)"}}))
+    env = RemoteToolR1Env(server.url, tasks=TASKS)
+    env.reset(seed=0)
+    env.close()
+    with pytest.raises(gym.error.ResetNeeded):  # the client knows its session is gone
+        env.step("print(1)")
+
+
+def test_an_unreachable_server_is_a_clear_error():
     env = RemoteToolR1Env("ws://127.0.0.1:9", tasks=TASKS)  # nothing listens: the error must say so
     with pytest.raises(ServerUnavailable, match="cannot connect"):
         env.reset(seed=0)
@@ -186,7 +201,7 @@ def test_more_sessions_than_allowed_get_a_clear_refusal_not_a_hang():
         start = time.monotonic()
         with pytest.raises(ServerUnavailable, match="full"):
             envs[2].reset(seed=2)
-        assert time.monotonic() - start < 10
+        assert time.monotonic() - start < 30  # a refusal, not a queue (generous: a busy shared machine)
         envs[0].close()  # a freed slot serves the next session
         deadline = time.monotonic() + 10
         while small.status()["active_sessions"] > 1 and time.monotonic() < deadline:

@@ -52,8 +52,8 @@ class LocalServer:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/toolr1/status", timeout=5) as reply:
             return json.loads(reply.read())
 
-    def wait_healthy(self, timeout: float = 60.0) -> None:
-        """Block until ``/health`` answers, or raise with the exit code."""
+    def wait_healthy(self, timeout: float = 300.0) -> None:
+        """Block until ``/health`` answers, or raise with the exit code (a busy machine starts it slowly)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -134,7 +134,8 @@ class RemoteToolR1Env(gym.Env[str, str]):
             try:
                 if self.server != server:
                     self._connect(server)
-                reply = self._exchange({"type": "reset", "data": data}, self.message_timeout)
+                # A reset may start the session's sandbox (up to SandboxConfig.startup_timeout, 60 s): wait longer.
+                reply = self._exchange({"type": "reset", "data": data}, self.message_timeout + 120)
             except _Lost as exc:
                 self._mark_down(server)
                 reasons.append(f"{server}: {exc}")
@@ -177,8 +178,9 @@ class RemoteToolR1Env(gym.Env[str, str]):
         return "\n\n".join(self._history) if self.render_mode == "ansi" else None
 
     def close(self) -> None:
-        """Close the session (the server stops its sandbox at once)."""
+        """Close the session (the server stops its sandbox at once); a later ``step`` needs a ``reset``."""
         self._disconnect()
+        self._done = True
 
     # -- the connection --------------------------------------------------------------------------------------
 

@@ -154,6 +154,9 @@ class LLMJudge:
         timeout: seconds allowed for one request.
         cache_path: optional JSONL file of verdicts, reloaded at start and appended to.
         exact_match_shortcut: score 1 without a call when the exact GAIA scorer already accepts.
+        request_options: extra fields of each request, e.g. ``{"reasoning_effort": "low"}``; a field set to
+            None is left out (``{"temperature": None}``: reasoning models such as o3 or gpt-5 refuse
+            ``temperature=0``, which is sent otherwise).
     """
 
     def __init__(
@@ -167,6 +170,7 @@ class LLMJudge:
         timeout: float = 30.0,
         cache_path: str | os.PathLike[str] | None = None,
         exact_match_shortcut: bool = True,
+        request_options: Mapping[str, Any] | None = None,
     ) -> None:
         if not base_url or not model:
             raise ValueError("LLMJudge needs a non-empty base_url and model")
@@ -187,6 +191,7 @@ class LLMJudge:
         self.timeout = timeout
         self.cache_path = os.fspath(cache_path) if cache_path is not None else None
         self.exact_match_shortcut = exact_match_shortcut
+        self.request_options = dict(request_options or {})
         self._prompt_sha = hashlib.sha256(prompt_template.encode()).hexdigest()[:16]
         self._cache: dict[tuple[str, str, str], Verdict] = {}
         self._setup()
@@ -284,8 +289,10 @@ class LLMJudge:
     def _complete(self, prompt: str) -> tuple[str, str | None]:
         """Send one prompt (the client retries); return ``(reply text, None)`` or ``(detail, infra error)``."""
         try:
+            options = {"temperature": 0, **self.request_options}
             response = self._client.chat.completions.create(
-                model=self.model, messages=[{"role": "user", "content": prompt}], temperature=0)
+                model=self.model, messages=[{"role": "user", "content": prompt}],
+                **{k: v for k, v in options.items() if v is not None})
         except openai.OpenAIError as exc:
             detail = error_text(exc)
             if is_transient(exc):
@@ -318,6 +325,7 @@ _LLM_JUDGE_KEYS = {
     "timeout",
     "cache_path",
     "exact_match_shortcut",
+    "request_options",
 }
 
 

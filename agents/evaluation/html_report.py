@@ -23,6 +23,7 @@ from typing import Any
 
 from agents.evaluation.metrics import NO_ATTACHMENT, infra_kinds_text, percent
 from agents.evaluation.records import EpisodeRecord
+from agents.evaluation.repeats import format_repeats
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1150px;color:#222}
@@ -137,6 +138,27 @@ def _select(name: str, label: str, values: Sequence[str]) -> str:
     return f"<label>{label} <select id='f-{name}'><option value=''>all</option>{options}</select></label>"
 
 
+def protocol_facts(summary: dict[str, Any]) -> dict[str, str]:
+    """The subset, the judge and the repeated-run scores (avg@k, pass@k, 95% intervals), when the summary has them."""
+    facts: dict[str, str] = {}
+    subset = summary.get("subset")
+    if subset:
+        facts["subset"] = f"{subset['name']} ({subset['tasks']} tasks)" + (
+            f", ids from {subset['task_ids']}" if subset.get("task_ids") else "")
+    judge = summary.get("judge")
+    if judge:
+        sha = judge.get("prompt_sha256", "")[:12]
+        facts["judge"] = (judge.get("scorer", "exact") if judge["mode"] == "exact"
+                          else f"LLM {judge['model']} at {judge['base_url']} (prompt sha256 {sha})")
+    if summary.get("accuracy_ci95"):
+        low, high = summary["accuracy_ci95"]
+        facts["accuracy 95% interval"] = f"[{percent(low)}, {percent(high)}]"
+    line = format_repeats(summary)
+    if line and summary["repeats"]["k"] > 1:
+        facts[f"repeats (k={summary['repeats']['k']})"] = line
+    return facts
+
+
 def write_html(path: str | os.PathLike[str], summary: dict[str, Any], records: Sequence[EpisodeRecord],
                title: str = "ToolR1 evaluation") -> None:
     """Write the report page (see the module docstring)."""
@@ -153,6 +175,7 @@ def write_html(path: str | os.PathLike[str], summary: dict[str, Any], records: S
         "empty completions": summary["empty_completions"],
         "mean seconds per episode": f"{summary['mean_episode_seconds']:.2f}",
     }
+    facts.update(protocol_facts(summary))
     facts_html = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in facts.items())
     levels = sorted({str(r.level) for r in records})
     kinds = sorted({a for r in records for a in (r.attachments or [NO_ATTACHMENT])})

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 #: Evaluation arguments that never change a record (left out of ``args_sha256``).
-VOLATILE = frozenset({"output_dir", "resume", "no_progress", "concurrency", "limit", "max_agent_failures",
+VOLATILE = frozenset({"output_dir", "resume", "no_progress", "concurrency", "limit", "repeats", "max_agent_failures",
                       "api_key", "web_api_key", "request_timeout", "max_retries"})
 
 

@@ -2,7 +2,7 @@
 
 ``trajectories.jsonl`` holds one record per line, appended as each episode ends (:func:`append_record`),
 so a killed evaluation loses only the episodes in flight. :func:`load_records` keeps the *last* record of
-each task (a re-run after an infrastructure error supersedes the failed one) and skips a line cut short
+each task and repeat (a re-run after an infrastructure error supersedes the failed one) and skips a line cut short
 by a crash.
 """
 
@@ -90,6 +90,7 @@ class EpisodeRecord:
         attachments: the types of the task's attached files (``["xlsx"]``; empty: none).
         has_ground_truth: False for tasks whose answer is withheld (GAIA's test split): such episodes are
             reported as unscored, never as wrong.
+        repeat: which of the ``--repeats`` runs of the task this is (0-based; 0 without repeats).
     """
 
     task_id: str
@@ -108,6 +109,7 @@ class EpisodeRecord:
     wall_seconds: float = 0.0
     attachments: list[str] = field(default_factory=list)
     has_ground_truth: bool = True
+    repeat: int = 0
 
     @property
     def scored(self) -> bool:
@@ -154,10 +156,10 @@ def end_last_line(path: str | os.PathLike[str]) -> None:
 
 
 def load_records(path: str | os.PathLike[str]) -> list[EpisodeRecord]:
-    """Read ``trajectories.jsonl``: the last record per task, in first-seen order; broken lines skipped."""
+    """Read ``trajectories.jsonl``: the last record per (task, repeat), in first-seen order; broken lines skipped."""
     if not os.path.exists(path):
         return []
-    latest: dict[str, EpisodeRecord] = {}
+    latest: dict[tuple[str, int], EpisodeRecord] = {}
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -167,7 +169,7 @@ def load_records(path: str | os.PathLike[str]) -> list[EpisodeRecord]:
             except (ValueError, TypeError, KeyError) as exc:
                 log.warning("%s, line %d: skipping unreadable record (%s)", path, lineno, exc)
                 continue
-            latest[record.task_id] = record
+            latest[(record.task_id, record.repeat)] = record
     return list(latest.values())
 
 

@@ -8,6 +8,9 @@
     python agents/evaluate.py ... --output_dir runs/eval-x --resume           # continue a killed run
     python agents/evaluate.py --agent openai --tasks ~/GAIA --split validation --web ddgs \
         --base_url https://api.openai.com/v1 --model gpt-4o                  # real GAIA, the real web
+    python agents/evaluate.py ... --repeats 3 --temperature 0.7              # avg@3, pass@3, 95% intervals
+    python agents/evaluate.py ... --subset text-only --judge llm \
+        --judge_base_url URL --judge_model NAME                              # text-only, LLM-judged
 
 ``--tasks`` is a bundled split name, a GAIA copy (today's ``2023/<split>/metadata.parquet`` layout or the
 old ``metadata.jsonl``; ``--split``/``--level`` choose part of it; see ``docs/gaia.md``) or a task JSONL;
@@ -19,7 +22,8 @@ submission file and reported as unscored. ``--concurrency K`` keeps ``K`` episod
 :class:`~agents.players.api.BatchAgent` with ``K`` slots; each turn the agent acts for every live episode
 at once (one batched generate for ``local``, ``K`` concurrent requests for ``openai``), then every
 episode's code runs at once. The judge is GAIA's exact match unless ``--judge_base_url/--judge_model``
-name an LLM judge.
+name an LLM judge (``--judge llm``). How papers report GAIA (subsets, published task lists, judges, repeated
+runs with avg@k, pass@k and 95% intervals): :mod:`agents.evaluation.protocol` and :mod:`agents.evaluation.repeats`.
 
 Output folder (``--output_dir``, default ``runs/eval__<agent>__<tasks>__<time>``):
 
@@ -56,6 +60,14 @@ from agents.engine import Ending, EpisodeRequest, Halt, play_episodes
 from agents.evaluation.html_report import write_html
 from agents.evaluation.identity import evaluation_identity, identity_diff, identity_key
 from agents.evaluation.metrics import format_table, summarize, write_submission
+from agents.evaluation.protocol import (
+    JUDGES,
+    SUBSETS,
+    apply_subset,
+    judge_description,
+    judge_mode,
+    judge_prompt,
+)
 from agents.evaluation.records import (
     EpisodeRecord,
     TurnRecord,
@@ -64,6 +76,7 @@ from agents.evaluation.records import (
     end_last_line,
     load_records,
 )
+from agents.evaluation.repeats import bootstrap_interval, format_repeats, per_task_scores, repeat_summary
 from agents.players.api import AgentBatch, AgentError, BatchAgent
 from agents.players.scripted import ReferenceAgent, ScriptedAgent
 from toolr1_env.env import ToolR1Env, resolve_tasks
@@ -123,6 +136,17 @@ class Args:
                                         "else 4000)")
     judge_base_url: str = arg("", "LLM judge base URL (default: GAIA exact match)")
     judge_model: str = arg("", "LLM judge model name")
+    judge: str = arg("", "scoring: exact (GAIA's question_scorer, the default) or llm (an LLM judge at "
+                         "--judge_base_url and --judge_model); mode, model and prompt go into summary.json", JUDGES)
+    judge_prompt: str = arg("", "llm judge: a prompt file using {question}, {ground_truth} and {prediction} "
+                                "(default: toolr1_env.judge.DEFAULT_JUDGE_PROMPT)")
+    judge_reasoning_effort: str = arg("", "llm judge is a reasoning model (o3, gpt-5...): send this reasoning_effort "
+                                          "and no temperature, which such models refuse")
+    subset: str = arg("all", "all, or text-only: only the tasks without attachments (how many papers report GAIA)",
+                      SUBSETS)
+    task_ids: str = arg("", "a file of task ids, one per line: evaluate exactly those (a published subset's list)")
+    repeats: int = arg(1, "play every task k times (env and sampling seeds seed..seed+k-1): avg@k, pass@k, each "
+                          "run's accuracy and 95%% intervals in summary.json and the report")
     max_agent_failures: int = arg(10, "stop after N consecutive agent failures (0 = never)")
     seed: int = arg(0, "env reset seed and sampling seed")
     output_dir: str = arg("", "output folder (default runs/eval__<agent>__<tasks>__<time>)")
@@ -153,23 +177,26 @@ class AgentPlayer:
     become ``"agent"`` infrastructure errors; env-reported outages keep the env's kind.
     """
 
-    def __init__(self, agent: BatchAgent, tasks: Sequence[Task], tool_names: Sequence[str] = ()) -> None:
+    def __init__(self, agent: BatchAgent, tasks: Sequence[Task], tool_names: Sequence[str] = (),
+                 repeats: Mapping[str, int] | None = None) -> None:
         self.agent = agent
         self.tasks = tasks
         self.tool_names = frozenset(tool_names) | {"final_answer"}
+        self.repeats = dict(repeats or {})  # request group id -> which repeat it plays
 
     def begin(self, slot: int, index: int, request: EpisodeRequest, observation: str,
               info: Mapping[str, Any]) -> _Live:
         """Open the record and reset the agent's slot (engine hook)."""
         task = self.tasks[index]
         self.agent.reset_slot(slot, observation)
-        return _Live(task, _new_record(task), observation, time.perf_counter(), slot)
+        return _Live(task, _new_record(task, self.repeats.get(request.group_id, 0)), observation, time.perf_counter(),
+                     slot)
 
     def failed(self, request: EpisodeRequest, error: Exception) -> _Live:
         """The record of an episode whose agent failed at reset (engine hook)."""
         task = request.task
         assert task is not None
-        return _Live(task, _new_record(task), "", time.perf_counter())
+        return _Live(task, _new_record(task, self.repeats.get(request.group_id, 0)), "", time.perf_counter())
 
     def act(self, live: Mapping[int, _Live]) -> dict[int, str | Halt]:
         """One ``act_batch`` call for every live episode (engine hook)."""
@@ -196,9 +223,12 @@ class AgentPlayer:
 
 def run_episodes(agent: BatchAgent, envs: ThreadVectorEnv, tasks: Sequence[Task],
                  on_record: Callable[[EpisodeRecord], None], *, seed: int = 0,
-                 max_agent_failures: int = 0) -> list[EpisodeRecord]:
+                 max_agent_failures: int = 0, repeats: Sequence[int] | None = None) -> list[EpisodeRecord]:
     """Play every task once through :func:`agents.engine.play_episodes`, ``envs.num_envs`` at a time;
     call ``on_record`` as each episode ends. Returns the records in task order.
+
+    ``repeats[i]`` (default 0) is which repeat ``tasks[i]`` plays: its env seed is ``seed + repeats[i]`` and its
+    record carries it, so one task may appear once per repeat.
 
     Raises:
         EvaluationAborted: ``max_agent_failures`` (> 0) consecutive episodes ended in agent errors.
@@ -213,16 +243,19 @@ def run_episodes(agent: BatchAgent, envs: ThreadVectorEnv, tasks: Sequence[Task]
         if max_agent_failures and streak >= max_agent_failures:
             raise EvaluationAborted(f"{streak} episodes in a row ended in agent errors; last: {record.infra_error}")
 
-    requests = [EpisodeRequest.of(task, seed=seed) for task in tasks]
+    rounds = list(repeats) if repeats is not None else [0] * len(tasks)
+    requests = [EpisodeRequest.of(task, f"{task.task_id}@{r}", seed=seed + r) for task, r in zip(tasks, rounds,
+                                                                                                   strict=True)]
     env = envs.envs[0].unwrapped
     tool_names = [*getattr(env, "tools", {}), *getattr(env, "hidden_tools", {})]
-    player = AgentPlayer(agent, tasks, tool_names)
+    player = AgentPlayer(agent, tasks, tool_names, {q.group_id: r for q, r in zip(requests, rounds, strict=True)})
     return [e.record for e in play_episodes(player, envs, requests, on_end=on_end)]
 
 
-def _new_record(task: Task) -> EpisodeRecord:
+def _new_record(task: Task, repeat: int = 0) -> EpisodeRecord:
     return EpisodeRecord(task.task_id, task.level, task.question, task.answer,
-                         attachments=[attachment_type(f) for f in task.files], has_ground_truth=task.scored)
+                         attachments=[attachment_type(f) for f in task.files], has_ground_truth=task.scored,
+                         repeat=repeat)
 
 
 def _fill_end(record: EpisodeRecord, ending: Ending) -> None:
@@ -238,13 +271,14 @@ def _fill_end(record: EpisodeRecord, ending: Ending) -> None:
 # ------------------------------------------------------------------------------------------ set-up
 
 
-def select_tasks(task_set: TaskSet, limit: int) -> list[Task]:
-    """The tasks to evaluate: the first ``limit`` (all when 0); a generated set's tasks 0..limit-1."""
+def select_tasks(task_set: TaskSet, limit: int, subset: str = "all", task_ids: str = "") -> list[Task]:
+    """The tasks to evaluate: the first ``limit`` (all when 0) of ``subset`` (:mod:`agents.evaluation.protocol`);
+    a generated set's tasks 0..limit-1, then the subset."""
     if task_set.is_generated:
         if limit <= 0:
             raise ValueError(f"{task_set.name!r} is a generated split: pass --limit N to evaluate N of its tasks")
-        return [task_set.pick(i) for i in range(limit)]
-    tasks = list(task_set.tasks)
+        return apply_subset([task_set.pick(i) for i in range(limit)], subset, task_ids)
+    tasks = apply_subset(task_set.tasks, subset, task_ids)
     return tasks[:limit] if limit > 0 else tasks
 
 
@@ -317,9 +351,7 @@ def max_observation_chars(args: Args) -> int:
 
 def make_envs(task_set: TaskSet, args: Args, count: int) -> ThreadVectorEnv:
     """``count`` envs over ``task_set`` with the evaluation's limits and judge."""
-    judge = {"base_url": args.judge_base_url, "model": args.judge_model} if args.judge_base_url else None
-    if bool(args.judge_base_url) != bool(args.judge_model):
-        raise ValueError("an LLM judge needs both --judge_base_url and --judge_model")
+    judge = judge_spec(args)
     style = prompt_style(args)
 
     services = service_options(args)
@@ -330,6 +362,28 @@ def make_envs(task_set: TaskSet, args: Args, count: int) -> ThreadVectorEnv:
                          max_observation_chars=max_observation_chars(args), prompt_style=style, **services)
 
     return ThreadVectorEnv([factory] * count)
+
+
+def judge_spec(args: Args) -> dict[str, Any] | None:
+    """The env's ``judge`` option: None (exact match) or the LLM judge's settings (``--judge llm``)."""
+    if judge_mode(args.judge, args.judge_base_url, args.judge_model) == "exact":
+        return None
+    return {"base_url": args.judge_base_url, "model": args.judge_model,
+            "prompt_template": judge_prompt(args.judge_prompt), "request_options": judge_request_options(args)}
+
+
+def judge_request_options(args: Args) -> dict[str, Any]:
+    """Request fields of the LLM judge: a reasoning model gets ``reasoning_effort`` and no ``temperature``."""
+    if not args.judge_reasoning_effort:
+        return {}
+    return {"temperature": None, "reasoning_effort": args.judge_reasoning_effort}
+
+
+def judge_summary(args: Args) -> dict[str, Any]:
+    """``summary.json``'s ``judge``: the mode, and for an LLM judge its model, endpoint and full prompt."""
+    mode = judge_mode(args.judge, args.judge_base_url, args.judge_model)
+    return judge_description(mode, args.judge_base_url, args.judge_model,
+                             judge_prompt(args.judge_prompt) if mode == "llm" else "", judge_request_options(args))
 
 
 def service_options(args: Args) -> dict[str, Any]:
@@ -414,20 +468,29 @@ def main(args: Args) -> dict[str, Any]:
     try:
         if args.concurrency < 1:
             raise ValueError(f"--concurrency must be >= 1, got {args.concurrency}")
+        if args.repeats < 1:
+            raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+        judge_spec(args)  # a wrong judge setting fails here, before any episode
         task_set = load_task_set(args)
-        tasks = select_tasks(task_set, args.limit)
+        tasks = select_tasks(task_set, args.limit, args.subset, args.task_ids)
         name = Path(args.tasks).name or args.tasks
         out = Path(args.output_dir or f"runs/eval__{args.agent}__{name}__{int(time.time())}")
         identity = prepare_output_dir(out, args)
         records_path = out / "trajectories.jsonl"
-        finished = {r.task_id for r in load_records(records_path) if r.infra_error is None} if args.resume else set()
-        todo = [t for t in tasks if t.task_id not in finished]
+        finished = ({(r.task_id, r.repeat) for r in load_records(records_path) if r.infra_error is None}
+                    if args.resume else set())
+        plan = [(t, r) for r in range(args.repeats) for t in tasks if (t.task_id, r) not in finished]
+        todo = [t for t, _ in plan]
         slots = max(1, min(args.concurrency, len(todo)))
         agent = build_agent(args, task_set, slots) if todo else None
     except (ValueError, FileNotFoundError, FileExistsError, AgentError) as exc:
         raise SetupError(str(exc)) from exc
-    print(f"[evaluate] {args.agent} on {args.tasks}: {len(tasks)} tasks, {len(tasks) - len(todo)} already done, "
-          f"{len(todo)} to play, {slots} in flight -> {out}", file=sys.stderr)
+    print(f"[evaluate] {args.agent} on {args.tasks}: {len(tasks)} tasks x {args.repeats} run(s), "
+          f"{len(tasks) * args.repeats - len(todo)} already done, {len(todo)} to play, {slots} in flight "
+          f"-> {out}", file=sys.stderr)
+    if args.repeats > 1 and args.temperature == 0 and args.agent in ("openai", "local"):
+        print("[evaluate] warning: --repeats with --temperature 0: a deterministic agent plays the same episode "
+              "each run (pass@k = avg@k); sample with --temperature > 0", file=sys.stderr)
 
     started = time.perf_counter()
     aborted = None
@@ -446,7 +509,8 @@ def main(args: Args) -> dict[str, Any]:
 
         try:
             with make_envs(task_set, args, slots) as envs:
-                run_episodes(agent, envs, todo, on_record, seed=args.seed, max_agent_failures=args.max_agent_failures)
+                run_episodes(agent, envs, todo, on_record, seed=args.seed, max_agent_failures=args.max_agent_failures,
+                             repeats=[r for _, r in plan])
         except EvaluationAborted as exc:
             aborted = str(exc)
         finally:
@@ -455,14 +519,21 @@ def main(args: Args) -> dict[str, Any]:
                 progress.close()
 
     order = {t.task_id: i for i, t in enumerate(tasks)}  # outputs follow the task list, not finishing order
-    records = sorted((r for r in load_records(records_path) if r.task_id in order), key=lambda r: order[r.task_id])
+    records = sorted((r for r in load_records(records_path) if r.task_id in order and r.repeat < args.repeats),
+                     key=lambda r: (r.repeat, order[r.task_id]))
+    task_means = [sum(s) / len(s) for s in per_task_scores(records).values()]
     summary: dict[str, Any] = {"agent": args.agent, "tasks": args.tasks, "tasks_selected": len(tasks),
-                               **summarize(records), "run_wall_seconds": time.perf_counter() - started,
+                               "subset": {"name": args.subset, "task_ids": args.task_ids or None, "tasks": len(tasks)},
+                               "judge": judge_summary(args), **summarize(records),
+                               "accuracy_ci95": bootstrap_interval(task_means),
+                               "repeats": repeat_summary(records, args.repeats),
+                               "run_wall_seconds": time.perf_counter() - started,
                                "aborted": aborted, "identity": identity, "args": public_args(args)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    write_submission(out / "submission.jsonl", records)
+    write_submission(out / "submission.jsonl", [r for r in records if r.repeat == 0])  # GAIA takes one answer per task
     write_html(out / "report.html", summary, records, title=f"{args.agent} on {args.tasks}")
     print(format_table(summary))
+    print(format_repeats(summary))
     print(f"[evaluate] wrote {out}/{{trajectories.jsonl,submission.jsonl,summary.json,report.html}}", file=sys.stderr)
     if aborted:
         print(f"[evaluate] stopped early: {aborted}. Fix it, then rerun with --resume --output_dir {out}",

@@ -1,0 +1,164 @@
+"""Train smolagents' unchanged ``CodeAgent`` with GRPO, through the recording proxy, on a fixed pool of tasks.
+
+    python -m agents.proxy.train                                   # the CPU demo: 4 warm-up tasks x 4 samples
+    python -m agents.proxy.train --iterations 8 --output_dir runs/proxy-demo
+    python -m agents.proxy.train --help
+
+Each iteration: every task of the pool is played ``group_size`` times by ``CodeAgent`` (its own loop,
+prompt and parser; our sandbox as its executor; our policy behind the proxy), concurrently, so the
+agents' calls share sampling batches; the env's scorer pays each episode; the recorded calls become
+transitions (:mod:`agents.proxy.transitions`), one advantage per episode; one GRPO update
+(:func:`agents.learner.update.update_policy`); the policy version is bumped. Single-transition successes
+enter the learner's sample queue and top up groups with no signal (a transition of a re-rendered episode
+is not a whole episode, so it is never replayed alone).
+
+Where it departs from ``agents/train_grpo.py``, and why: no warm-up and no held-out evaluation (a
+demonstration of the plumbing, sized for a few CPU minutes); the pool is fixed so the reward curve
+compares like with like; the harness, not the env, runs the episode loop.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from agents.cli import arg, parse
+from agents.learner.policy import Policy, PolicyConfig
+from agents.learner.sample_queue import SampleQueue
+from agents.learner.update import UpdateConfig, update_policy
+from agents.proxy.backend import PolicyBackend, ProxyConfig
+from agents.proxy.harness import EnvScorer, merge_stats, play_episodes
+from agents.proxy.server import ProxyServer
+from agents.proxy.smolagents_harness import COMPACT_SYSTEM_PROMPT, CodeAgentHarness
+from agents.proxy.transitions import ProxyEpisode, training_pairs
+
+
+@dataclass
+class Args:
+    """Every knob of a proxy training run."""
+
+    model: str = arg("smollm2-135m", "model alias or folder; tiny-random: a 2-layer random model (smoke tests)")
+    tasks: str = arg("warmup", "bundled split the task pool is drawn from")
+    num_tasks: int = arg(4, "tasks in the fixed pool (each is one GRPO group per iteration)")
+    group_size: int = arg(4, "episodes per task per iteration")
+    iterations: int = arg(4, "GRPO iterations")
+    max_steps: int = arg(2, "CodeAgent's max_steps")
+    max_tokens: int = arg(64, "completion tokens per call")
+    concurrency: int = arg(8, "harness episodes in flight (their calls share sampling batches)")
+    lr: float = arg(2e-4, "AdamW learning rate of the LoRA adapter")
+    lora_r: int = arg(16, "LoRA rank")
+    temperature: float = arg(1.0, "sampling temperature (also the one the update scores at)")
+    smolagents_prompt: bool = arg(False, "keep smolagents' own ~2,700-token system prompt (default: a compact one)")
+    queue: bool = arg(True, "replay single-transition successes into groups with no signal")
+    seed: int = arg(0, "task pool, sampling and update seed")
+    output_dir: str = arg("", "where metrics.jsonl and the adapter go (default runs/proxy__<time>)")
+
+
+def iteration_metrics(episodes: list[ProxyEpisode], seconds: float) -> dict[str, float]:
+    """Mean reward and its parts over scored episodes, merge statistics, episode cost."""
+    scored = [e for e in episodes if e.infra_error is None]
+    parts = [t.reward_components for e in scored for t in e.transitions[:1]]
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values) if values else 0.0
+
+    return {"reward": mean([e.reward for e in scored]),
+            "answer_score": mean([p.get("answer_score", 0.0) for p in parts]),
+            "exec_success": mean([p.get("exec_success", 0.0) for p in parts]),
+            "answered": mean([p.get("answered", 0.0) for p in parts]),
+            "infra_errors": float(len(episodes) - len(scored)),
+            "episode_seconds": mean([e.seconds for e in episodes]), "iteration_seconds": seconds,
+            **merge_stats(episodes).as_metrics()}
+
+
+def replay_into_flat_groups(episodes: list[ProxyEpisode], queue: SampleQueue, version: int,
+                            group_size: int) -> list[ProxyEpisode]:
+    """Admit single-transition successes to the queue; give groups whose rewards are all equal cached ones."""
+    by_group: dict[str, list[ProxyEpisode]] = {}
+    for episode in episodes:
+        by_group.setdefault(episode.group_id, []).append(episode)
+        if episode.infra_error is None and len(episode.transitions) == 1:
+            queue.add(episode.transitions[0], version)
+    out: list[ProxyEpisode] = []
+    for group_id, members in by_group.items():
+        single = all(len(e.transitions) == 1 and e.infra_error is None for e in members)
+        if single:
+            filled = queue.fill_group([e.transitions[0] for e in members], members[0].task_id, version,
+                                      group_size=group_size)
+            members = [ProxyEpisode(t.metadata.get("episode_id", f"cache-{i}"), t.task_id, group_id, [t],
+                                    reward=t.reward) for i, t in enumerate(filled)]
+        out += members
+    return out
+
+
+def main(args: Args) -> dict[str, Any]:
+    """Run the training loop; write ``metrics.jsonl``, ``summary.json`` and the adapter; return the summary."""
+    from agents.learner.model_loading import load_model_and_tokenizer
+    from toolr1_env.env import ToolR1Env, resolve_tasks
+
+    out = Path(args.output_dir or f"runs/proxy__{int(time.time())}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "args.json").write_text(json.dumps(asdict(args), indent=2))
+    torch.manual_seed(args.seed)
+    if args.model == "tiny-random":
+        from agents.learner.model_loading import make_tiny_model
+
+        model, tokenizer = make_tiny_model(seed=args.seed)
+    else:
+        model, tokenizer = load_model_and_tokenizer(args.model)
+    policy = Policy(model, tokenizer, PolicyConfig(lora_r=args.lora_r, temperature=args.temperature,
+                                                   max_new_tokens=args.max_tokens))
+    task_set = resolve_tasks(args.tasks)
+    rng = random.Random(args.seed)
+    pool = ([task_set.pick(rng.randrange(2**31)) for _ in range(args.num_tasks)] if task_set.is_generated
+            else rng.sample(list(task_set.tasks), args.num_tasks))
+    scorer = EnvScorer.of(ToolR1Env(tasks=task_set))  # the env's judge and reward weights
+    harness = CodeAgentHarness(max_steps=args.max_steps, max_tokens=args.max_tokens,
+                               system_prompt=None if args.smolagents_prompt else COMPACT_SYSTEM_PROMPT)
+    config = UpdateConfig()
+    optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=args.lr)
+    queue = SampleQueue() if args.queue else None
+    history = []
+    backend = PolicyBackend(policy, config=ProxyConfig(model_name=args.model, max_context=4096, seed=args.seed))
+    try:
+        with ProxyServer(backend) as server:
+            for iteration in range(args.iterations):
+                started = time.perf_counter()
+                episodes = play_episodes(server, harness, pool, group_size=args.group_size, scorer=scorer,
+                                         concurrency=args.concurrency, group_prefix=f"it{iteration}-")
+                metrics = iteration_metrics(episodes, 0.0)
+                batch = replay_into_flat_groups(episodes, queue, policy.version, args.group_size) if queue else episodes
+                update = update_policy(policy, optimizer, training_pairs(batch, config), config)
+                policy.version += 1
+                metrics.update(update, iteration=iteration, iteration_seconds=time.perf_counter() - started)
+                history.append(metrics)
+                with open(out / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(metrics) + "\n")
+                print(f"[proxy-train] it {iteration}: reward {metrics['reward']:.3f} answer "
+                      f"{metrics['answer_score']:.3f} exec {metrics['exec_success']:.3f} rerender "
+                      f"{metrics['proxy/rerender_rate']:.2f} {metrics['iteration_seconds']:.0f}s", flush=True)
+    finally:
+        harness.close()
+    policy.save_adapter(str(out / "adapter"))
+    summary = {"rewards": [m["reward"] for m in history], "answer_scores": [m["answer_score"] for m in history],
+               "exec_success": [m["exec_success"] for m in history],
+               "rerender_rate": [m["proxy/rerender_rate"] for m in history],
+               "seconds": [m["iteration_seconds"] for m in history], "pool": [t.task_id for t in pool]}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """The command (``python -m agents.proxy.train``)."""
+    main(parse(Args, argv, description=__doc__))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

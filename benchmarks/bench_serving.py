@@ -11,10 +11,11 @@ Each env plays ``--rounds`` episodes; the first round pays the sandbox start, la
 Reported per side: episodes/s of the cold round and of the warm rounds, step latency p50/p99 (warm rounds: one
 ``env.step`` call as the trainer sees it) and memory per live session (PSS of the process trees with every
 session open and idle, less the same trees before any session, over the sessions). Then the fault: the same
-episodes on the servers, one server SIGKILLed (with its sandboxes) mid-round; every episode must end either
-correct or as an infrastructure error (``info["infra_kind"] == "env_server"``), never as a wrong answer, and a
-next round must complete in full on the surviving server. Sandboxes run without preloaded numpy/pandas on both
-sides (``SandboxConfig(preload=())``, ``toolr1-serve --no-preload``): 64 preloaded sandboxes need ~8 GiB.
+episodes on the servers, one server SIGKILLed (with its sandboxes) while every episode is live; every episode
+must end either correct or as an infrastructure error (``info["infra_kind"] == "env_server"``), never as a wrong
+answer, and a next round must complete in full on the surviving server. Sandboxes run without preloaded
+numpy/pandas on both sides (``SandboxConfig(preload=())``, ``toolr1-serve --no-preload``): 64 preloaded sandboxes
+need ~8 GiB.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ class BenchArgs:
     episodes: int = arg(64, "concurrent episodes (one env and one thread each)")
     servers: int = arg(2, "toolr1-serve processes on loopback")
     rounds: int = arg(2, "episodes per env: the first is cold (sandbox start), the rest warm")
-    kill_after: float = arg(1.0, "seconds into the fault round at which one server is killed")
+    kill_after: float = arg(1.0, "seconds after every episode of the fault round is live that one server is killed")
+    pause: float = arg(5.0, "seconds the fault round's second step waits (the kill lands inside it)")
     no_write: bool = arg(False, "print the table only; do not write benchmarks/RESULTS.md")
 
 
@@ -67,15 +69,18 @@ def actions(answer: str, pause: float = 0.0) -> list[str]:
             f"```py\nfinal_answer({answer!r})\n```"]
 
 
-def play(env: gym.Env, task_id: str, answer: str, pause: float = 0.0) -> Outcome:
-    """One episode of the script; a step that ends the episode early (an infrastructure error) stops it."""
+def play(env: gym.Env, task_id: str, answer: str, pause: float = 0.0, started=None) -> Outcome:
+    """One episode of the script; a step that ends the episode early (an infrastructure error) stops it.
+    ``started`` is called once the first step is done (the episode is then live on its server)."""
     env.reset(options={"task_id": task_id})
     latencies: list[float] = []
     info: dict = {}
-    for action in actions(answer, pause):
+    for turn, action in enumerate(actions(answer, pause)):
         start = time.perf_counter()
         _, _, terminated, truncated, info = env.step(action)
         latencies.append(time.perf_counter() - start)
+        if turn == 0 and started is not None:
+            started()
         if terminated or truncated:
             break
     infra = bool(info.get("infra_error"))
@@ -83,13 +88,11 @@ def play(env: gym.Env, task_id: str, answer: str, pause: float = 0.0) -> Outcome
     return Outcome(correct=correct, infra=infra, latencies=latencies)
 
 
-def play_round(pool: ThreadPoolExecutor, envs: list[gym.Env], tasks: list, on_start=None,
-               pause: float = 0.0) -> tuple[float, list[Outcome]]:
+def play_round(pool: ThreadPoolExecutor, envs: list[gym.Env], tasks: list, pause: float = 0.0,
+               started=None) -> tuple[float, list[Outcome]]:
     """Every env plays one episode at the same time; returns the wall time and the outcomes."""
     start = time.perf_counter()
-    futures = [pool.submit(play, env, t.task_id, t.answer, pause) for env, t in zip(envs, tasks, strict=True)]
-    if on_start is not None:
-        on_start()
+    futures = [pool.submit(play, env, t.task_id, t.answer, pause, started) for env, t in zip(envs, tasks, strict=True)]
     outcomes = [f.result() for f in futures]
     return time.perf_counter() - start, outcomes
 
@@ -147,10 +150,25 @@ def fault_round(args: BenchArgs, tasks: list) -> dict:
     try:
         with ThreadPoolExecutor(len(envs)) as pool:
             play_round(pool, envs, tasks)  # warm every session first
-            killer = threading.Timer(args.kill_after, servers[0].kill)
-            # Every episode waits 2 s in its second step, so the kill lands while all of them are live.
-            elapsed, outcomes = play_round(pool, envs, tasks, on_start=killer.start, pause=args.kill_after + 1)
-            killer.join()
+            # Kill once every episode has finished its first step, while all of them wait in their second one
+            # (it sleeps `pause` s): every episode of the killed server is then live on it.
+            live, lock, all_live = [0], threading.Lock(), threading.Event()
+
+            def started() -> None:
+                with lock:
+                    live[0] += 1
+                    if live[0] == len(envs):
+                        all_live.set()
+
+            def killer() -> None:
+                all_live.wait(timeout=600)
+                time.sleep(args.kill_after)
+                servers[0].kill()
+
+            thread = threading.Thread(target=killer)
+            thread.start()
+            elapsed, outcomes = play_round(pool, envs, tasks, pause=args.pause, started=started)
+            thread.join()
             after_s, after = play_round(pool, envs, tasks)
         return {"correct": sum(o.correct for o in outcomes), "infra": sum(o.infra for o in outcomes),
                 "wrong": sum(not o.correct and not o.infra for o in outcomes), "round_s": elapsed,
@@ -214,9 +232,10 @@ def main(argv: list[str] | None = None) -> None:
              f"{commit()}. Load average at the end: {os.getloadavg()[0]:.1f} (another training job was running on "
              "this machine at the time: absolute figures are pessimistic, the two sides were measured under the "
              "same load).\n\n"
-             f"Fault: one of {args.servers} servers SIGKILLed {args.kill_after:.1f} s into a round of "
-             f"{args.episodes} episodes (their second step waits {args.kill_after + 1:.0f} s, so all are live at the "
-             f"kill): {fault['correct']} correct, {fault['infra']} infrastructure errors "
+             f"Fault: one of {args.servers} servers SIGKILLed (with its sandboxes) {args.kill_after:.1f} s after all "
+             f"{args.episodes} episodes of a round had finished their first step (their second step waits "
+             f"{args.pause:.0f} s, so all are live at the kill): {fault['correct']} correct, {fault['infra']} "
+             "infrastructure errors "
              f"(`infra_kind` \"env_server\"), **{fault['wrong']} wrong answers**; the round took "
              f"{fault['round_s']:.1f} s. The next round on the surviving server: {fault['after_correct']}/"
              f"{args.episodes} correct, {fault['after_wrong']} lost, {fault['after_s']:.1f} s.\n")

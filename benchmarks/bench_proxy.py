@@ -92,12 +92,11 @@ def proxied(policy: Policy, pool: list, args: argparse.Namespace) -> dict[str, f
             batches = backend.batcher.batches
     finally:
         harness.close()
-    calls = [c for e in episodes for t in e.transitions for c in [t]]
     transitions = [t for e in episodes for t in e.transitions]
     stats = merge_stats(episodes)
     prompt_tokens = sum(turn.gen_start for t in transitions for turn in t.turns)
     return {"wall_s": wall / n, "cpu_s": cpu / n, "calls": stats.calls / n, "prompt_tokens": prompt_tokens / n,
-            "generated_tokens": sum(t.num_generated_tokens for t in calls) / n,
+            "generated_tokens": sum(t.num_generated_tokens for t in transitions) / n,
             "sequences": len(transitions) / n, "trained_tokens": sum(len(t.token_ids) for t in transitions) / n,
             "update_s": timed_update(policy, training_pairs(episodes, UpdateConfig()), args.lr) / n,
             "reward": sum(e.reward for e in episodes) / n, "rerender_rate": stats.rerender_rate,

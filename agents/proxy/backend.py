@@ -34,7 +34,7 @@ from agents.learner.policy import Policy
 from agents.proxy.batcher import Batcher, SampleJob
 from agents.proxy.recorder import CallRecord, Context, ProxyRequestError, Recorder
 
-#: Request fields the proxy reads; any other field is accepted and ignored (clients send many).
+#: Stop sequences a request may send (OpenAI's limit). Fields the proxy does not read are ignored.
 _STOP_LIMIT = 4
 
 

@@ -53,13 +53,16 @@ class BenchArgs:
     iterations: int = arg(0, "GRPO iterations of the +GRPO arm (0 = the recipe's)")
     runs_dir: str = arg(str(ROOT / "runs" / "bench-rl"), "where the runs live")
     report_only: bool = arg(False, "do not train; tabulate what is on disk")
+    second_round: bool = arg(False, "then branch GRPO and as many more SFT passes from the +SFT arm's adapter")
+    sft_passes: int = arg(0, "passes of the +SFT arm (0 = the GRPO arm's RL seconds over the warm-up's seconds per "
+                             "pass, measured per seed)")
     no_write: bool = arg(False, "print only; do not touch benchmarks/RESULTS.md")
     extra: list[str] = arg([], "internal: the arguments after -- (extra agents/train_grpo.py flags for every arm)")
 
 
 def train(run_dir: Path, flags: list[str]) -> dict:
     """Run ``agents/train_grpo.py`` into ``run_dir`` unless it finished there; return its summary plus the peak
-    memory of its whole process tree (sandboxes included) in GiB."""
+    memory (PSS) of its whole process tree (sandboxes included) in GiB."""
     summary_file = run_dir / "summary.json"
     if summary_file.is_file():
         return json.loads(summary_file.read_text())
@@ -77,7 +80,7 @@ def train(run_dir: Path, flags: list[str]) -> dict:
 
 
 def _watch_memory(process: subprocess.Popen) -> float:
-    """Wait for ``process``; return the peak resident memory of it and its descendants, in GiB."""
+    """Wait for ``process``; return the peak proportional set size (PSS) of it and its descendants, in GiB."""
     import psutil
 
     peak = 0.0
@@ -89,7 +92,8 @@ def _watch_memory(process: subprocess.Popen) -> float:
         while not stop.is_set():
             try:
                 procs = [root, *root.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()) / 2**30)
+                # PSS: forked sandboxes share the fork server's pages; summing RSS would count them once per process
+                peak = max(peak, sum(p.memory_full_info().pss for p in procs if p.is_running()) / 2**30)
             except psutil.Error:
                 pass
             stop.wait(2.0)
@@ -113,17 +117,25 @@ def run_seed(seed: int, args: BenchArgs) -> None:
     rl = ["--iterations", str(args.iterations)] if args.iterations else []
     train(root / "grpo", [*common, *rl, "--init_adapter", start, "--demo_warmup_epochs", "0",
                           "--eval_at_start", "false"])
-    passes = sft_passes(root)
+    passes = sft_passes(root, args.sft_passes)
     train(root / "sft", [*common, "--iterations", "0", "--init_adapter", start, "--demo_warmup_epochs", str(passes)])
+    if args.second_round:  # the same question one round later: from the longer warm-up, RL or still more SFT?
+        longer = str(root / "sft" / "checkpoints" / "warmup")
+        train(root / "sft-grpo", [*common, *rl, "--init_adapter", longer, "--demo_warmup_epochs", "0",
+                                  "--eval_at_start", "false"])
+        train(root / "sft-sft", [*common, "--iterations", "0", "--init_adapter", longer,
+                                 "--demo_warmup_epochs", str(passes)])
 
 
-def sft_passes(seed_dir: Path) -> int:
-    """Supervised passes that take the wall time of the GRPO arm's RL phase (at least 1): its elapsed time at the
-    last iteration (set-up and the final evaluation excluded) over the warm-up's seconds per pass."""
+def sft_passes(seed_dir: Path, override: int = 0) -> int:
+    """Supervised passes that take the compute time of the GRPO arm's RL phase (at least 1): its rollout and update
+    seconds over the median seconds of one warm-up pass (``override`` > 0 wins)."""
+    if override > 0:
+        return override
     warm = _rows(seed_dir / "warmup")[0]
-    epochs = json.loads((seed_dir / "warmup" / "args.json").read_text())["demo_warmup_epochs"]
-    per_pass = warm["time/warmup_s"] / epochs
-    rl_seconds = _rows(seed_dir / "grpo")[-1]["time/elapsed_s"]
+    per_pass = warm.get("warmup/seconds_per_pass") or \
+        warm["time/warmup_s"] / json.loads((seed_dir / "warmup" / "args.json").read_text())["demo_warmup_epochs"]
+    rl_seconds = sum(r.get("rollout/wall_s", 0.0) + r.get("time/update_s", 0.0) for r in _rows(seed_dir / "grpo"))
     return max(1, round(rl_seconds / per_pass))
 
 
@@ -158,8 +170,8 @@ def question_kind(template: str, question: str) -> str:
     return f"{template}: {first} {rest}"
 
 
-def kinds() -> tuple[dict[str, str], set[str]]:
-    """Held-out task id -> kind, and the kinds of the training pools (warm-up seeds 0-47, RL seeds 48-239)."""
+def kinds() -> tuple[dict[str, str], set[str], set[str]]:
+    """Held-out task id -> kind; the kinds of the warm-up pool (train-easy seeds 0-47) and of the RL pool (48-239)."""
     from toolr1_env.env import resolve_tasks
 
     held: dict[str, str] = {}
@@ -168,8 +180,9 @@ def kinds() -> tuple[dict[str, str], set[str]]:
             if t.level == 1:
                 held[t.task_id] = question_kind(t.metadata.get("template", "?"), t.question)
     train = resolve_tasks("train-easy")
-    seen = {question_kind(t.metadata.get("template", "?"), t.question) for t in (train.pick(s) for s in range(240))}
-    return held, seen
+    pool = {s: question_kind(t.metadata.get("template", "?"), t.question) for s, t in
+            ((s, train.pick(s)) for s in range(240))}
+    return held, {k for s, k in pool.items() if s < 48}, {k for s, k in pool.items() if s >= 48}
 
 
 def report(args: BenchArgs) -> str:
@@ -186,17 +199,20 @@ def report(args: BenchArgs) -> str:
                                for a in ("warmup", "grpo", "sft")}
     if not per_seed:
         return "No finished seed yet."
-    held, seen = kinds()
+    held, warm_kinds, rl_kinds = kinds()
+    groups = {"warm-up pool's kinds": lambda k: k in warm_kinds,
+              "RL pool's kinds only": lambda k: k in rl_kinds and k not in warm_kinds,
+              "new kinds": lambda k: k not in warm_kinds and k not in rl_kinds}
     rows = []
     for arm in arms:
         rates = [100 * statistics.mean(per_seed[s][arm].values()) for s in per_seed]
-        covered = [100 * statistics.mean([v for t, v in per_seed[s][arm].items() if held.get(t) in seen] or [0])
-                   for s in per_seed]
-        new = [100 * statistics.mean([v for t, v in per_seed[s][arm].items() if held.get(t) not in seen] or [0])
-               for s in per_seed]
-        rows.append([names[arm], " / ".join(f"{r:.1f}" for r in rates), f"{statistics.mean(rates):.1f}",
-                     f"{statistics.mean(covered):.1f}", f"{statistics.mean(new):.1f}"])
-    table = markdown_table(["arm", "held-out level-1 success % per seed", "mean", "covered kinds", "new kinds"], rows)
+        split = []
+        for member in groups.values():
+            hits = [v for s in per_seed for t, v in per_seed[s][arm].items() if member(held.get(t, ""))]
+            split.append(f"{100 * statistics.mean(hits):.1f} ({len(hits) // len(per_seed)})" if hits else "-")
+        rows.append([names[arm], " / ".join(f"{r:.1f}" for r in rates), f"{statistics.mean(rates):.1f}", *split])
+    table = markdown_table(["arm", "held-out level-1 success % per seed", "mean",
+                            *(f"{name} (tasks)" for name in groups)], rows)
     tests = []
     for a, b in (("grpo", "warmup-eval"), ("grpo", "sft"), ("sft", "warmup-eval")):
         wins = sum(per_seed[s][a][t] and not per_seed[s][b][t] for s in per_seed for t in per_seed[s][a])
@@ -206,17 +222,33 @@ def report(args: BenchArgs) -> str:
         tests.append([f"{names[a]} vs {names[b]}", f"{delta:+.1f}", wins, losses, f"{mcnemar(wins, losses):.3f}"])
     paired = markdown_table(["comparison", "mean change (points)", "tasks won", "tasks lost", "McNemar p"], tests)
     walls = [[f"seed {s}", *(f"{summaries[s][a]['wall_seconds'] / 60:.1f}" for a in ("warmup", "grpo", "sft")),
-              str(sft_passes(Path(args.runs_dir) / f"seed{s}")),
+              str(json.loads((Path(args.runs_dir) / f"seed{s}" / "sft" / "args.json").read_text())[
+                  "demo_warmup_epochs"]),
               f"{max(summaries[s][a].get('peak_gib', 0) for a in ('warmup', 'grpo', 'sft')):.1f}"] for s in per_seed]
     wall = markdown_table(["seed", "warm-up (min)", "GRPO arm (min)", "SFT arm (min)", "SFT passes", "peak GiB"],
                           walls)
-    covered_count = sum(k in seen for k in held.values())
+    second = [s for s in per_seed if all((Path(args.runs_dir) / f"seed{s}" / a / "summary.json").is_file()
+                                         for a in ("sft-grpo", "sft-sft"))]
+    if second:
+        outcomes2 = {s: {a: outcomes(Path(args.runs_dir) / f"seed{s}" / a) for a in ("sft-grpo", "sft-sft")}
+                     for s in second}
+        rows2 = []
+        for a, b in (("sft-grpo", "sft"), ("sft-sft", "sft"), ("sft-grpo", "sft-sft")):
+            pick = {s: {"sft": per_seed[s]["sft"], **outcomes2[s]} for s in second}
+            wins = sum(pick[s][a][t] and not pick[s][b][t] for s in second for t in pick[s][a])
+            losses = sum(pick[s][b][t] and not pick[s][a][t] for s in second for t in pick[s][a])
+            rate = statistics.mean(100 * statistics.mean(pick[s][a].values()) for s in second)
+            base = statistics.mean(100 * statistics.mean(pick[s][b].values()) for s in second)
+            rows2.append([f"{a} vs {b}", f"{rate:.1f} vs {base:.1f}", wins, losses, f"{mcnemar(wins, losses):.3f}"])
+        paired += "\n\nSecond round, from the +SFT arm's adapter (seeds " + str(second) + "):\n\n" + markdown_table(
+            ["comparison", "success %", "tasks won", "tasks lost", "McNemar p"], rows2)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
     return (f"{table}\n\n{paired}\n\n{wall}\n\n- seeds finished: {sorted(per_seed)} (a claim needs all 3); "
-            f"held-out = {len(held)} level-1 tasks of level1-eval and validation, {covered_count} of a kind the "
-            f"training pools (train-easy seeds 0-239) also ask, {len(held) - covered_count} of a new kind "
-            f"(kind: a wording heuristic, see the script)\n- code: commit {commit.strip()}; every arm scored greedily "
-            "in bf16 autocast like the recipe; the SFT arm's passes fill the GRPO arm's RL wall time\n")
+            f"held-out = {len(held)} level-1 tasks of level1-eval and validation, split by whether a training pool "
+            "asks the same kind of question (kind: template plus wording with names, numbers and files blanked, a "
+            f"heuristic; see the script)\n- code: commit {commit.strip()}; every arm scored greedily in bf16 autocast "
+            "like the recipe, each by a process of its own; the SFT arm's passes fill the GRPO arm's rollout and "
+            "update seconds; peak GiB = PSS of the whole process tree, sandboxes included\n")
 
 
 def main(argv: list[str] | None = None) -> str:

@@ -43,14 +43,18 @@ def test_sft_budget_and_report_from_runs_on_disk(tmp_path, monkeypatch):
     _run(seed / "warmup", [{"step": 0, "time/warmup_s": 600.0}], {}, {"wall_seconds": 700.0, "peak_gib": 7.0},
          {"demo_warmup_epochs": 6})
     _run(seed / "warmup-eval", [{"step": 0}], dict(zip(tasks, [1, 0, 0, 0], strict=True)), {"wall_seconds": 90.0})
-    _run(seed / "grpo", [{"step": 0}, {"step": 6, "time/elapsed_s": 390.0}], dict(zip(tasks, [1, 1, 1, 0],
+    _run(seed / "grpo", [{"step": 0}, {"step": 1, "rollout/wall_s": 300.0, "time/update_s": 50.0},
+                         {"step": 2, "rollout/wall_s": 30.0, "time/update_s": 10.0, "time/eval_s": 200.0}],
+         dict(zip(tasks, [1, 1, 1, 0],
                                                                                      strict=True)),
          {"wall_seconds": 500.0})
-    _run(seed / "sft", [{"step": 0}], dict(zip(tasks, [1, 1, 0, 0], strict=True)), {"wall_seconds": 450.0})
-    assert bench_rl.sft_passes(seed) == 4  # 390 s of RL / 100 s per pass
-    monkeypatch.setattr(bench_rl, "kinds", lambda: ({t: "k" for t in tasks}, {"k"}))
+    _run(seed / "sft", [{"step": 0}], dict(zip(tasks, [1, 1, 0, 0], strict=True)), {"wall_seconds": 450.0},
+         {"demo_warmup_epochs": 4})
+    assert bench_rl.sft_passes(seed) == 4  # 390 s of rollouts and updates (evaluation excluded) / 100 s per pass
+    assert bench_rl.sft_passes(seed, override=5) == 5
+    monkeypatch.setattr(bench_rl, "kinds", lambda: ({t: "k" for t in tasks}, {"k"}, {"k", "other"}))
     body = bench_rl.report(bench_rl.BenchArgs(seeds=[0], runs_dir=str(tmp_path)))
-    assert "| warm-up + GRPO | 75.0 | 75.0 | 75.0 | 0.0 |" in body
+    assert "| warm-up + GRPO | 75.0 | 75.0 | 75.0 (4) | - | - |" in body
     assert "| warm-up + GRPO vs warm-up only | +50.0 | 2 | 0 | 0.500 |" in body
     assert "| warm-up + GRPO vs warm-up + SFT (same wall time) | +25.0 | 1 | 0 | 1.000 |" in body
     assert "seeds finished: [0] (a claim needs all 3)" in body

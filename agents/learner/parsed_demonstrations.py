@@ -17,10 +17,8 @@ Tasks whose answer needs more than one field (a density, an age, an event's leng
 an attached file have no parse script here (None) and keep their ``compact`` one. Each script is checked on
 the host against the task's answer, and again through the real environment before it enters the queue.
 
-Measured on the ``multistep`` preset, one run each (``docs/training_result.md``): this style 1 of 32 held-out
-level-1 tasks (``compact``: 1-6 of 32 over four runs); a first version whose turn 1 built
-``facts = dict(re.findall(...))`` (44 tokens of boilerplate) 0 of 32. The bundled 135M model does not
-reproduce a regular expression intact; the preset keeps ``compact``, and this style is left for larger models.
+The bundled 135M model does not reproduce a regular expression intact (measured in ``docs/training_result.md``);
+the preset keeps ``compact``, and this style is left for larger models.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ The presets:
   64-token turn (the longest held-out answer turn needs 56), temperature 1.0, the sample queue holding the
   policy's own successes. Held-out evaluation before the warm-up, after it and at the end, on the 32 level-1
   tasks of ``level1-eval`` (another world: no training entity, page or question appears in it), with a table
-  at the end. bfloat16 autocast (``--bf16``; 1.5x faster than fp32 on this machine's AVX512-BF16 cores; on a
-  CPU without native bfloat16 pass ``--no_bf16``).
+  at the end. bfloat16 autocast (``--bf16``; faster than fp32 on CPUs with AVX512-BF16, see the docs; on a CPU
+  without native bfloat16 pass ``--no_bf16``).
 * ``single-step`` (``warmup`` is its historical name): the :class:`~agents.learner.config.Args` defaults: one
   code action per episode on level-0 warm-up tasks, GRPO with the pool's reference solutions in the sample
   queue, held-out ``warmup-eval``.

@@ -325,9 +325,9 @@ def evaluation_point(run: Run, name: str, tag: str, prefix: str = "eval") -> dic
     guess = f", about {_clock(previous[-1])}" if previous else ""
     run.say(f"held-out evaluation ({name}): {tasks} tasks, greedy{guess}")
     metrics = evaluate(run.policy, run.eval_sets, run.args, run.dp, run.log, tag, prefix)
-    metrics["time/elapsed_s"] = time.time() - run.started
     run.say(f"held-out evaluation ({name}): success {metrics[f'{prefix}/success']:.3f}")
-    run.results.append((name, {k.replace(f"{prefix}/", "eval/", 1): v for k, v in metrics.items()}))
+    at = {"time/elapsed_s": time.time() - run.started}  # for the table only: the logged elapsed time excludes it
+    run.results.append((name, {**{k.replace(f"{prefix}/", "eval/", 1): v for k, v in metrics.items()}, **at}))
     return metrics
 
 

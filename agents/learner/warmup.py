@@ -3,14 +3,11 @@
 ``--demo_warmup_epochs N`` makes ``N`` supervised passes over every demonstration that reached a correct
 answer without an execution error (the ones the sample queue admits), then GRPO starts from there.
 
-Why (measured, ``docs/training_result.md``): a 135M model that has never read a page and then copied a value
-out of it almost never does so by chance, so the first GRPO iterations see groups without a success and
-learn only from demonstrations injected into them by the sample queue. With 6 of 48 pool tasks per
-iteration, each demonstration is trained on about twice in a 15-iteration run, and held-out level-1 success
-ended at 0-6 of 32 in five such runs. Six supervised passes over the same 48 demonstrations take it from 0 to
-11-15 of 32 (three seeds of the ``multistep`` preset, evaluated right after the warm-up). This is the "cold
-start" of DeepSeek-R1; the Tool-R1 paper trains with RL alone, so this is our departure, off by default and on
-in the ``multistep`` preset.
+Why: a 135M model that has never read a page and then copied a value out of it almost never does so by
+chance, so GRPO from the base model sees groups without a success and learns only from demonstrations
+injected by the sample queue. This is the "cold start" of DeepSeek-R1; the Tool-R1 paper trains with RL alone,
+so this is our departure, off by default and on in the ``multistep`` preset. What it measured, and what RL
+adds after it: ``docs/training_result.md``.
 
 How: the GRPO loss itself, with advantage 1 on every demonstration and the ratio taken against the same
 forward pass's own detached log-probs (``UpdateConfig.ratio_to_current``), so every ratio is 1, nothing is
@@ -25,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import statistics
 import time
 from collections.abc import Callable, Sequence
 
@@ -55,7 +53,7 @@ def warm_up(policy: Policy, optimizer: torch.optim.Optimizer, demonstrations: Se
     Every process passes the same ``demonstrations`` and ``rng`` state (same order everywhere) and trains
     the ones it owns. Returns ``warmup/*`` metrics: demonstrations used, the token-mean NLL of the
     demonstrations over the first and over the last epoch (each batch scored by its own step's forward
-    pass, before the step), optimiser steps, seconds.
+    pass, before the step), optimiser steps, seconds, and the median seconds of one pass.
 
     Raises:
         ValueError: no demonstration is verified (nothing to imitate; the run would silently be plain GRPO).
@@ -74,7 +72,9 @@ def warm_up(policy: Policy, optimizer: torch.optim.Optimizer, demonstrations: Se
     shard_rng = random.Random(rng.getrandbits(64) + dp.rank)
     metrics: dict[str, float] = {"warmup/demonstrations": float(len(usable))}
     steps = 0
+    pass_seconds = []
     for epoch in epochs:
+        pass_start = time.perf_counter()
         order = list(usable)
         rng.shuffle(order)
         nll_sum = tokens = 0.0  # over the epoch, each batch scored by the forward pass of its own step
@@ -86,8 +86,10 @@ def warm_up(policy: Policy, optimizer: torch.optim.Optimizer, demonstrations: Se
             steps += 1
         metrics.setdefault("warmup/nll_first_epoch", nll_sum / tokens)
         metrics["warmup/nll_last_epoch"] = nll_sum / tokens
+        pass_seconds.append(time.perf_counter() - pass_start)
         if after_epoch is not None:
             after_epoch(epoch)
     metrics["warmup/steps"] = float(steps)
+    metrics["warmup/seconds_per_pass"] = statistics.median(pass_seconds) if pass_seconds else 0.0
     metrics["time/warmup_s"] = time.perf_counter() - start
     return metrics

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.resources
 import queue
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,16 +95,20 @@ class CodeAgentHarness:
         self.stream = stream
         self._executors: queue.SimpleQueue = queue.SimpleQueue()
         self._all: list[Any] = []
+        # Sandboxes are started by this one long-lived thread: bubblewrap's --die-with-parent ends a sandbox
+        # when the *thread* that started it exits, and harness episodes run in short-lived pool threads.
+        self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-starter")
 
     def _executor(self, files: list[str]) -> Any:
         from toolr1_env.integrations.smolagents import SandboxExecutor
 
         try:
             executor = self._executors.get_nowait()
-            executor.reset(files=files)
         except queue.Empty:
-            executor = SandboxExecutor(config=self.sandbox, files=files)
+            executor = self._starter.submit(SandboxExecutor, config=self.sandbox, files=files).result()
             self._all.append(executor)
+            return executor
+        self._starter.submit(executor.reset, files=files).result()  # may restart a dead fork server
         return executor
 
     def __call__(self, call: HarnessCall) -> HarnessResult:
@@ -131,3 +136,4 @@ class CodeAgentHarness:
         for executor in self._all:
             executor.cleanup()
         self._all.clear()
+        self._starter.shutdown()

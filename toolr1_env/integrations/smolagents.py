@@ -30,6 +30,10 @@ How smolagents' pieces map:
 For RL episodes, :meth:`SandboxExecutor.reset` starts a fresh namespace in a fresh working directory
 holding the task's files, and ``steps``/``errors`` count the episode's code steps for the env's
 execution reward. Needs ``pip install smolagents`` (the ``smolagents`` extra).
+
+Threads: under bubblewrap (``--die-with-parent``) a sandbox lives as long as the *thread* that started it
+(construction, and ``send_tools`` with a new tool set). Build the executor in a thread that outlives its
+use, as ``agents.proxy.smolagents_harness`` does with one long-lived starter thread.
 """
 
 from __future__ import annotations

@@ -75,6 +75,7 @@ def train(run_dir: Path, flags: list[str]) -> dict:
         raise RuntimeError(f"training run {run_dir} failed ({process.returncode})")
     summary = json.loads(summary_file.read_text())
     summary["peak_gib"] = peak
+    summary["commit"] = _commit()
     summary_file.write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -137,6 +138,14 @@ def sft_passes(seed_dir: Path, override: int = 0) -> int:
         warm["time/warmup_s"] / json.loads((seed_dir / "warmup" / "args.json").read_text())["demo_warmup_epochs"]
     rl_seconds = sum(r.get("rollout/wall_s", 0.0) + r.get("time/update_s", 0.0) for r in _rows(seed_dir / "grpo"))
     return max(1, round(rl_seconds / per_pass))
+
+
+def _commit() -> str:
+    """The short commit of the working tree (with ``+`` when it has uncommitted changes)."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
+                           cwd=ROOT).stdout
+    return head.strip() + ("+" if dirty.strip() else "")
 
 
 def _rows(run_dir: Path) -> list[dict]:
@@ -242,11 +251,12 @@ def report(args: BenchArgs) -> str:
             rows2.append([f"{a} vs {b}", f"{rate:.1f} vs {base:.1f}", wins, losses, f"{mcnemar(wins, losses):.3f}"])
         paired += "\n\nSecond round, from the +SFT arm's adapter (seeds " + str(second) + "):\n\n" + markdown_table(
             ["comparison", "success %", "tasks won", "tasks lost", "McNemar p"], rows2)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
+    trained = sorted({summaries[s][a].get("commit", "?") for s in per_seed for a in summaries[s]})
+    commit = f"runs trained at {', '.join(trained)} (? = before commits were recorded), reported at {_commit()}"
     return (f"{table}\n\n{paired}\n\n{wall}\n\n- seeds finished: {sorted(per_seed)} (a claim needs all 3); "
             f"held-out = {len(held)} level-1 tasks of level1-eval and validation, split by whether a training pool "
             "asks the same kind of question (kind: template plus wording with names, numbers and files blanked, a "
-            f"heuristic; see the script)\n- code: commit {commit.strip()}; every arm scored greedily in bf16 autocast "
+            f"heuristic; see the script)\n- code: {commit}; every arm scored greedily in bf16 autocast "
             "like the recipe, each by a process of its own; the SFT arm's passes fill the GRPO arm's rollout and "
             "update seconds; peak GiB = PSS of the whole process tree, sandboxes included\n")
 

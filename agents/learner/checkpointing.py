@@ -8,6 +8,10 @@ Data parallel: the main process writes the checkpoint. Adapter, optimiser and sa
 every process (one replica each, updated identically), so one copy serves all; the random generators
 differ per process, so ``trainer.pt`` keeps every process's (``rng_states``) and each process restores its
 own. A checkpoint written by ``N`` processes resumes only with ``N``.
+
+Adapters alone: :func:`keep_adapter` writes a playable one (``checkpoints/warmup``: the warm-up's result), and
+:func:`init_adapter_dir` / :func:`load_matching_adapter` start a new run from one (``--init_adapter``), refusing an
+adapter of another model or LoRA shape.
 """
 
 from __future__ import annotations
@@ -121,3 +125,40 @@ def load_checkpoint(checkpoint: Path, policy: Policy, optimizer: torch.optim.Opt
     set_rng_state(states[rank])
     policy.version = int(state["policy_version"])
     return state
+
+
+def keep_adapter(policy: Policy, folder: Path, args: Any) -> None:
+    """Write the adapter and the run's arguments to ``folder`` (a playable checkpoint: ``adapter/`` + ``args.json``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    policy.save_adapter(str(folder / "adapter"))
+    (folder / "args.json").write_text(json.dumps(asdict(args), indent=2))
+
+
+def init_adapter_dir(args: Any) -> Path:
+    """The adapter folder ``--init_adapter`` names, refused when its run used another model or LoRA shape."""
+    from agents.players.trained_run import resolve_adapter
+
+    folder, saved = resolve_adapter(args.init_adapter)
+    config = json.loads((folder / "adapter_config.json").read_text())
+    problems = [f"LoRA {key} {config.get(key)} (this run: {mine})" for key, mine in
+                (("r", args.lora_r), ("lora_alpha", args.lora_alpha)) if config.get(key) != mine]
+    if saved.get("model") and saved["model"] != args.model:
+        problems.append(f"model {saved['model']!r} (this run: {args.model!r})")
+    if problems:
+        raise ValueError(f"--init_adapter {args.init_adapter}: the adapter was trained with {', '.join(problems)}; "
+                         "start from an adapter of the same model and LoRA shape")
+    return folder
+
+
+def load_matching_adapter(policy: Policy, folder: Path) -> None:
+    """Load adapter weights, refusing any tensor whose name or shape differs from the policy's adapter."""
+    from peft.utils import load_peft_weights
+
+    saved = load_peft_weights(str(folder))
+    own = {k: v for k, v in policy.model.state_dict().items() if "lora_" in k}
+    stripped = {k.replace(".default", ""): v.shape for k, v in own.items()}
+    wrong = [k for k, v in saved.items() if stripped.get(k) != v.shape]
+    if wrong or len(saved) != len(own):
+        raise ValueError(f"--init_adapter {folder}: {len(wrong)} of {len(saved)} tensors do not match this model's "
+                         f"adapter (first: {wrong[:1]}); start from an adapter of the same model and LoRA shape")
+    policy.load_adapter_weights(str(folder))

@@ -54,8 +54,11 @@ import torch
 from agents.engine import EpisodeRequest
 from agents.learner.checkpointing import (
     check_compatible,
+    init_adapter_dir,
+    keep_adapter,
     latest_checkpoint,
     load_checkpoint,
+    load_matching_adapter,
     rng_state,
     save_checkpoint,
 )
@@ -201,7 +204,7 @@ def set_up(args: Args) -> Run:
     rl_pool = make_rl_pool(args, warmup_pool)
     if not warmup_pool.tasks:
         raise ValueError("the training pool holds no task")
-    init_adapter = _init_adapter_dir(args) if args.init_adapter else None
+    init_adapter = init_adapter_dir(args) if args.init_adapter else None
 
     if args.model == "tiny-random":
         model, tokenizer = make_tiny_model(seed=args.seed)
@@ -215,7 +218,7 @@ def set_up(args: Args) -> Run:
     if args.system_prompt:
         policy.check_conversation(args.system_prompt)
     if init_adapter is not None:
-        _load_matching_adapter(policy, init_adapter)
+        load_matching_adapter(policy, init_adapter)
     # The model is not wrapped in DDP: sampling, the adapter switch and saving need the bare PEFT model.
     policy.model.to(accelerator.device)
     dp = from_accelerator(accelerator, run_dir / ".dp")
@@ -449,43 +452,6 @@ def rl_learning_rate(args: Args, iteration: int) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
-def keep_adapter(policy: Policy, folder: Path, args: Args) -> None:
-    """Write the adapter and the run's arguments to ``folder`` (a playable checkpoint: ``adapter/`` + ``args.json``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    policy.save_adapter(str(folder / "adapter"))
-    (folder / "args.json").write_text(json.dumps(dataclasses.asdict(args), indent=2))
-
-
-def _init_adapter_dir(args: Args) -> Path:
-    """The adapter folder ``--init_adapter`` names, refused when its run used another model or LoRA shape."""
-    from agents.players.trained_run import resolve_adapter
-
-    folder, saved = resolve_adapter(args.init_adapter)
-    config = json.loads((folder / "adapter_config.json").read_text())
-    problems = [f"LoRA {key} {config.get(key)} (this run: {mine})" for key, mine in
-                (("r", args.lora_r), ("lora_alpha", args.lora_alpha)) if config.get(key) != mine]
-    if saved.get("model") and saved["model"] != args.model:
-        problems.append(f"model {saved['model']!r} (this run: {args.model!r})")
-    if problems:
-        raise ValueError(f"--init_adapter {args.init_adapter}: the adapter was trained with {', '.join(problems)}; "
-                         "start from an adapter of the same model and LoRA shape")
-    return folder
-
-
-def _load_matching_adapter(policy: Policy, folder: Path) -> None:
-    """Load adapter weights, refusing any tensor whose name or shape differs from the policy's adapter."""
-    from peft.utils import load_peft_weights
-
-    saved = load_peft_weights(str(folder))
-    own = {k: v for k, v in policy.model.state_dict().items() if "lora_" in k}
-    stripped = {k.replace(".default", ""): v.shape for k, v in own.items()}
-    wrong = [k for k, v in saved.items() if stripped.get(k) != v.shape]
-    if wrong or len(saved) != len(own):
-        raise ValueError(f"--init_adapter {folder}: {len(wrong)} of {len(saved)} tensors do not match this model's "
-                         f"adapter (first: {wrong[:1]}); start from an adapter of the same model and LoRA shape")
-    policy.load_adapter_weights(str(folder))
-
-
 def _resume(run: Run) -> None:
     """Restore adapter, optimiser (the warm-up's or RL's), queue, generators, chooser and clock."""
     checkpoint = latest_checkpoint(run.run_dir)
@@ -497,7 +463,7 @@ def _resume(run: Run) -> None:
         run.optimizer = rl_optimizer(run.policy, run.args)
         if run.args.kl_coef > 0 and run.args.kl_ref == "start":  # the reference is the adapter RL started from
             start = run.warmup_dir / "adapter" if run.warmup_dir.exists() else (
-                _init_adapter_dir(run.args) if run.args.init_adapter else None)
+                init_adapter_dir(run.args) if run.args.init_adapter else None)
             if start is not None:
                 run.policy.load_adapter_weights(str(start))
             run.reference = AdapterSnapshot(run.policy.trainable_parameters())

@@ -127,6 +127,35 @@ def load_checkpoint(checkpoint: Path, policy: Policy, optimizer: torch.optim.Opt
     return state
 
 
+def resolve_adapter(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """Find the adapter folder (``adapter_config.json`` inside) and the training arguments beside it.
+
+    Args:
+        path: an adapter folder, a checkpoint folder holding ``adapter/``, or a run folder (its latest
+            checkpoint is used).
+
+    Returns:
+        ``(adapter folder, training args)``; the args are ``{}`` when no ``args.json`` (or, for a run of
+        ``agents/train_trl.py``, ``toolr1_args.json``) is found.
+    """
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise FileNotFoundError(f"adapter path {str(root)!r} does not exist")
+    candidates = [root, root / "adapter"]
+    latest = latest_checkpoint(root)
+    if latest is not None:
+        candidates.append(latest / "adapter")
+    for folder in candidates:
+        if (folder / "adapter_config.json").is_file():
+            # args.json: agents/train_grpo.py's record; toolr1_args.json: agents/train_trl.py's (same keys).
+            for args_file in (folder.parent / "args.json", folder / "args.json", folder / "toolr1_args.json"):
+                if args_file.is_file():
+                    return folder, json.loads(args_file.read_text())
+            return folder, {}
+    raise FileNotFoundError(f"no adapter_config.json in {str(root)!r}, {str(root / 'adapter')!r} or a latest "
+                            "checkpoint below it: pass an adapter folder, a checkpoint or a run folder")
+
+
 def keep_adapter(policy: Policy, folder: Path, args: Any) -> None:
     """Write the adapter and the run's arguments to ``folder`` (a playable checkpoint: ``adapter/`` + ``args.json``)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -136,8 +165,6 @@ def keep_adapter(policy: Policy, folder: Path, args: Any) -> None:
 
 def init_adapter_dir(args: Any) -> Path:
     """The adapter folder ``--init_adapter`` names, refused when its run used another model or LoRA shape."""
-    from agents.players.trained_run import resolve_adapter
-
     folder, saved = resolve_adapter(args.init_adapter)
     config = json.loads((folder / "adapter_config.json").read_text())
     problems = [f"LoRA {key} {config.get(key)} (this run: {mine})" for key, mine in

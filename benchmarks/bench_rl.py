@@ -30,7 +30,6 @@ import re
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from agents.cli import arg, parse_with_extra
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.memory import MemoryWatch  # noqa: E402
 from benchmarks.results_file import markdown_table, write_section  # noqa: E402
 
 TITLE = "Does RL add to the warm-up? (bench_rl.py)"
@@ -70,7 +70,10 @@ def train(run_dir: Path, flags: list[str]) -> dict:
     command = [sys.executable, str(ROOT / "agents" / "train_grpo.py"), *flags, "--output_dir", str(run_dir)]
     print("$", " ".join(command), flush=True)
     process = subprocess.Popen(command, cwd=ROOT)
-    peak = _watch_memory(process)
+    watch = MemoryWatch(process.pid).start()
+    process.wait()
+    watch.stop()
+    peak = watch.peak_gib
     if process.returncode != 0:
         raise RuntimeError(f"training run {run_dir} failed ({process.returncode})")
     summary = json.loads(summary_file.read_text())
@@ -78,33 +81,6 @@ def train(run_dir: Path, flags: list[str]) -> dict:
     summary["commit"] = _commit()
     summary_file.write_text(json.dumps(summary, indent=2))
     return summary
-
-
-def _watch_memory(process: subprocess.Popen) -> float:
-    """Wait for ``process``; return the peak proportional set size (PSS) of it and its descendants, in GiB."""
-    import psutil
-
-    peak = 0.0
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        root = psutil.Process(process.pid)
-        while not stop.is_set():
-            try:
-                procs = [root, *root.children(recursive=True)]
-                # PSS: forked sandboxes share the fork server's pages; summing RSS would count them once per process
-                peak = max(peak, sum(p.memory_full_info().pss for p in procs if p.is_running()) / 2**30)
-            except psutil.Error:
-                pass
-            stop.wait(2.0)
-
-    watcher = threading.Thread(target=sample, daemon=True)
-    watcher.start()
-    process.wait()
-    stop.set()
-    watcher.join()
-    return peak
 
 
 def run_seed(seed: int, args: BenchArgs) -> None:

@@ -33,6 +33,7 @@ import gymnasium as gym
 
 import toolr1_env  # noqa: F401 - registers ToolR1-GAIA-v0
 from agents.cli import arg, parse
+from benchmarks.memory import tree_pss_mib
 from benchmarks.results_file import markdown_table, write_section
 from toolr1_env.sandbox import SandboxConfig
 from toolr1_env.serving.local_server import LocalServer
@@ -95,28 +96,6 @@ def play_round(pool: ThreadPoolExecutor, envs: list[gym.Env], tasks: list, pause
     futures = [pool.submit(play, env, t.task_id, t.answer, pause, started) for env, t in zip(envs, tasks, strict=True)]
     outcomes = [f.result() for f in futures]
     return time.perf_counter() - start, outcomes
-
-
-def tree_pss_mib(root: int) -> float:
-    """Proportional set size of a process and all its descendants, in MiB (shared pages counted once)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            pass
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        todo += children.get(pid, [])
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -48,6 +48,13 @@ class UpdateConfig:
     #: ratio is 1 and the gradient is ``advantage x grad log-prob`` (with advantage 1, the NLL's), with no
     #: re-scoring pass first. The supervised warm-up's setting (``agents.learner.warmup``).
     ratio_to_current: bool = False
+    #: Most tokens a micro-batch joined from several groups may run (:func:`_prompt_chunks`); one group's
+    #: rows never split for it. Bounds the activations of a forward pass.
+    micro_batch_tokens: int = 2048
+
+
+#: :func:`rescore`'s bound on the tokens of a micro-batch joined from several prompts.
+MICRO_BATCH_TOKENS = 2048
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -81,7 +88,7 @@ def rescore(policy: Policy, trajectories: Sequence[Trajectory], batch_size: int 
     was_training = policy.model.training
     policy.model.eval()
     try:
-        for chunk in _prompt_chunks(list(trajectories), batch_size):
+        for chunk in _prompt_chunks(list(trajectories), batch_size, MICRO_BATCH_TOKENS):
             batch = TrainBatch.collate(chunk, [0.0] * len(chunk), policy.pad_token_id).to(policy.device)
             scores = host_rows(rescored_logprobs(policy, batch))  # B lists of T
             for row, traj in enumerate(chunk):
@@ -100,14 +107,53 @@ def rescored_logprobs(policy: Policy, batch: TrainBatch) -> torch.Tensor:
     return scores * batch.loss_mask  # [B, T]
 
 
-def _prompt_chunks(items: list, size: int, key: Callable[[object], object] | None = None) -> list[list]:
-    """Split ``items`` into chunks of at most ``size`` whose members share a prompt (first-seen order), so
-    each chunk's prompt runs once (:meth:`Policy.sequence_logprobs` ``shared_prefix``)."""
-    key = key or (lambda t: tuple(t.token_ids[: t.prompt_len]))
-    by_prompt: dict[object, list] = defaultdict(list)
+def _prompt_chunks(items: list, size: int, max_tokens: int = 0,
+                   row: Callable[[object], Trajectory] = lambda item: item,  # type: ignore[assignment,return-value]
+                   key: Callable[[object], object] | None = None) -> list[list]:
+    """Split ``items`` into micro-batches of at most ``size`` rows that run in few forward tokens.
+
+    A micro-batch runs as one right-padded batch in which the leading columns every row agrees on run once
+    (:meth:`TrainBatch.collate`'s ``shared_prefix``), so it costs ``P + rows * (width - P)`` tokens for a
+    shared prefix ``P`` and its longest row ``width``. Rows with the same ``key`` (default: the same prompt;
+    the update passes the GRPO group) stay together, ``size`` at a time. Then, in the order of their tokens
+    (prompts that share a header side by side), a unit joins the open micro-batch when the rows fit, the
+    joint cost stays within ``max_tokens`` (0: no limit) and is no more than the two cost apart. Tasks of one
+    world share the prompt's instructions and tool list, so the warm-up's demonstrations (one per task) run
+    several to a pass instead of one by one, while a GRPO group keeps its whole prompt shared.
+
+    ``row`` maps an item to its trajectory (the update passes ``(trajectory, advantage)`` pairs).
+    """
+    key = key or (lambda item: tuple(row(item).token_ids[: row(item).prompt_len]))
+    by_key: dict[object, list] = defaultdict(list)
     for item in items:
-        by_prompt[key(item)].append(item)
-    return [members[i: i + size] for members in by_prompt.values() for i in range(0, len(members), size)]
+        by_key[key(item)].append(item)
+    units = [members[i: i + size] for members in by_key.values() for i in range(0, len(members), size)]
+    units.sort(key=lambda unit: row(unit[0]).token_ids[: row(unit[0]).prompt_len])
+    chunks: list[list] = []
+    open_chunk: list = []
+    for unit in units:
+        if open_chunk and len(open_chunk) + len(unit) <= size:
+            joint = _forward_tokens([row(i) for i in open_chunk + unit])
+            apart = _forward_tokens([row(i) for i in open_chunk]) + _forward_tokens([row(i) for i in unit])
+            if joint <= apart and (max_tokens <= 0 or joint <= max_tokens):
+                open_chunk += unit
+                continue
+        if open_chunk:
+            chunks.append(open_chunk)
+        open_chunk = list(unit)
+    if open_chunk:
+        chunks.append(open_chunk)
+    return chunks
+
+
+def _forward_tokens(trajectories: Sequence[Trajectory]) -> int:
+    """Tokens one padded micro-batch of ``trajectories`` runs: the shared prefix once, the rest per row."""
+    first = trajectories[0].token_ids
+    shared = min(t.prompt_len for t in trajectories)
+    for t in trajectories[1:]:
+        shared = next((i for i in range(shared) if t.token_ids[i] != first[i]), shared)
+    width = max(len(t.token_ids) for t in trajectories)
+    return shared + len(trajectories) * (width - shared)
 
 
 def without_infra_errors(trajectories: Sequence[Trajectory]) -> list[Trajectory]:
@@ -263,8 +309,9 @@ def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, pairs: Seque
         sums = dict.fromkeys(keys, 0.0)  # token-weighted sums over this process's micro-batches
         low, high, non_finite = float("inf"), float("-inf"), 0.0
         # One optimiser step per pass, so the order of micro-batches does not change the gradient:
-        # chunk by prompt and each chunk's prompt runs once.
-        for chunk in _prompt_chunks(order, config.micro_batch_size, key=lambda pair: pair[0].group_id):
+        # a group stays in one micro-batch and its prompt runs once; prompts share their header.
+        for chunk in _prompt_chunks(order, config.micro_batch_size, config.micro_batch_tokens,
+                                    row=lambda pair: pair[0], key=lambda pair: pair[0].group_id):
             batch = TrainBatch.collate([t for t, _ in chunk], [a for _, a in chunk], policy.pad_token_id)
             loss, terms = micro_batch_loss(policy, batch.to(policy.device), config, num_tokens, reference)
             names = list(terms)

@@ -134,7 +134,7 @@ def report(args: MainArgs) -> str:
              "- held-out: the run's own `--eval_tasks` (the recipe: 32 level-1 tasks of `level1-eval`, greedy); "
              "start = the base model\n"
              "- peak GiB = PSS of the whole process tree (trainer + sandbox processes), sampled every 2 s")
-    if len(rows) < 3:
+    if len(done) < 3:
         notes += f"\n- seeds finished: {done}: fewer than 3 seeds is an anecdote, not a spread"
     return f"{table}\n\n{paired}\n\n{notes}\n"
 

@@ -22,7 +22,10 @@ of the two forward passes (KV cache vs. full sequence): measured ~1e-3 in bf16 o
 * **Cache copies.** Dropping a finished row from a ``DynamicCache`` copies every layer's keys and values;
   rows are dropped only once a quarter of the batch has finished (finished rows still ride along until
   then, their tokens ignored).
-* **Prefill.** Identical prompts (a GRPO group) are prefilled once and their cache rows copied.
+* **Prefill.** Identical prompts (a GRPO group) are prefilled once and their cache rows copied; then the
+  prefix every distinct prompt shares (the task prompt's instructions and tool list, the same for every task
+  of a world) is prefilled once and copied, and each prompt's own rest runs after it, left-padded behind
+  the shared columns (the attention mask hides the padding; positions continue from the header).
 
 Stop checks (:class:`agents.learner.sampling.StopMatcher`) measured at well under 1% of the time.
 """
@@ -42,6 +45,8 @@ from agents.learner.scoring import ModelParts, make_cache, returned_cache
 
 #: Compact the batch (drop finished rows from the cache) once this share of its rows has finished.
 COMPACT_FRACTION = 0.25
+#: Shortest common prompt prefix that :func:`decode` prefills once for every row.
+MIN_SHARED_HEADER = 16
 
 
 @contextmanager
@@ -126,6 +131,17 @@ def _logits_function(model: Any, parts: ModelParts | None) -> Callable[..., tupl
     return through_model
 
 
+def shared_header(prompts: Sequence[Sequence[int]], minimum: int = MIN_SHARED_HEADER) -> int:
+    """Length of the token prefix all ``prompts`` share, leaving each at least one token of its own; 0 when
+    there is one prompt or the prefix is shorter than ``minimum`` (not worth a forward pass of its own)."""
+    if len(prompts) < 2:
+        return 0
+    first, length = prompts[0], min(len(p) for p in prompts) - 1
+    for prompt in prompts[1:]:
+        length = next((i for i in range(length) if prompt[i] != first[i]), length)
+    return length if length >= minimum else 0
+
+
 @torch.no_grad()
 def decode(model: Any, prompts: Sequence[Sequence[int]], *, budget: int, temperature: float, top_p: float,
            generator: torch.Generator | None, matcher: StopMatcher, pieces: TokenPieces,
@@ -146,9 +162,15 @@ def decode(model: Any, prompts: Sequence[Sequence[int]], *, budget: int, tempera
         unique: Sequence[Sequence[int]] = list(distinct)
     else:
         source_row, unique = list(range(rows)), prompts
-    input_ids, attention = _left_padded(unique, pad_token_id, device)  # [U, L] each
-    positions = (attention.cumsum(-1) - 1).clamp(min=0)  # [U, L]
     cache = make_cache(model) if share else None
+    header = shared_header(unique) if share else 0
+    if header:  # the header runs once; its cache rows are copied to every prompt, then the rest runs
+        step_logits(input_ids=torch.tensor([list(unique[0][:header])], dtype=torch.long, device=device),
+                    use_cache=True, **{cache_argument: cache})  # fills the cache: [1, P]
+        cache.batch_select_indices(torch.zeros(len(unique), dtype=torch.long, device=device))  # [U, P]
+    input_ids, attention = _left_padded([p[header:] for p in unique], pad_token_id, device)  # [U, L - P] each
+    positions = header + (attention.cumsum(-1) - 1).clamp(min=0)  # [U, L - P]
+    attention = torch.cat([attention.new_ones((len(unique), header)), attention], dim=1)  # [U, L]
     cache_kw = {cache_argument: cache} if share else {}
     out, logits = step_logits(input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True,
                               **cache_kw)  # logits: [U, V]

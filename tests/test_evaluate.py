@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from openai_server import FakeOpenAIServer
 
+from agents.evaluation.episodes import EvaluationAborted, run_episodes
 from agents.evaluation.html_report import write_html
 from agents.evaluation.metrics import format_table, summarize
 from agents.evaluation.records import EpisodeRecord, TurnRecord, load_records
-from agents.evaluation.run import EvaluationAborted, run_episodes
 from agents.players.api import AgentBatch, AgentError
 from agents.players.scripted import ScriptedAgent
 from toolr1_env import Task

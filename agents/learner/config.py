@@ -50,6 +50,8 @@ class Args:
     tasks_per_iteration: int = arg(4, "distinct tasks per iteration (over all processes; a multiple of their number)")
     group_size: int = arg(8, "episodes per task (the GRPO group)")
     num_envs: int = arg(32, "parallel environments, each with a sandbox (~130 MB); 32 = one generation batch")
+    env_servers: str = arg("", "play on these toolr1-serve servers, comma-separated (ws://a:8000,ws://b:8000): the "
+                               "envs spread round-robin over them, sandboxes on their machines; '' = here")
     max_turns: int = arg(1, "code actions per episode")
     max_new_tokens: int = arg(64, "tokens per generated turn")
     max_episode_tokens: int = arg(1536, "token budget of a whole episode (prompt included)")

@@ -51,11 +51,25 @@ class EnvSettings(Protocol):
 
 def make_envs(task_set: TaskSet, args: EnvSettings, num_envs: int | None = None) -> ThreadVectorEnv:
     """``num_envs`` (default ``args.num_envs``) environments over one task set, with its tools (threads:
-    the work happens in sandbox processes)."""
+    the work happens in sandbox processes).
+
+    With ``args.env_servers`` (``ws://a:8000,ws://b:8000``; settings without the field play here), the envs
+    are remote, spread round-robin over those servers, and play the set by the name the servers know it by
+    (the bundled split of a pool or an evaluation subset: :func:`toolr1_env.serving.remote_env.task_set_name`).
+    """
+    settings: dict[str, Any] = {"step_timeout": args.step_timeout, "max_turns": args.max_turns,
+                                "max_observation_chars": args.max_observation_chars,
+                                "answer_weight": args.answer_weight, "exec_weight": args.exec_weight,
+                                "exec_bonus": args.exec_bonus, "prompt_style": args.prompt_style}
+    servers = getattr(args, "env_servers", "")
+    if servers:
+        from toolr1_env.serving.remote_env import remote_vector_env, task_set_name
+
+        return remote_vector_env(servers, num_envs or args.num_envs, task_set_name(task_set) or task_set.name,
+                                 **settings)
+
     def factory() -> ToolR1Env:
-        return ToolR1Env(tasks=task_set, step_timeout=args.step_timeout, max_turns=args.max_turns,
-                         max_observation_chars=args.max_observation_chars, answer_weight=args.answer_weight,
-                         exec_weight=args.exec_weight, exec_bonus=args.exec_bonus, prompt_style=args.prompt_style)
+        return ToolR1Env(tasks=task_set, **settings)
     return ThreadVectorEnv([factory] * (num_envs or args.num_envs))
 
 

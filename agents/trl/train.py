@@ -16,11 +16,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from agents.cli import arg, parse
 from agents.learner.policy import LORA_TARGETS
 from agents.learner.rollout import Conversation
 from agents.learner.sample_queue import SampleQueueConfig
+
+if TYPE_CHECKING:
+    from toolr1_env.vector import ThreadVectorEnv
 
 
 @dataclass
@@ -50,6 +54,8 @@ class Args:
     system_prompt: str = arg("", "optional system message before the task prompt")
     response_prefix: str = arg("```py\n", "text forced at the start of every assistant turn (not trained)")
     num_envs: int = arg(32, "parallel environments per process, each with a sandbox (~130 MB)")
+    env_servers: str = arg("", "play on these toolr1-serve servers, comma-separated (ws://a:8000,ws://b:8000): the "
+                               "envs spread round-robin over them, sandboxes on their machines; '' = here")
     use_queue: bool = arg(True, "the dynamic sample queue")
     queue_demonstrations: bool = arg(True, "seed the queue with the tasks' verified reference solutions")
     queue_capacity_per_task: int = arg(4, "cached successes kept per task")
@@ -115,6 +121,19 @@ def load_model(args: Args) -> tuple[object, object]:
     return load_model_and_tokenizer(args.model, dtype=dtype)
 
 
+def remote_envs(args: Args, env_kwargs: dict[str, Any]) -> ThreadVectorEnv | None:
+    """With ``--env_servers``: ``--num_envs`` remote envs spread round-robin over them, playing ``--tasks`` by the
+    name the servers know it by; else None (the rollout builds its envs here)."""
+    if not args.env_servers:
+        return None
+    from toolr1_env.env import resolve_tasks
+    from toolr1_env.serving.remote_env import remote_vector_env, task_set_name
+
+    task_set = resolve_tasks(args.tasks)
+    return remote_vector_env(args.env_servers, args.num_envs, task_set_name(task_set) or task_set.name,
+                             **env_kwargs)
+
+
 def main(args: Args) -> dict[str, float]:
     """Train; return the last logged metrics (also written to ``<output_dir>/summary.json``)."""
     from peft import LoraConfig
@@ -131,9 +150,9 @@ def main(args: Args) -> dict[str, float]:
                               inject_when=args.queue_inject_when) if args.use_queue else None
     env_kwargs = {"max_turns": args.max_turns, "step_timeout": args.step_timeout, "prompt_style": args.prompt_style,
                   "max_observation_chars": args.max_observation_chars}
-    rollout = make_rollout_func(args.tasks, num_envs=args.num_envs, env_kwargs=env_kwargs, conversation=conversation,
-                                queue=queue, demonstrations=args.use_queue and args.queue_demonstrations,
-                                seed=args.seed)
+    rollout = make_rollout_func(args.tasks, envs=remote_envs(args, env_kwargs), num_envs=args.num_envs,
+                                env_kwargs=env_kwargs, conversation=conversation, queue=queue,
+                                demonstrations=args.use_queue and args.queue_demonstrations, seed=args.seed)
     lora = LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=0.0, target_modules=list(LORA_TARGETS),
                       task_type="CAUSAL_LM") if args.lora_r > 0 else None
     trainer = GRPOTrainer(model=model, reward_funcs=[toolr1_reward], args=grpo_config(args),

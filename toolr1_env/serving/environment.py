@@ -25,7 +25,7 @@ from pydantic import Field
 from toolr1_env.env import ToolR1Env, resolve_tasks
 from toolr1_env.sandbox import SandboxConfig
 from toolr1_env.serving.wire import MAX_ACTION_CHARS, SESSION_CLOSED, check_client_config, json_safe
-from toolr1_env.tasks import TaskSet
+from toolr1_env.tasks import Task, TaskSet
 
 
 class CodeAction(Action):
@@ -100,6 +100,18 @@ class ServerSettings:
                 self._task_cache[name] = resolve_tasks(self.task_sets.get(name, name))
             return self._task_cache[name]
 
+    def task(self, name: str, task_id: str) -> Task:
+        """Task ``task_id`` of the task set ``name`` (as :meth:`task_set` resolves it): how a client's ``Task``
+        object is played here, rebuilt from the server's own copy of its set, never from client data.
+
+        Raises:
+            ValueError: the server offers no set ``name``, or the set has no such task.
+        """
+        try:
+            return self.task_set(name).get(task_id)
+        except KeyError as exc:
+            raise ValueError(exc.args[0] if exc.args else str(exc)) from None  # a KeyError's str() is a repr
+
     def env_kwargs(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """``ToolR1Env`` arguments for a client's checked ``config``: the client's limits, the operator's services."""
         from toolr1_env import suite
@@ -130,9 +142,10 @@ class ServerSettings:
 class ToolR1OpenEnv(Environment[CodeAction, EpisodeObservation, EpisodeState]):
     """One session's ToolR1-GAIA episodes behind OpenEnv's ``Environment`` API (see the module docstring).
 
-    ``reset(seed=, task_id=, episode_id=, config=)``: ``config`` holds ``gym.make`` options a client may set
-    (:data:`~toolr1_env.serving.wire.CLIENT_OPTIONS`); a new ``config`` rebuilds the session's env, the same one
-    keeps its sandbox. ``step(CodeAction(code=...))`` is one ``ToolR1Env.step``.
+    ``reset(seed=, task_id=, task_set=, episode_id=, config=)``: ``config`` holds ``gym.make`` options a client may
+    set (:data:`~toolr1_env.serving.wire.CLIENT_OPTIONS`); a new ``config`` rebuilds the session's env, the same one
+    keeps its sandbox. ``task_set`` names the set of ``task_id`` when it is another than ``config["tasks"]`` (how
+    a client's ``Task`` object travels). ``step(CodeAction(code=...))`` is one ``ToolR1Env.step``.
     """
 
     SUPPORTS_CONCURRENT_SESSIONS = True
@@ -146,20 +159,35 @@ class ToolR1OpenEnv(Environment[CodeAction, EpisodeObservation, EpisodeState]):
         self._closed = False
 
     def reset(self, seed: int | None = None, episode_id: str | None = None, task_id: str | None = None,
-              config: Mapping[str, Any] | None = None, **unknown: Any) -> EpisodeObservation:
-        """Start an episode: ``task_id`` picks the task, else ``seed`` (as ``ToolR1Env.reset``)."""
+              config: Mapping[str, Any] | None = None, task_set: str | None = None,
+              **unknown: Any) -> EpisodeObservation:
+        """Start an episode: ``task_id`` picks the task (of ``task_set`` when given), else ``seed`` (as
+        ``ToolR1Env.reset``)."""
         self._check_open()
         if unknown:
-            raise ValueError(f"unknown reset fields {sorted(unknown)}: use seed, task_id, episode_id, config")
+            raise ValueError(f"unknown reset fields {sorted(unknown)}: use seed, task_id, task_set, episode_id, "
+                             "config")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if task_set is not None and (not isinstance(task_set, str) or task_id is None):
+            raise ValueError("task_set names the task set of task_id: a string, sent together with task_id")
         clean = check_client_config(config or {})
+        task = None
+        if task_set is not None and task_set != clean.get("tasks", self.settings.tasks):
+            task = self.settings.task(task_set, str(task_id))  # raises before the session's env changes
         if self._env is None or clean != self._config:
             env = ToolR1Env(**self.settings.env_kwargs(clean))  # raises before the old env is dropped
             self._close_env()
             self._env, self._config = env, clean
-        options = {"task_id": str(task_id)} if task_id is not None else None
-        prompt, info = self._env.reset(seed=seed, options=options)
+        options: dict[str, Any] | None = None
+        if task is not None:
+            options = {"task": task}
+        elif task_id is not None:
+            options = {"task_id": str(task_id)}
+        try:
+            prompt, info = self._env.reset(seed=seed, options=options)
+        except KeyError as exc:  # an unknown task_id: the set's readable message, not a KeyError's repr
+            raise ValueError(exc.args[0] if exc.args else str(exc)) from None
         self._state = EpisodeState(episode_id=episode_id, step_count=0, task_id=info["task_id"],
                                    level=info["level"], done=False, config=clean)
         return EpisodeObservation(text=prompt, info=json_safe(info), done=False, reward=None)

@@ -18,10 +18,19 @@ turn, so a vector of envs spreads evenly. Faults:
   :class:`ServerUnavailable` naming each server's reason.
 * Bad requests (an unknown ``task_id``, a setting the server refuses) raise :class:`RemoteEnvError` with the
   server's message, as the local env would raise.
+
+``reset(options={"task": task})`` (a :class:`~toolr1_env.tasks.Task` object, as our held-out evaluation sends)
+travels as the task's id plus the name of its task set (:func:`task_set_name`); the server plays its own copy of
+that task (files included) in the session's env, and refuses a set it does not offer. A server whose copy asks
+another question (client and server hold different versions of the set) is an error, never a silent swap.
+
+A trainer's pool of servers: :func:`parse_servers` reads ``--env_servers ws://a:8000,ws://b:8000`` and
+:func:`remote_vector_env` builds a :class:`~toolr1_env.vector.ThreadVectorEnv` of remote envs over it.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import threading
@@ -36,6 +45,8 @@ from toolr1_env.env import ToolR1Env
 from toolr1_env.env import TurnLimitSync as LocalTurnLimitSync
 from toolr1_env.serving.wire import CAPACITY_REACHED, CLIENT_OPTIONS, ENV_SERVER, MAX_ACTION_CHARS, SESSION_CLOSED
 from toolr1_env.spaces import UnicodeText
+from toolr1_env.tasks import Task, TaskSet
+from toolr1_env.vector import ThreadVectorEnv
 
 _spread = itertools.count()  # which server the next env of this process starts on
 _down: dict[str, float] = {}  # server url -> monotonic time until which it is skipped (shared by this process)
@@ -65,6 +76,59 @@ def ws_url(remote: str) -> str:
     return url if url.endswith("/ws") else url + "/ws"
 
 
+def parse_servers(spec: str | Sequence[str]) -> list[str]:
+    """The servers of ``--env_servers``: ``"ws://a:8000,ws://b:8000"`` (or a list) -> ``["ws://a:8000", ...]``.
+
+    Raises:
+        ValueError: no server is named.
+    """
+    parts = spec.split(",") if isinstance(spec, str) else list(spec)
+    servers = [p.strip() for p in parts if p.strip()]
+    if not servers:
+        raise ValueError(f"no environment server in {spec!r}: give ws://host:port[,ws://host:port...]")
+    return servers
+
+
+def task_set_name(tasks: Task | TaskSet) -> str | None:
+    """The name a server knows a task (or a task set) by: the bundled split its tasks come from.
+
+    A training pool or an evaluation subset of a bundled split (``train-easy-pool@0``, ``train-easy@100000``) is
+    named after the split, which every server offers. Anything else (a GAIA copy, a task file) has no such name:
+    None for a task, the set's own name for a set (a server operator registers a set under a name with
+    ``toolr1-serve --task-set NAME=PATH``; the trainer must then call its set by that name).
+    """
+    from toolr1_env.suite import SPLITS
+
+    def split_of(task: Task) -> str | None:
+        split = task.metadata.get("split")  # bundled tasks also carry their world; user metadata may say "split"
+        return split if split in SPLITS and "world" in task.metadata else None
+
+    if isinstance(tasks, Task):
+        return split_of(tasks)
+    splits = {split_of(t) for t in tasks.tasks}
+    if len(splits) == 1 and None not in splits:
+        return splits.pop()
+    return tasks.name
+
+
+def remote_vector_env(servers: str | Sequence[str], num_envs: int, tasks: str, **options: Any) -> ThreadVectorEnv:
+    """``num_envs`` :class:`RemoteToolR1Env` over a pool of servers, spread round-robin (env ``i`` starts on
+    server ``i mod len(servers)``; each fails over to the others), in a :class:`ThreadVectorEnv`.
+
+    Args:
+        servers: ``--env_servers``' text or a list of addresses (:func:`parse_servers`).
+        num_envs: the envs (one server session each).
+        tasks: the task set every env plays, by the name the servers know it (:func:`task_set_name`).
+        options: the other ``RemoteToolR1Env`` arguments (``max_turns``, ``step_timeout``...).
+    """
+    pool = parse_servers(servers)
+
+    def factory(start: int) -> RemoteToolR1Env:
+        return RemoteToolR1Env(pool[start:] + pool[:start], tasks, first_server=0, **options)
+
+    return ThreadVectorEnv([functools.partial(factory, i % len(pool)) for i in range(num_envs)])
+
+
 class RemoteToolR1Env(gym.Env[str, str]):
     """ToolR1-GAIA-v0 played on environment servers; see the module docstring and ``docs/serving.md``.
 
@@ -77,13 +141,16 @@ class RemoteToolR1Env(gym.Env[str, str]):
         connect_timeout: seconds to open a connection. ``message_timeout``: seconds to wait for a reply before the
             server counts as lost (default: ``3 * step_timeout + 60``, room for the judge and a slow sandbox start).
         retry_after: seconds a lost server is skipped by this process's envs.
+        first_server: the index of the server the env starts on (default: the next in turn for this process,
+            so envs made one after another spread evenly).
     """
 
     metadata = ToolR1Env.metadata
 
     def __init__(self, remote: str | Sequence[str], tasks: str = "train", *, max_turns: int | None = None,
                  step_timeout: float = 10.0, connect_timeout: float = 10.0, message_timeout: float | None = None,
-                 retry_after: float = 30.0, render_mode: str | None = None, **options: Any) -> None:
+                 retry_after: float = 30.0, render_mode: str | None = None, first_server: int | None = None,
+                 **options: Any) -> None:
         servers = [remote] if isinstance(remote, str) else list(remote)
         if not servers:
             raise ValueError("remote= needs at least one server address")
@@ -93,7 +160,7 @@ class RemoteToolR1Env(gym.Env[str, str]):
                             "and tool callables are set by the server operator (toolr1-serve flags)")
         if max_turns is not None and max_turns < 1:
             raise ValueError(f"max_turns must be >= 1, got {max_turns}")
-        start = next(_spread) % len(servers)
+        start = (next(_spread) if first_server is None else first_server) % len(servers)
         self.servers = [ws_url(s) for s in servers[start:] + servers[:start]]
         self._options = {"tasks": tasks, "step_timeout": float(step_timeout), **options}
         self._max_turns_arg, self._time_limit = max_turns, None
@@ -119,15 +186,22 @@ class RemoteToolR1Env(gym.Env[str, str]):
         self._time_limit = max_episode_steps if max_episode_steps and max_episode_steps > 0 else None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-        """Start an episode on a live server (``options={"task_id": ...}`` picks a task, else ``seed``)."""
+        """Start an episode on a live server (``options={"task_id": ...}`` or ``{"task": Task}`` picks a task, else
+        ``seed``); a ``Task`` travels as its id and its set's name (see the module docstring)."""
         super().reset(seed=seed)
         options = dict(options or {})
-        if "task" in options:
-            raise TypeError("options['task'] (a Task object) cannot be sent to a server: give options['task_id']")
         data: dict[str, Any] = {"config": {**self._options, "max_turns": self.max_turns}}
         if seed is not None:
             data["seed"] = int(seed)
-        if "task_id" in options:
+        task = options.get("task")
+        if "task" in options:
+            if not isinstance(task, Task):
+                raise TypeError(f"options['task'] must be a toolr1_env.Task, got {type(task).__name__}")
+            data["task_id"] = task.task_id
+            home = task_set_name(task)
+            if home is not None and home != self._options["tasks"]:
+                data["task_set"] = home
+        elif "task_id" in options:
             data["task_id"] = str(options["task_id"])
         reasons: list[str] = []
         for server in self._candidates():
@@ -144,7 +218,7 @@ class RemoteToolR1Env(gym.Env[str, str]):
                 reasons.append(f"{server}: full ({reply['data'].get('message', '')})")
                 self._disconnect()
                 continue
-            result = self._result(reply)
+            result = self._result(reply, task)
             self._turn, self._done, self._info = 0, False, dict(result["info"])
             self._history = [result["text"]]
             return result["text"], dict(result["info"])
@@ -241,13 +315,22 @@ class RemoteToolR1Env(gym.Env[str, str]):
             with _down_lock:
                 _down[server] = time.monotonic() + self.retry_after
 
-    @staticmethod
-    def _result(reply: Mapping[str, Any]) -> dict[str, Any]:
+    def _result(self, reply: Mapping[str, Any], task: Task | None = None) -> dict[str, Any]:
         data = reply.get("data") or {}
         if reply.get("type") != "observation":
-            raise RemoteEnvError(f"server error ({data.get('code', '?')}): {data.get('message', reply)}",
+            hint = ""
+            if task is not None:
+                hint = (f" (options['task'] {task.task_id!r} was sent as its id and task set "
+                        f"{task_set_name(task) or self._options['tasks']!r}: a server plays only tasks of sets it "
+                        "offers)")
+            raise RemoteEnvError(f"server error ({data.get('code', '?')}): {data.get('message', reply)}{hint}",
                                  str(data.get("code", "")))
-        return data.get("observation") or {}
+        observation = data.get("observation") or {}
+        if task is not None and task.question not in str(observation.get("text", "")):
+            self._disconnect()  # the session holds an episode of another task: leave it
+            raise RemoteEnvError(f"the server's task {task.task_id!r} asks another question than the Task given: "
+                                 "client and server hold different versions of its task set")
+        return observation
 
     def _server_outage(self, why: str, server_alive: bool = False) -> tuple[str, float, bool, bool, dict[str, Any]]:
         """End the episode on a lost server (or session), as the local env ends one on a sandbox failure."""

@@ -8,6 +8,8 @@ Client to server (JSON text frames)::
 
     {"type": "reset", "data": {"seed": 3, "task_id": "warmup-eval-0007", "config": {"tasks": "warmup-eval",
                                 "max_turns": 4, "step_timeout": 10}}}
+    {"type": "reset", "data": {"seed": 0, "task_id": "train-easy-100003", "task_set": "train-easy",
+                               "config": {"tasks": "train", ...}}}
     {"type": "step", "data": {"code": "```py\\nprint(6 * 7)\\n```"}}
     {"type": "state"}
     {"type": "close"}
@@ -15,6 +17,11 @@ Client to server (JSON text frames)::
 Server to client: ``{"type": "observation", "data": {"observation": {"text", "info", "terminated",
 "truncated"}, "reward": float, "done": bool}}``, or ``{"type": "error", "data": {"message", "code"}}`` (OpenEnv's
 codes: ``CAPACITY_REACHED``, ``VALIDATION_ERROR``, ``EXECUTION_ERROR``, ...).
+
+``task_set`` (optional, with ``task_id``) names the set the task belongs to when it is not the session's own
+``config["tasks"]``: the server looks the task up in its own copy of that set and plays it in the session's env,
+as the local env plays ``reset(options={"task": task})`` (a ``Task`` object crosses the wire as its id and its
+set's name; tasks are never rebuilt from client data). An unknown set is refused with the list of those offered.
 
 ``config`` holds the ``gym.make`` arguments a client may choose (:data:`CLIENT_OPTIONS`); everything that holds a
 secret or reaches the network (judge, web, vision, transcription endpoints and their API keys) is fixed by the
@@ -40,6 +47,7 @@ CLIENT_OPTIONS: dict[str, tuple[type, ...]] = {
     "max_observation_chars": (int,),
     "answer_weight": (int, float),
     "exec_weight": (int, float),
+    "exec_bonus": (str,),  # "always" or "correct" (toolr1_env.reward.EXEC_BONUS)
     "text_answers": (bool,),
     "prompt_style": (str,),
     "tools": (list, tuple),  # names of tools the server operator registered (``toolr1-serve --tool``)

@@ -84,15 +84,19 @@ class CodeAgentHarness:
         system_prompt: None keeps smolagents' prompt; a string replaces its system prompt template.
         sandbox: the executor's sandbox limits.
         stream: use the model's streaming API (``CodeAgent(stream_outputs=True)``).
+        request_timeout: seconds the agent's OpenAI client waits for one proxy call. A call that times out
+            crashes the episode, an infrastructure error left out of training: raise it where sampling is slow
+            (a CPU shared with other jobs, many episodes queued behind one sampling thread).
     """
 
     def __init__(self, *, max_steps: int = 3, max_tokens: int = 96, system_prompt: str | None = COMPACT_SYSTEM_PROMPT,
-                 sandbox: SandboxConfig | None = None, stream: bool = False) -> None:
+                 sandbox: SandboxConfig | None = None, stream: bool = False, request_timeout: float = 600.0) -> None:
         self.max_steps = max_steps
         self.max_tokens = max_tokens
         self.templates = prompt_templates(system_prompt)
         self.sandbox = sandbox or SandboxConfig(preload=(), step_timeout=5.0)
         self.stream = stream
+        self.request_timeout = request_timeout
         self._executors: queue.SimpleQueue = queue.SimpleQueue()
         self._all: list[Any] = []
         # Sandboxes are started by this one long-lived thread: bubblewrap's --die-with-parent ends a sandbox
@@ -117,7 +121,8 @@ class CodeAgentHarness:
         from smolagents.monitoring import LogLevel
 
         model = OpenAIServerModel(model_id=call.model, api_base=call.base_url, api_key=call.api_key,
-                                  max_tokens=self.max_tokens, client_kwargs={"max_retries": 0})
+                                  max_tokens=self.max_tokens,
+                                  client_kwargs={"max_retries": 0, "timeout": self.request_timeout})
         executor = self._executor(list(call.task.files))
         try:
             agent = CodeAgent(tools=[], model=model, executor=executor, max_steps=self.max_steps,

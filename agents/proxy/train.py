@@ -50,7 +50,10 @@ class Args:
     iterations: int = arg(4, "GRPO iterations")
     max_steps: int = arg(2, "CodeAgent's max_steps")
     max_tokens: int = arg(64, "completion tokens per call")
-    concurrency: int = arg(8, "harness episodes in flight (their calls share sampling batches)")
+    concurrency: int = arg(16, "harness episodes in flight (their calls share sampling batches; the proxy samples "
+                               "at most 16 rows at once)")
+    request_timeout: float = arg(600.0, "seconds CodeAgent's client waits for one proxy call (a timeout is an "
+                                        "infrastructure error: raise it on a loaded CPU)")
     lr: float = arg(2e-4, "AdamW learning rate of the LoRA adapter")
     lora_r: int = arg(16, "LoRA rank")
     temperature: float = arg(1.0, "sampling temperature (also the one the update scores at)")
@@ -120,7 +123,8 @@ def main(args: Args) -> dict[str, Any]:
             else rng.sample(list(task_set.tasks), args.num_tasks))
     scorer = EnvScorer.of(ToolR1Env(tasks=task_set))  # the env's judge and reward weights
     harness = CodeAgentHarness(max_steps=args.max_steps, max_tokens=args.max_tokens,
-                               system_prompt=None if args.smolagents_prompt else COMPACT_SYSTEM_PROMPT)
+                               system_prompt=None if args.smolagents_prompt else COMPACT_SYSTEM_PROMPT,
+                               request_timeout=args.request_timeout)
     config = UpdateConfig()
     optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=args.lr)
     queue = SampleQueue() if args.queue else None
@@ -142,7 +146,11 @@ def main(args: Args) -> dict[str, Any]:
                     f.write(json.dumps(metrics) + "\n")
                 print(f"[proxy-train] it {iteration}: reward {metrics['reward']:.3f} answer "
                       f"{metrics['answer_score']:.3f} exec {metrics['exec_success']:.3f} rerender "
-                      f"{metrics['proxy/rerender_rate']:.2f} {metrics['iteration_seconds']:.0f}s", flush=True)
+                      f"{metrics['proxy/rerender_rate']:.2f} infra {metrics['infra_errors']:.0f} "
+                      f"{metrics['iteration_seconds']:.0f}s", flush=True)
+                crashed = [e.infra_error for e in episodes if e.infra_error]
+                if crashed:  # what made them infrastructure errors (a timeout, a crash), first line of the first
+                    print(f"[proxy-train]   first infrastructure error: {crashed[0].splitlines()[0]}", flush=True)
     finally:
         harness.close()
     policy.save_adapter(str(out / "adapter"))

@@ -26,13 +26,16 @@ of the two forward passes (KV cache vs. full sequence): measured ~1e-3 in bf16 o
   prefix every distinct prompt shares (the task prompt's instructions and tool list, the same for every task
   of a world) is prefilled once and copied, and each prompt's own rest runs after it, left-padded behind
   the shared columns (the attention mask hides the padding; positions continue from the header).
+* **Earlier turns.** Inside :meth:`agents.learner.policy.Policy.reusing_turns` (a rollout), each row's keys
+  and values are kept when it stops and a later prompt that extends them starts from them
+  (:mod:`agents.learner.turn_cache`): a turn prefills only the observation and its own opening.
 
 Stop checks (:class:`agents.learner.sampling.StopMatcher`) measured at well under 1% of the time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +45,7 @@ import torch
 from agents.learner.records import FinishReason
 from agents.learner.sampling import StopMatcher, TokenPieces, sample_next
 from agents.learner.scoring import ModelParts, make_cache, returned_cache
+from agents.learner.turn_cache import TurnCache, cached_batch, stored_row
 
 #: Compact the batch (drop finished rows from the cache) once this share of its rows has finished.
 COMPACT_FRACTION = 0.25
@@ -146,13 +150,15 @@ def shared_header(prompts: Sequence[Sequence[int]], minimum: int = MIN_SHARED_HE
 def decode(model: Any, prompts: Sequence[Sequence[int]], *, budget: int, temperature: float, top_p: float,
            generator: torch.Generator | None, matcher: StopMatcher, pieces: TokenPieces,
            eos_token_ids: frozenset[int], pad_token_id: int, cache_argument: str, share: bool,
-           device: torch.device, parts: ModelParts | None = None) -> Decoded:
+           device: torch.device, parts: ModelParts | None = None, turns: TurnCache | None = None) -> Decoded:
     """Continue every prompt until EOS, a stop (``matcher``) or ``budget`` tokens; see the module docstring.
 
     ``share`` (the model fills a ``DynamicCache`` in place): prefill identical prompts once and drop finished
     rows from the cache; without it every row is prefilled and decoded to the end with the model's own cache.
     ``parts`` (the policy's :class:`~agents.learner.scoring.ModelParts`): take logits from its decoder and
     head, the trainer's own (fp32 logits); without them, or without a chunkable head, from the model.
+    ``turns`` (with ``share``): take the keys and values of prompts' earlier turns from it and put every row's
+    back when it stops (:mod:`agents.learner.turn_cache`); then the shared header is not used.
     """
     step_logits = _logits_function(model, parts)
     rows = len(prompts)
@@ -163,14 +169,23 @@ def decode(model: Any, prompts: Sequence[Sequence[int]], *, budget: int, tempera
     else:
         source_row, unique = list(range(rows)), prompts
     cache = make_cache(model) if share else None
-    header = shared_header(unique) if share else 0
-    if header:  # the header runs once; its cache rows are copied to every prompt, then the rest runs
-        step_logits(input_ids=torch.tensor([list(unique[0][:header])], dtype=torch.long, device=device),
-                    use_cache=True, **{cache_argument: cache})  # fills the cache: [1, P]
-        cache.batch_select_indices(torch.zeros(len(unique), dtype=torch.long, device=device))  # [U, P]
-    input_ids, attention = _left_padded([p[header:] for p in unique], pad_token_id, device)  # [U, L - P] each
-    positions = header + (attention.cumsum(-1) - 1).clamp(min=0)  # [U, L - P]
-    attention = torch.cat([attention.new_ones((len(unique), header)), attention], dim=1)  # [U, L]
+    found = turns.take(unique) if share and turns is not None else [None] * len(unique)
+    done = [len(row.tokens) if row is not None else 0 for row in found]  # tokens of each prompt already cached
+    if any(done):  # earlier turns' keys and values, right-aligned; each prompt's new tokens run after them
+        _, before = cached_batch(cache, found)  # [U, C]
+    else:
+        header = shared_header(unique) if share else 0
+        done = [header] * len(unique)
+        before = torch.ones((len(unique), header), dtype=torch.long)  # [U, P]
+        if header:  # the header runs once; its cache rows are copied to every prompt, then the rest runs
+            step_logits(input_ids=torch.tensor([list(unique[0][:header])], dtype=torch.long, device=device),
+                        use_cache=True, **{cache_argument: cache})  # fills the cache: [1, P]
+            cache.batch_select_indices(torch.zeros(len(unique), dtype=torch.long, device=device))  # [U, P]
+    input_ids, attention = _left_padded([p[n:] for p, n in zip(unique, done, strict=True)], pad_token_id,
+                                        device)  # [U, R] each
+    offsets = torch.tensor(done, dtype=torch.long, device=device)[:, None]  # [U, 1]
+    positions = offsets + (attention.cumsum(-1) - 1).clamp(min=0)  # [U, R]
+    attention = torch.cat([before.to(device), attention], dim=1)  # [U, C + R]
     cache_kw = {cache_argument: cache} if share else {}
     out, logits = step_logits(input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True,
                               **cache_kw)  # logits: [U, V]
@@ -204,6 +219,9 @@ def decode(model: Any, prompts: Sequence[Sequence[int]], *, budget: int, tempera
             break
         if share and finished >= max(1, int(len(active) * COMPACT_FRACTION)):  # drop finished rows everywhere
             keep = [j for j, alive in enumerate(live) if alive]
+            if turns is not None:
+                _store(turns, cache, attention, [j for j, alive in enumerate(live) if not alive], active, prompts,
+                       new_ids)
             index = torch.tensor(keep, dtype=torch.long, device=device)  # [b']
             cache.batch_select_indices(index)
             attention, next_position, tokens = attention[index], next_position[index], tokens[index]  # [b', ...]
@@ -215,4 +233,16 @@ def decode(model: Any, prompts: Sequence[Sequence[int]], *, budget: int, tempera
         if not share:
             cache = returned_cache(out, cache_argument)
         next_position = next_position + 1  # [b]
+    if share and turns is not None:
+        _store(turns, cache, attention, range(len(active)), active, prompts, new_ids)
     return Decoded(new_ids, new_logprobs, reasons)
+
+
+def _store(turns: TurnCache, cache: Any, attention: torch.Tensor, batch_rows: Iterable[int], active: Sequence[int],
+           prompts: Sequence[Sequence[int]], new_ids: Sequence[Sequence[int]]) -> None:
+    """Put batch rows' keys and values in ``turns``: the prompt and every generated token but the last (the
+    tokens certainly fed to the model; a finished row rides along with later tokens, which are cut off)."""
+    for j in batch_rows:
+        row = active[j]
+        tokens = [*prompts[row], *new_ids[row][:-1]]
+        turns.put(stored_row(cache, j, attention[j].nonzero().squeeze(-1), tokens))

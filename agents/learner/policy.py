@@ -36,6 +36,7 @@ from agents.learner.model_loading import check_chat_template
 from agents.learner.records import Generation
 from agents.learner.sampling import StopMatcher, TokenPieces
 from agents.learner.scoring import check_prefix_sharing, inspect_model, make_cache, token_logprobs
+from agents.learner.turn_cache import TurnCache
 
 #: The linear layers of a Llama-style block that receive a LoRA adapter (every trainer of this project uses them).
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -113,6 +114,7 @@ class Policy:
         self.config = config or PolicyConfig()
         self.tokenizer = tokenizer
         self.version = 0
+        self._turns: TurnCache | None = None  # set inside reusing_turns()
         self.chat = ChatFormat.from_tokenizer(tokenizer, self.config.observation_role)
         self._checked_system_prompts: set[str | None] = set()
         self.check_conversation(None)
@@ -228,13 +230,31 @@ class Policy:
                              top_p=self.config.top_p if top_p is None else top_p, generator=generator,
                              matcher=matcher, pieces=self._pieces, eos_token_ids=self.eos_token_ids,
                              pad_token_id=self.pad_token_id, cache_argument=self.parts.cache_argument,
-                             share=self.config.prefix_sharing, device=self.device, parts=self.parts)
+                             share=self.config.prefix_sharing, device=self.device, parts=self.parts,
+                             turns=self._turns)
         finally:
             self.model.train(was_training)
         return [
             Generation(ids, lps, reason, self.tokenizer.decode(ids, skip_special_tokens=True))
             for ids, lps, reason in zip(out.token_ids, out.logprobs, out.finish_reasons, strict=True)
         ]
+
+    @contextmanager
+    def reusing_turns(self) -> Iterator[TurnCache]:
+        """Within this block, :meth:`sample` keeps each row's keys and values and a later prompt that extends
+        them (an episode's next turn) prefills only its new tokens (:mod:`agents.learner.turn_cache`).
+
+        Only for a stretch in which the weights do not change (a rollout or an evaluation): leave the block
+        before any optimiser step. Nested blocks share the outer store.
+        """
+        if self._turns is not None:
+            yield self._turns
+            return
+        self._turns = TurnCache()
+        try:
+            yield self._turns
+        finally:
+            self._turns = None
 
     def autocast(self) -> AbstractContextManager[Any]:
         """bfloat16 autocast on the model's device when ``config.bf16``, else nothing."""

@@ -35,6 +35,7 @@ class RolloutStats:
     generation_seconds: float = 0.0
     env_seconds: float = 0.0
     wall_seconds: float = 0.0
+    reused_prompt_tokens: int = 0  # prompt tokens taken from earlier turns' keys and values, not prefilled
     extra: dict[str, float] = field(default_factory=dict)
 
     def as_metrics(self) -> dict[str, float]:
@@ -45,6 +46,7 @@ class RolloutStats:
             "rollout/tokens_per_s": self.generated_tokens / max(self.generation_seconds, 1e-9),
             "rollout/env_steps_per_s": self.env_steps / max(self.env_seconds, 1e-9),
             "rollout/wall_s": self.wall_seconds,
+            "rollout/reused_prompt_tokens": self.reused_prompt_tokens,
         }
 
 
@@ -210,7 +212,9 @@ def collect(policy: Policy, envs: ThreadVectorEnv, requests: Sequence[EpisodeReq
                                 max_episode_tokens)
     player = PolicyPlayer(policy, conversation, temperature=temperature, generator=generator, scripts=scripts)
     engine = EngineStats()
-    episodes = play_episodes(player, envs, requests, stats=engine)
+    with policy.reusing_turns() as turns:  # the weights stay fixed while episodes play
+        episodes = play_episodes(player, envs, requests, stats=engine)
+    player.stats.reused_prompt_tokens = turns.reused_tokens
     stats = player.stats
     stats.episodes, stats.env_steps = engine.episodes, engine.env_steps
     stats.env_seconds, stats.wall_seconds = engine.env_seconds, engine.wall_seconds

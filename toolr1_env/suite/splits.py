@@ -1,12 +1,18 @@
 """The bundled splits and :func:`load_split`: one call gives a :class:`~toolr1_env.tasks.TaskSet`.
 
-Fixed splits (``validation``, ``test``, ``warmup-eval``, ``level1-eval``) are generated from their split
-name at load time, always the same: for each level, the level's templates are used in turn so every
-template appears, each task draws its entities from a seed derived from the split name and its index,
-and repeated questions are redrawn. Generated splits (``train``, ``train-easy``, ``warmup``) make one
-task per integer seed (``train-<seed>``) in the training world, which shares no entity name with any
-evaluation world; a generated draft whose question equals a fixed split's question (possible only for
-world-free warm-up questions) is redrawn, so generated and fixed questions never overlap.
+Fixed splits (``validation``, ``test``, ``warmup-eval``, ``level1-eval``, ``files-eval``) are generated
+from their split name at load time, always the same: for each level, the level's templates are used in
+turn so every template appears, each task draws its entities from a seed derived from the split name and
+its index, and repeated questions are redrawn. Generated splits (``train``, ``train-easy``, ``warmup``,
+``train-files``, ``train-easy-files``) make one task per integer seed (``train-<seed>``) in the training
+world, which shares no entity name with any evaluation world; a generated draft whose question equals a
+fixed split's question (possible only for world-free warm-up questions) is redrawn, so generated and fixed
+questions never overlap.
+
+A split draws from one template family (:data:`~toolr1_env.suite.generators.FAMILIES`): the first seven
+from ``standard``; ``train-files`` and ``files-eval`` from ``long-files`` (one attached table of 150-400
+rows per task, in every format, whose answer must be computed: copying from a printout cannot work);
+``train-easy-files`` from both (``train-easy``'s mix with the long-file templates among its level-1 ones).
 
 Attached files are written when a task is made, only if not already there, under
 ``<cache>/<split>/<task_id>/`` where ``<cache>`` is ``cache_dir`` or ``$TOOLR1_CACHE/suite/v<N>``
@@ -24,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolr1_env.suite.files import write_document
-from toolr1_env.suite.generators import TEMPLATES_BY_LEVEL, Draft, Template, draw
+from toolr1_env.suite.generators import FAMILIES, Draft, Template, draw
 from toolr1_env.suite.generators.base import STEP_SEPARATOR
 from toolr1_env.suite.inspect_file import inspect_file
 from toolr1_env.suite.search import make_visit_page, make_web_tools
@@ -40,13 +46,19 @@ GAIA_MIX: dict[int, int] = {1: 53, 2: 86, 3: 26}
 
 @dataclass(frozen=True)
 class SplitSpec:
-    """A bundled split: fixed (``counts`` per level) or generated (``weights`` per level)."""
+    """A bundled split: fixed (``counts`` per level) or generated (``weights`` per level), drawing from the
+    template family ``family``."""
 
     name: str
     world: str
     description: str
     counts: Mapping[int, int] | None = None
     weights: Mapping[int, float] | None = None
+    family: str = "standard"
+
+    def templates(self, level: int) -> tuple[Template, ...]:
+        """The templates this split draws its tasks of ``level`` from."""
+        return FAMILIES[self.family][level]
 
     @property
     def is_fixed(self) -> bool:
@@ -66,6 +78,12 @@ SPLITS: dict[str, SplitSpec] = {
                   weights={level: n / 165 for level, n in GAIA_MIX.items()}),
         SplitSpec("train-easy", TRAIN_WORLD, "generated, half level 0, half level 1", weights={0: 0.5, 1: 0.5}),
         SplitSpec("warmup", TRAIN_WORLD, "generated, level 0 only", weights={0: 1.0}),
+        SplitSpec("files-eval", "files-eval", "32 level-1 tasks on long attached tables (150-400 rows)",
+                  counts={1: 32}, family="long-files"),
+        SplitSpec("train-files", TRAIN_WORLD, "generated, level 1 only: long attached tables (150-400 rows)",
+                  weights={1: 1.0}, family="long-files"),
+        SplitSpec("train-easy-files", TRAIN_WORLD, "generated, train-easy's mix plus the long-table tasks (a third "
+                  "of level 1)", weights={0: 0.5, 1: 0.5}, family="standard+long-files"),
     )
 }  # fmt: skip
 
@@ -107,7 +125,7 @@ def fixed_drafts(name: str) -> tuple[tuple[Template, Draft], ...]:
     world = get_world(spec.world)
     jobs: list[tuple[int, Template]] = []
     for level, count in sorted(spec.counts.items()):
-        templates = list(TEMPLATES_BY_LEVEL[level])
+        templates = list(spec.templates(level))
         random.Random(f"{name}:templates:{level}").shuffle(templates)
         jobs += [(level, templates[i % len(templates)]) for i in range(count)]
     random.Random(f"{name}:order").shuffle(jobs)
@@ -152,7 +170,12 @@ def generated_draft(spec: SplitSpec, seed: int) -> tuple[Template, Draft]:
     level = _choose_level(spec.weights, random.Random(f"{spec.name}:level:{seed}"))
     reserved = fixed_questions()
     for retry in range(100):
-        template, draft = draw(get_world(spec.world), level, f"{spec.name}:{seed}" + (f":{retry}" if retry else ""))
+        template, draft = draw(
+            get_world(spec.world),
+            level,
+            f"{spec.name}:{seed}" + (f":{retry}" if retry else ""),
+            templates=spec.templates(level),
+        )
         if draft.question not in reserved:
             return template, draft
     raise RuntimeError(f"{spec.name}: seed {seed} only gives questions of fixed splits")
@@ -175,7 +198,7 @@ def load_split(name: str, *, cache_dir: str | os.PathLike[str] | None = None) ->
 
     Args:
         name: one of :data:`SPLITS` (``validation``, ``test``, ``warmup-eval``, ``level1-eval``,
-            ``train``, ``train-easy``, ``warmup``).
+            ``files-eval``, ``train``, ``train-easy``, ``warmup``, ``train-files``, ``train-easy-files``).
         cache_dir: folder for attached files (default :func:`default_cache_dir`).
 
     Fixed splits come back with their tasks (files written on first load). Generated splits come back

@@ -2,7 +2,10 @@
 
 Every split is bound to one world. The evaluation splits each get their own small world; the generated
 training splits share one larger world whose names exclude every evaluation world's names, so nothing
-learnt about the training world's entities answers an evaluation question.
+learnt about the training world's entities answers an evaluation question. Evaluation worlds added after
+the training world was fixed (:data:`LATE_WORLDS`) keep the same separation the other way round: reserving
+their names in the training world would change every training task, so they reserve the training world's
+names (and every other world's) instead.
 """
 
 from __future__ import annotations
@@ -32,7 +35,11 @@ EVAL_WORLDS: dict[str, WorldSpec] = {
 }
 TRAIN_WORLD = "train"
 TRAIN_WORLD_SPEC = WorldSpec(seed=9_009, size=TRAIN_SIZE)
-WORLD_NAMES = (*EVAL_WORLDS, TRAIN_WORLD)
+#: Evaluation worlds added later, in order: each reserves the names of every world before it.
+LATE_WORLDS: dict[str, WorldSpec] = {
+    "files-eval": WorldSpec(seed=5_005, size=EVAL_SIZE),
+}
+WORLD_NAMES = (*EVAL_WORLDS, TRAIN_WORLD, *LATE_WORLDS)
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,10 @@ def get_world(name: str) -> World:
     if name == TRAIN_WORLD:
         reserved = frozenset(n.lower() for other in EVAL_WORLDS for n in get_world(other).all_names())
         return build_world(TRAIN_WORLD_SPEC.seed, TRAIN_WORLD_SPEC.size, reserved)
+    if name in LATE_WORLDS:
+        earlier = WORLD_NAMES[: WORLD_NAMES.index(name)]
+        reserved = frozenset(n.lower() for other in earlier for n in get_world(other).all_names())
+        return build_world(LATE_WORLDS[name].seed, LATE_WORLDS[name].size, reserved)
     raise KeyError(f"unknown world {name!r}; known: {WORLD_NAMES}")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -123,3 +124,49 @@ def test_one_process_collectives_are_no_ops_and_checksums_see_one_bit():
     flipped[1].view(torch.int32)[3] ^= 1  # the lowest mantissa bit of one value
     assert checksum(weights) == checksum([w.clone() for w in weights]) != checksum(flipped)
     assert dp.gather_checksums(weights) == [checksum(weights)]
+
+
+@pytest.mark.slow
+def test_a_two_process_run_killed_and_resumed_ends_where_the_uninterrupted_run_ends(tmp_path):
+    """Kill a 2-process run (SIGKILL, both ranks and the launcher) after its first iteration's checkpoint, resume
+    it: every step after the kill replays the uninterrupted run of the same seed, down to the adapter's bits.
+
+    Slow (3 launches of 2 processes: 8+ min on a busy 2-core machine), so CI's ``-m 'not slow'``
+    skips it; run it with ``pytest -m slow tests/test_data_parallel.py``.
+    """
+    from test_train_grpo import ROOT, SCRIPT, SMALL, accelerate, rows
+
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    args = ["--iterations", "2", "--no_eval_at_start"]
+    result = accelerate([*args, "--output_dir", str(straight)], timeout=1500)  # minutes on a busy 2-core machine
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                                "--master_port", str(port), str(SCRIPT), *SMALL, *args, "--output_dir", str(split)],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                               env={**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"})
+    pointer = split / "checkpoints" / "latest"
+    deadline = time.monotonic() + 1500
+    while not (pointer.is_file() and pointer.read_text() == "step-0") and time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert pointer.is_file(), "no checkpoint was written before the kill"
+    done = int(pointer.read_text().split("-")[1]) + 1
+    assert done < 2, "the run finished before it could be killed"
+
+    resumed = accelerate([*args, "--output_dir", str(split), "--resume"], timeout=1500)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = rows(straight), rows(split)
+    assert [r["step"] for r in b] == [r["step"] for r in a] == [0, 1, 2]
+    for key in ("dp/adapter_checksum/rank0", "dp/adapter_checksum/rank1", "dp/task_digest/rank0",
+                "dp/task_digest/rank1", "dp/queue_checksum/rank0", "rollout/task_ids", "rollout/generated_tokens",
+                "update/loss"):
+        assert [r.get(key) for r in a[done + 1:]] == [r.get(key) for r in b[done + 1:]], key
+    assert a[-1]["dp/adapter_checksum/rank0"] == b[-1]["dp/adapter_checksum/rank1"]  # the end: one adapter
+    adapters = [(run / "checkpoints" / "step-1" / "adapter" / "adapter_model.safetensors").read_bytes()
+                for run in (straight, split)]
+    assert adapters[0] == adapters[1]  # and the saved adapter files are byte-identical

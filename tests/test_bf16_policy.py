@@ -2,7 +2,8 @@
 
 Before: sampling merged the LoRA delta into bf16 weights (a delta under ~0.4% of a weight rounds away) and read
 bf16 logits from the model's own head, so the sampler's log-probs (the loss's old log-probs) came from another
-policy than the one trained. Now bf16 weights are never merged, and both sides take fp32 logits from one head.
+policy than the one trained. Now nothing is merged when the matmuls run in bf16 (bf16 weights, or fp32 weights
+under ``--bf16`` autocast), and both sides take fp32 logits from one head.
 """
 
 from __future__ import annotations
@@ -52,6 +53,15 @@ def test_a_small_lora_delta_rounds_away_when_merged_into_bf16_weights_so_bf16_is
         assert merged_fp32
     with merged_adapter(tiny_policy(tokenizer, torch.bfloat16, 0.05).model) as merged_bf16:
         assert not merged_bf16  # sampling runs PEFT's adapter path, as the trainer's forward does
+
+
+def test_fp32_weights_are_not_merged_under_bf16_autocast(tokenizer):
+    # --bf16 keeps fp32 weights but casts them to bf16 in every matmul: a merged W + delta would round the same way.
+    policy = tiny_policy(tokenizer, torch.float32, 0.05)
+    with torch.autocast("cpu", dtype=torch.bfloat16), merged_adapter(policy.model) as merged_under_autocast:
+        assert not merged_under_autocast
+    with merged_adapter(policy.model) as merged_fp32:
+        assert merged_fp32
 
 
 def test_the_head_gives_fp32_logits_from_bf16_weights(tokenizer):

@@ -118,8 +118,10 @@ class Args:
                                               "in the loss)")
     prefix_sharing: bool = arg(True, "prefill a group's prompt once when sampling and scoring (needs a model "
                                      "with a DynamicCache; --no_prefix_sharing for others)")
-    merge_for_sampling: bool = arg(True, "sample on merged LoRA weights (faster; one copy of the adapted weights "
-                                         "while sampling)")
+    merge_for_sampling: bool = arg(True, "fp32 (--dtype float32, no --bf16): sample on W + LoRA delta merged into "
+                                         "a copy of each adapted weight (faster; restored exactly after sampling). "
+                                         "Under --bf16 or --dtype bfloat16 nothing is merged (the delta would round "
+                                         "away in bf16): sampling runs the unmerged adapter, as training does")
     logprob_chunk_tokens: int = arg(512, "positions whose full-vocabulary logits are alive at once in the loss")
 
 

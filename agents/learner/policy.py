@@ -8,7 +8,8 @@ these ids; nothing is ever re-tokenised, so ids, ``loss_mask`` and log-probs sta
 
 Devices. Every tensor the policy makes or returns lives on :attr:`Policy.device` (the model's); inputs
 given on another device are moved there. Scoring never holds the full-vocabulary fp32 logits of a batch
-(:mod:`agents.learner.scoring`); sampling runs on merged adapter weights (:mod:`agents.learner.decoding`).
+(:mod:`agents.learner.scoring`); sampling runs on merged adapter weights in fp32, on PEFT's adapter path under
+bf16 (:mod:`agents.learner.decoding`).
 
 Which log-probs. Everything here scores tokens under ``log softmax(logits / temperature)`` with the
 policy's configured sampling temperature (the standard choice: the tempered distribution is the policy we
@@ -73,7 +74,9 @@ class PolicyConfig:
     prefix_sharing: bool = True
     """Prefill a group's shared prompt once (sampling and scoring); needs a model that fills a DynamicCache."""
     merge_for_sampling: bool = True
-    """Sample on merged LoRA weights (exactly restored afterwards; one copy of the adapted weights meanwhile)."""
+    """Sample on merged LoRA weights (exactly restored afterwards; one copy of the adapted weights meanwhile).
+    Only with fp32 weights and no ``bf16`` autocast: in bf16 the merged delta would round away, so sampling
+    then runs the unmerged adapter, as training does (:func:`agents.learner.decoding.merged_adapter`)."""
     logprob_chunk_tokens: int = 512
     """Tokens whose full-vocabulary logits are alive at once when scoring (memory vs. kernel size)."""
 
@@ -210,7 +213,7 @@ class Policy:
 
         Rows are left-padded into one batch and decoded with a KV cache (:func:`agents.learner.decoding.decode`):
         identical prompts (a GRPO group) are prefilled once, finished rows leave the batch, and the
-        adapter is merged while sampling. Rows still sample independently.
+        adapter is merged while sampling (fp32 only). Rows still sample independently.
         Log-probs are under the sampling temperature (greedy ``temperature=0``: temperature 1), before top-p
         truncation; see :func:`agents.learner.sampling.sample_next`. Arguments left ``None`` come from the config.
         """

@@ -258,10 +258,12 @@ def logprob_gap(sampler: torch.Tensor, trainer: torch.Tensor, mask: torch.Tensor
     of ``|trainer - sampler|`` over positions where ``mask`` is non-zero (0 and 0 when there are none).
 
     Both are ``[B, T]`` (or any equal shapes); NaN sampler entries (a demonstration: no sampler) are left out.
-    Log it every iteration (``rollout/logprob_gap/mean`` and ``/max``): a gap far above the numerics of the
-    two forward passes (~1e-3 in bf16, ~1e-6 in fp32 on the tiny test model) means the model that samples is
-    not the model that trains, and the loss's old log-probs should be recomputed with the training forward
-    (the truncated importance weight ``min(pi_train / pi_sampler, c)`` then corrects for the sampler).
+    The trainer logs the same quantity every iteration (``rollout/logprob_gap/mean`` and ``/max``), computed on
+    the device inside the update's first pass (:func:`agents.learner.update.micro_batch_loss`, no extra
+    forward and no extra host sync); this host-side form is for tests and tools. A gap far above the numerics
+    of the two forward passes (~1e-3 in bf16, ~1e-6 in fp32 on the tiny test model) means the model that
+    samples is not the model that trains, and the loss's old log-probs should be recomputed with the training
+    forward (the truncated importance weight ``min(pi_train / pi_sampler, c)`` then corrects for the sampler).
     """
     keep = (mask != 0) & ~torch.isnan(sampler)
     if not bool(keep.any()):

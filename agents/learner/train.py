@@ -10,8 +10,9 @@ A run is four phases, called in order by :func:`main`:
 1. :func:`set_up`: model, adapter (fresh or ``--init_adapter``), task pools, envs, queue, resume state.
 2. :func:`warm_up_phase`: supervised passes over verified demonstrations of the warm-up pool
    (``agents.learner.warmup``), checkpointed every pass; the result is kept as ``checkpoints/warmup``.
-3. :func:`rl_phase`: GRPO iterations (:func:`train_iteration`) on the RL pool with a fresh optimiser, the RL
-   learning rate and its schedule, a KL to the policy RL started from, and learnable task choice.
+3. :func:`rl_phase`: GRPO iterations (``agents.learner.iteration.train_iteration``) on the RL pool with a
+   fresh optimiser, the RL learning rate and its schedule, a KL to the policy RL started from, and learnable
+   task choice.
 4. Held-out evaluations (``agents.learner.heldout``) before the warm-up, after it, and at the end, and a table.
 
 Each GRPO iteration: choose ``tasks_per_iteration`` tasks; play ``group_size`` episodes per task (fewer when
@@ -30,7 +31,9 @@ process then plays and trains its share of the groups with a stream of its own, 
 Where this departs from textbook GRPO, and why: ``agents/learner/grpo.py`` (token-level normalisation,
 asymmetric clipping, optional KL), ``agents/learner/sample_queue.py`` (the queue: our design of an unpublished
 idea), ``agents/learner/warmup.py`` (the warm-up: not in the paper). Old log-probs are the sampler's own
-(computed at sampling time, no extra forward pass).
+(computed at sampling time, no extra forward pass); the update's first pass measures how far they are from the
+trainer's (``rollout/logprob_gap/mean`` and ``/max``: numerics only, ~1e-7 in fp32 and ~1e-4 under ``--bf16``
+on the tiny model, since the sampler never merges the adapter in bf16 and both sides use one fp32 head).
 """
 
 from __future__ import annotations
@@ -38,12 +41,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import pickle
 import random
 import sys
 import time
-import zlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.engine import EpisodeRequest
 from agents.learner.checkpointing import (
     check_compatible,
     init_adapter_dir,
@@ -64,23 +63,19 @@ from agents.learner.checkpointing import (
 )
 from agents.learner.config import Args, check_args, make_rl_pool, make_task_pool, queue_config
 from agents.learner.data_parallel import DataParallel, from_accelerator
-from agents.learner.episode_stats import episode_record
 from agents.learner.heldout import (
     EvalSet,
     close_eval_sets,
-    episode_metrics,
     evaluate,
     make_envs,
     make_eval_sets,
     result_table,
     same_tools,
 )
+from agents.learner.iteration import train_iteration
 from agents.learner.model_loading import load_model_and_tokenizer, make_tiny_model
 from agents.learner.playing import (
-    collect_everywhere,
     demonstration_turns,
-    group_owner,
-    offer_repairs,
     play_pool_demonstrations,
     seed_queue_with_demonstrations,
 )
@@ -90,16 +85,7 @@ from agents.learner.reference import AdapterSnapshot
 from agents.learner.run_log import RunLog, plot_curves
 from agents.learner.sample_queue import SampleQueue
 from agents.learner.task_choice import TaskChooser
-from agents.learner.update import (
-    NonFiniteLossError,
-    UpdateConfig,
-    build_groups,
-    compute_advantages,
-    rescore,
-    trainable,
-    update_policy,
-    without_infra_errors,
-)
+from agents.learner.update import UpdateConfig
 from agents.learner.warmup import warm_up
 from toolr1_env.tasks import TaskSet
 from toolr1_env.vector import ThreadVectorEnv
@@ -358,80 +344,6 @@ def finish(run: Run) -> dict[str, float]:
               f"{summary['wall_seconds'] / 60:.1f} min; run folder {run.run_dir}\n{table}\n")
     print(json.dumps(summary, indent=2))
     return summary
-
-
-def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optimizer, envs: ThreadVectorEnv,
-                    pool: TaskSet, queue: SampleQueue | None, config: UpdateConfig, args: Args,
-                    rng: random.Random, dp: DataParallel | None = None, log: RunLog | None = None,
-                    fixes: Mapping[str, list[str]] | None = None, *, chooser: TaskChooser | None = None,
-                    reference: AdapterSnapshot | None = None) -> tuple[dict[str, float], int]:
-    """Rollouts, queue, advantages and one update; returns (metrics, online rollouts spent).
-
-    ``rng`` is the stream every process shares: it chooses the tasks (through ``chooser``, default uniform
-    over ``pool``), the env seeds, and seeds this process's own stream for its shard of the update, so every
-    process makes the same draws from it whatever its shard holds. With ``fixes`` (task id ->
-    demonstration turns) and a queue, the iteration's failures are repaired before the groups are built
-    (:func:`offer_repairs`). With ``log``, the online episodes go to ``<run>/episodes/train-<iteration + 1>.jsonl``.
-    """
-    dp = dp or DataParallel()
-    chooser = chooser or TaskChooser([t.task_id for t in pool.tasks])
-    mastered = {t for t in chooser.task_ids if queue.is_mastered(t)} if queue is not None else set()
-    chosen = chooser.choose(args.tasks_per_iteration, rng, skip=mastered)
-    requests = []
-    for k, task_id in enumerate(chosen):
-        fresh = queue.rollouts_needed(task_id, args.group_size) if queue is not None else args.group_size
-        requests += [EpisodeRequest(task_id, f"{iteration}-{k}", seed=rng.randrange(2**31)) for _ in range(fresh)]
-    shard_rng = random.Random(rng.getrandbits(64) + dp.rank)  # this process's own stream, drawn equally everywhere
-    online, stats = collect_everywhere(dp, policy, envs, requests, max_episode_tokens=args.max_episode_tokens,
-                                       system_prompt=args.system_prompt or None, response_prefix=args.response_prefix)
-    clean = without_infra_errors(online)
-    chooser.observe((t.task_id, t.reward_components.get("answer_score", 0.0) >= 1.0) for t in clean)
-    if log is not None:
-        log.write_episodes(f"train-{iteration + 1}", [episode_record(t) for t in online])
-    repair_stats = offer_repairs(policy, envs, clean, fixes, queue, args, dp) if fixes and queue is not None else {}
-    batch, group_stats = build_groups(clean, queue, policy.version, args.group_size, config.zero_signal_tol)
-    advantages = compute_advantages(batch, config)
-    metrics: dict[str, Any] = {**episode_metrics(clean, "reward"), **stats.as_metrics(), **chooser.stats()}
-    metrics["rollout/task_ids"] = ",".join(chosen)  # which tasks, for the record
-    metrics.update({**group_stats, **repair_stats, **_signal_stats(batch, advantages),
-                    "rollout/infra_errors": float(len(online) - len(clean)),
-                    "advantage/mean": float(np.mean(advantages)) if advantages else 0.0,
-                    "advantage/std": float(np.std(advantages)) if advantages else 0.0,
-                    "advantage/abs_max": float(np.max(np.abs(advantages))) if advantages else 0.0})
-    update_start = time.perf_counter()
-    owner = group_owner([t.group_id for t in batch], dp.world_size)
-    mine = [pair for pair in trainable(batch, advantages, config) if owner[pair[0].group_id] == dp.rank]
-    rescore(policy, [t for t, _ in mine if t.source == "cache"])
-    try:
-        metrics.update(update_policy(policy, optimizer, mine, config, rng=shard_rng, dp=dp, reference=reference))
-    except NonFiniteLossError as exc:  # raised on every process alike: they stay in step
-        print(f"[iteration {iteration}] {exc}", file=sys.stderr)
-        metrics["update/non_finite"] = 1.0
-    metrics["time/update_s"] = time.perf_counter() - update_start
-    policy.version += 1
-    for i, value in enumerate(dp.gather_checksums(policy.trainable_parameters())):
-        metrics[f"dp/adapter_checksum/rank{i}"] = float(value)
-    for i, value in enumerate(dp.gather_objects(zlib.crc32(",".join(chosen).encode()))):
-        metrics[f"dp/task_digest/rank{i}"] = float(value)
-    if queue is not None:
-        metrics.update({f"queue/{k}": float(v) for k, v in queue.stats().items()})
-        fingerprint = zlib.crc32(pickle.dumps(queue.state_dict()))
-        for i, value in enumerate(dp.gather_objects(fingerprint)):
-            metrics[f"dp/queue_checksum/rank{i}"] = float(value)
-    return metrics, len(requests)
-
-
-def _signal_stats(batch: list, advantages: list[float]) -> dict[str, float]:
-    """Groups whose members differ in correctness, and the share of advantage mass in groups that do not
-    (signal that comes only from the execution bonus)."""
-    by_group: dict[str, list[tuple[bool, float]]] = {}
-    for traj, adv in zip(batch, advantages, strict=True):
-        by_group.setdefault(traj.group_id, []).append((traj.reward_components.get("answer_score", 0.0) >= 1.0, adv))
-    mixed = {g for g, members in by_group.items() if len({c for c, _ in members}) > 1}
-    total = sum(abs(a) for a in advantages)
-    uniform = sum(abs(a) for members in (m for g, m in by_group.items() if g not in mixed) for _, a in members)
-    return {"groups/correctness_signal": len(mixed) / max(len(by_group), 1),
-            "advantage/uniform_correctness_share": uniform / total if total else 0.0}
 
 
 def rl_optimizer(policy: Policy, args: Args) -> torch.optim.Optimizer:

@@ -230,9 +230,14 @@ def trainable(trajectories: Sequence[Trajectory], advantages: Sequence[float],
 
 
 def micro_batch_loss(policy: Policy, batch: TrainBatch, config: UpdateConfig, num_tokens: float,
-                     reference: AdapterSnapshot | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                     reference: AdapterSnapshot | None = None, gap_rows: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Loss of one micro-batch (already on the model's device) over the global ``num_tokens``, and its metric
     tensors (``entropy`` included); reads no value back to the host.
+
+    ``gap_rows`` (``[B]``, 1 on rows whose ``old_logprobs`` are the sampler's of the weights being trained,
+    :func:`sampled_by`): also return ``logprob_gap_sum``, ``logprob_gap_max`` and ``logprob_gap_tokens``, the
+    sum and max of ``|trainer - sampler|`` over those rows' loss tokens (the trainer's side is this forward).
 
     The KL term (``config.kl_coef > 0``) is taken to ``reference`` (an adapter snapshot,
     :mod:`agents.learner.reference`) or, without one, to the base model (adapter off). The reference is
@@ -262,7 +267,20 @@ def micro_batch_loss(policy: Policy, batch: TrainBatch, config: UpdateConfig, nu
     assert out.entropy is not None
     terms["entropy"] = (out.entropy * batch.loss_mask).sum() / batch.loss_mask.sum().clamp(min=1)  # scalar
     terms["nll"] = -(out.logprobs.detach() * batch.loss_mask).sum() / batch.loss_mask.sum().clamp(min=1)  # scalar
+    if gap_rows is not None:
+        compared = batch.loss_mask * gap_rows[:, None]  # [B, T]
+        gap = (out.logprobs.detach() - batch.old_logprobs).abs() * compared  # [B, T]
+        terms["logprob_gap_sum"], terms["logprob_gap_max"] = gap.sum(), gap.max()  # scalars
+        terms["logprob_gap_tokens"] = compared.sum()  # scalar
     return loss, terms
+
+
+def sampled_by(trajectory: Trajectory, version: int) -> bool:
+    """Whether ``trajectory.old_logprobs`` are the log-probs its sampler recorded with the weights of policy
+    ``version``: an online episode of that version, neither re-scored (a replay keeps its sampler's in
+    ``behaviour_logprobs``) nor a demonstration (no sampler). Only such tokens measure sampler vs trainer."""
+    return (trajectory.source == "online" and trajectory.policy_version == version
+            and trajectory.behaviour_logprobs is None and not trajectory.metadata.get("demonstration"))
 
 
 def _reference_logprobs(policy: Policy, batch: TrainBatch, use_adapter: bool) -> torch.Tensor:
@@ -290,19 +308,26 @@ def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, pairs: Seque
     ``reference``: the KL reference (:func:`micro_batch_loss`); ``None`` = the base model.
     Raises :class:`NonFiniteLossError` (after zeroing the gradient, on every process) when a loss or
     gradient is not finite anywhere.
+
+    Sampler vs trainer: the first pass scores every micro-batch with the weights of ``policy.version``, before
+    any step, so for tokens sampled with those weights (:func:`sampled_by`) its log-probs and the sampler's
+    should agree up to numerics. The returned ``rollout/logprob_gap/mean`` and ``/max`` are the mean and max of
+    ``|trainer - sampler|`` over those tokens of every process (``/tokens`` counts them; all 0 when there are
+    none), measured at no extra forward pass.
     """
     dp = dp or DataParallel()
     params = policy.trainable_parameters()
     local_tokens = float(sum(t.num_generated_tokens for t, _ in pairs))
     (num_tokens,) = dp.sum_floats([local_tokens])
     if num_tokens == 0:
-        return {"update/skipped": 1.0}
+        return {"update/skipped": 1.0, **_gap_metrics(dp, 0.0, 0.0, 0.0)}
     rng = rng or random.Random(0)
     keys = [k for k in _MEAN_METRICS if (k != "kl_ref" or config.kl_coef > 0)
             and (k != "behaviour_weight_mean" or config.is_weight_cap > 0)]
     summary: dict[str, float] = defaultdict(float)
     policy.model.train()
-    for _ in range(config.epochs):
+    gap_sum = gap_max = gap_tokens = 0.0  # this process's, over the first pass
+    for epoch in range(config.epochs):
         order = list(pairs)
         rng.shuffle(order)
         optimizer.zero_grad(set_to_none=True)
@@ -313,7 +338,9 @@ def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, pairs: Seque
         for chunk in _prompt_chunks(order, config.micro_batch_size, config.micro_batch_tokens,
                                     row=lambda pair: pair[0], key=lambda pair: pair[0].group_id):
             batch = TrainBatch.collate([t for t, _ in chunk], [a for _, a in chunk], policy.pad_token_id)
-            loss, terms = micro_batch_loss(policy, batch.to(policy.device), config, num_tokens, reference)
+            gap_rows = torch.tensor([float(sampled_by(t, policy.version)) for t, _ in chunk]) if epoch == 0 else None
+            loss, terms = micro_batch_loss(policy, batch.to(policy.device), config, num_tokens, reference,
+                                           None if gap_rows is None else gap_rows.to(policy.device))
             names = list(terms)
             values = dict(zip(["loss", *names], host_values([loss, *terms.values()]), strict=True))
             if not math.isfinite(values["loss"]):
@@ -324,6 +351,10 @@ def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, pairs: Seque
             for key in keys:
                 sums[key] += values[key] * (tokens if key != "loss" else 1.0)
             low, high = min(low, values["ratio_min"]), max(high, values["ratio_max"])
+            if gap_rows is not None:
+                gap_sum += values["logprob_gap_sum"]
+                gap_max = max(gap_max, values["logprob_gap_max"])
+                gap_tokens += values["logprob_gap_tokens"]
         flat = _flat_gradients(params)  # [P]
         extras = torch.tensor([non_finite, *sums.values()], dtype=flat.dtype, device=flat.device)  # [1 + M]
         reduced = dp.all_sum_(torch.cat([flat, extras]))  # [P + 1 + M]
@@ -345,10 +376,20 @@ def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, pairs: Seque
         summary["update/grad_norm"] += grad_norm / config.epochs
         summary["update/ratio_min"] += (low if math.isfinite(low) else 1.0) / config.epochs
         summary["update/ratio_max"] += (high if math.isfinite(high) else 1.0) / config.epochs
+    summary.update(_gap_metrics(dp, gap_sum, gap_max, gap_tokens))
     summary["update/num_tokens"] = num_tokens
     summary["update/num_tokens_local"] = local_tokens
     summary["update/trajectories"] = float(len(pairs))
     return dict(summary)
+
+
+def _gap_metrics(dp: DataParallel, gap_sum: float, gap_max: float, gap_tokens: float) -> dict[str, float]:
+    """Every process's sampler-vs-trainer gap sums combined (one gather): mean, max and token count."""
+    gathered = dp.gather_objects((gap_sum, gap_max, gap_tokens))
+    total, tokens = sum(g[0] for g in gathered), sum(g[2] for g in gathered)
+    return {"rollout/logprob_gap/mean": total / tokens if tokens else 0.0,
+            "rollout/logprob_gap/max": max(g[1] for g in gathered),
+            "rollout/logprob_gap/tokens": tokens}
 
 
 def _flat_gradients(params: Sequence[torch.nn.Parameter]) -> torch.Tensor:

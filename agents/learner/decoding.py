@@ -20,6 +20,8 @@ One policy. The sampler's logits come from the same decoder and output head as t
 dtype, so the log-probs the sampler records and the ones the trainer recomputes differ only by the rounding
 of the two forward passes (KV cache vs. full sequence): measured ~1e-3 in bf16 on the tiny test model, 1e-6 in fp32
 (``tests/test_bf16_policy.py``; :func:`agents.learner.scoring.logprob_gap` measures it).
+* **Casting the weights.** Under bf16 autocast a frozen weight is cast on every matmul (autocast caches only
+  the casts of weights that require grad); :func:`autocast_weights` casts them once per call instead.
 * **Picking the token.** ``log_softmax`` + ``multinomial`` over the vocabulary costs as much as a large
   part of a small model's step: :func:`agents.learner.sampling.sample_next` samples by inverse CDF.
 * **Cache copies.** Dropping a finished row from a ``DynamicCache`` copies every layer's keys and values;
@@ -83,6 +85,38 @@ def merged_adapter(model: Any, enabled: bool = True) -> Iterator[bool]:
             yield True
     finally:
         for weight, original in originals:
+            weight.data = original
+
+
+@contextmanager
+def autocast_weights(model: Any, device: torch.device) -> Iterator[int]:
+    """Inside a low-precision autocast, hold the frozen linear weights in the autocast's dtype for the block
+    (restored afterwards); yields how many it cast (0 outside such an autocast).
+
+    Autocast keeps the casts of weights that require grad for the length of its block, but casts a frozen
+    weight (every base weight under LoRA) again on every matmul: in a decoding step of a small batch that
+    cast of all the weights costs about as much as the step's arithmetic. The cast done once is the same
+    cast, so the numbers do not change. The input embedding (often tied to the output head, which scores in
+    fp32) and trainable weights are left as they are.
+    """
+    if not _low_precision_autocast(device):
+        yield 0
+        return
+    dtype = torch.get_autocast_dtype(device.type if device.type in ("cpu", "cuda", "xpu") else "cpu")
+    embedding = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    skip = {id(embedding.weight)} if embedding is not None else set()
+    swapped: list[tuple[torch.nn.Parameter, torch.Tensor]] = []
+    try:
+        with torch.no_grad():
+            for module in model.modules():
+                weight = getattr(module, "weight", None)
+                if (isinstance(module, torch.nn.Linear) and weight is not None and not weight.requires_grad
+                        and weight.dtype == torch.float32 and id(weight) not in skip):
+                    swapped.append((weight, weight.data))
+                    weight.data = weight.data.to(dtype)
+        yield len(swapped)
+    finally:
+        for weight, original in swapped:
             weight.data = original
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from agents.learner.chat_format import ChatFormat
-from agents.learner.decoding import decode, merged_adapter
+from agents.learner.decoding import autocast_weights, decode, merged_adapter
 from agents.learner.model_loading import check_chat_template
 from agents.learner.records import Generation
 from agents.learner.sampling import StopMatcher, TokenPieces
@@ -227,7 +227,8 @@ class Policy:
         was_training = self.model.training
         self.model.eval()
         try:
-            with self.autocast(), merged_adapter(self.model, self.config.merge_for_sampling):
+            with self.autocast(), merged_adapter(self.model, self.config.merge_for_sampling), \
+                    autocast_weights(self.model, self.device):
                 out = decode(self.model, prompts, budget=budget,
                              temperature=self.config.temperature if temperature is None else temperature,
                              top_p=self.config.top_p if top_p is None else top_p, generator=generator,

@@ -31,6 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import agents.learner.policy as policy_module  # noqa: E402
 from agents.cli import arg, parse  # noqa: E402
 from agents.learner import decoding, sampling  # noqa: E402
 from agents.learner.model_loading import load_model_and_tokenizer  # noqa: E402
@@ -53,6 +54,8 @@ class Args:
     repeats: int = arg(3, "timed runs per side (interleaved)")
     response_prefix: str = arg("```py\n", "text appended to every prompt (the trainer's default)")
     ablations: bool = arg(True, "also time the sampler with each speed-up undone")
+    bf16: bool = arg(False, "sample under bf16 autocast like the main recipe (then the ablations are: the frozen "
+                           "weights cast on every matmul, and fp32)")
     threads: int = arg(0, "torch threads (0 = torch's default); 1 keeps a shared, loaded machine from thrashing")
     write_results: bool = arg(True, "write the table to benchmarks/RESULTS.md")
 
@@ -82,14 +85,16 @@ def build(args: Args) -> tuple[Policy, Policy, list[list[int]]]:
     model, tokenizer = load_model_and_tokenizer(args.model)
     torch.manual_seed(0)
     policy = Policy(model, tokenizer, PolicyConfig(lora_r=args.lora_r, temperature=args.temperature,
-                                                   max_new_tokens=args.max_new_tokens, stop_at_code_end=False))
+                                                   max_new_tokens=args.max_new_tokens, stop_at_code_end=False,
+                                                   bf16=args.bf16))
     with torch.no_grad():
         for name, param in policy.model.named_parameters():
             if "lora_B" in name:
                 param.normal_(0.0, 0.01, generator=torch.Generator().manual_seed(1))
     plain_model, _ = load_model_and_tokenizer(args.model)  # no PEFT layers injected: the plain generate side
     plain = Policy(plain_model, tokenizer, PolicyConfig(lora_r=0, temperature=args.temperature,
-                                                        max_new_tokens=args.max_new_tokens, stop_at_code_end=False))
+                                                        max_new_tokens=args.max_new_tokens, stop_at_code_end=False,
+                                                        bf16=args.bf16))
     tasks = resolve_tasks("warmup")
     tools = {fn.__name__: fn for fn in tasks.tools}
     prefix = policy.tokenize(args.response_prefix) if args.response_prefix else []
@@ -129,19 +134,29 @@ def generate_side(policy: Policy, prompts: list[list[int]], args: Args) -> Calla
 
 
 def ours_side(policy: Policy, prompts: list[list[int]], args: Args, *, merged: bool = True, old_picker: bool = False,
-              compact_always: bool = False, stop_at_code_end: bool = False, share: bool = True) -> Callable[[], int]:
-    """``Policy.sample`` on the batch, optionally with one speed-up undone."""
+              compact_always: bool = False, stop_at_code_end: bool = False, share: bool = True,
+              cast_once: bool = True, bf16: bool | None = None) -> Callable[[], int]:
+    """``Policy.sample`` on the batch, optionally with one speed-up undone (``bf16``: override the autocast)."""
     def run() -> int:
         policy.config.merge_for_sampling, policy.config.stop_at_code_end = merged, stop_at_code_end
         policy.config.prefix_sharing = share
+        configured = policy.config.bf16
+        policy.config.bf16 = configured if bf16 is None else bf16
         with patched(decoding, "sample_next", old_sample_next if old_picker else sampling.sample_next), \
-                patched(decoding, "COMPACT_FRACTION", 0.0 if compact_always else decoding.COMPACT_FRACTION):
+                patched(decoding, "COMPACT_FRACTION", 0.0 if compact_always else decoding.COMPACT_FRACTION), \
+                patched(policy_module, "autocast_weights", decoding.autocast_weights if cast_once else _no_cast):
             gens = policy.sample(prompts, prefix_text=args.response_prefix)
         policy.config.merge_for_sampling, policy.config.stop_at_code_end = True, False
-        policy.config.prefix_sharing = True
+        policy.config.prefix_sharing, policy.config.bf16 = True, configured
         return sum(len(g.token_ids) for g in gens)
 
     return run
+
+
+@contextmanager
+def _no_cast(model: Any, device: torch.device) -> Any:
+    """Stand-in for :func:`agents.learner.decoding.autocast_weights` that casts nothing (autocast casts per matmul)."""
+    yield 0
 
 
 def stop_check_share(policy: Policy, prompts: list[list[int]], args: Args) -> float:
@@ -180,7 +195,14 @@ def main(args: Args) -> None:
         ("ours, base model", "Policy.sample on the bare base model (the same model as generate's first row)",
          ours_side(plain, prompts, args)),
     ]
-    if args.ablations:
+    if args.ablations and args.bf16:
+        sides += [
+            ("ours, weights cast on every matmul", "ablation: bf16 autocast casts every frozen weight on every "
+             "matmul (no autocast_weights)", ours_side(policy, prompts, args, cast_once=False)),
+            ("ours, fp32", "the same sampler without autocast (fp32 arithmetic, merged adapter)",
+             ours_side(policy, prompts, args, bf16=False)),
+        ]
+    elif args.ablations:
         sides += [
             ("ours, no prefix sharing", f"ablation: all {len(prompts)} rows prefilled and decoded to the end, like "
              "generate (the model's own cache, no row dropping)", ours_side(policy, prompts, args, share=False)),
@@ -228,14 +250,16 @@ def main(args: Args) -> None:
                            rows)
     torch_threads = torch.get_num_threads()
     body = (f"{len(prompts)} rows ({args.groups} warm-up task prompts x {args.group_size}), up to "
-            f"{args.max_new_tokens} new tokens, {args.model} fp32 with a rank-{args.lora_r} LoRA adapter, "
+            f"{args.max_new_tokens} new tokens, {args.model} {'under bf16 autocast' if args.bf16 else 'fp32'} with a "
+            f"rank-{args.lora_r} LoRA adapter, "
             f"{args.repeats} interleaved runs per side, {torch_threads} torch threads; load average before the "
             f"runs {load_before[0]:.1f}, after {load[0]:.1f} (other work on the machine slows every side).\n\n"
             f"{table}\n\n"
             f"Stop checks (`StopMatcher.feed`, code-end rule on) took {share:.2%} of a run of our sampler.\n")
     print(body)
     if args.write_results:
-        write_section("Sampler speed vs generate (bench_sampler.py)", body)
+        write_section("Sampler speed vs generate, bf16 autocast (bench_sampler.py --bf16)" if args.bf16 else
+                      "Sampler speed vs generate (bench_sampler.py)", body)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from toolr1_env.suite.generators import TEMPLATES_BY_LEVEL, long_files
 from toolr1_env.suite.inspect_file import inspect_file
 from toolr1_env.suite.reference import run_reference, task_workdir
 from toolr1_env.suite.splits import SUITE_VERSION
+from toolr1_env.suite.worlds import get_world
 
 FORMATS = ("csv", "xlsx", "json", "docx", "pdf", "txt")
 #: What an 800-character observation can show: the head, and truncate_middle's head + tail.
@@ -154,6 +155,8 @@ def test_splits_are_registered_and_resolve(monkeypatch, cache_root, files_eval):
     assert not SPLITS["train-files"].is_fixed and SPLITS["train-files"].world == "train"
     assert all(SPLITS[name].family == "standard" for name in
                ("validation", "test", "warmup-eval", "level1-eval", "train", "train-easy", "warmup"))  # fmt: skip
+    names = {w: {n.lower() for n in get_world(w).all_names()} for w in ("files-eval", "train", "level1-eval")}
+    assert not names["files-eval"] & names["train"] and not names["files-eval"] & names["level1-eval"]
     long_names = {t.name for t in long_files.TEMPLATES}
     assert not long_names & {t.name for templates in TEMPLATES_BY_LEVEL.values() for t in templates}
     monkeypatch.setenv("TOOLR1_CACHE", str(cache_root))

@@ -185,12 +185,13 @@ def main(args: Args) -> None:
         torch.set_num_threads(args.threads)
     policy, plain, prompts = build(args)
     same = "same prompts, temperature, no top-k/top-p, EOS or budget stop"
+    adapter = "unmerged adapter, weights cast once" if args.bf16 else "merged adapter"
     sides: list[tuple[str, str, Callable[[], int]]] = [
         ("generate, base model", f"HF batched generate on the bare base model (no adapter); prefills all "
          f"{len(prompts)} rows; {same}", generate_side(plain, prompts, args)),
         ("generate, unmerged LoRA", "HF generate through the PEFT adapter; " + same,
          generate_side(policy, prompts, args)),
-        ("ours (trainer sampler), LoRA", f"Policy.sample: merged adapter, inverse-CDF picking, {args.groups} "
+        ("ours (trainer sampler), LoRA", f"Policy.sample: {adapter}, inverse-CDF picking, {args.groups} "
          "prompts prefilled once, lazy compaction; " + same, ours_side(policy, prompts, args)),
         ("ours, base model", "Policy.sample on the bare base model (the same model as generate's first row)",
          ours_side(plain, prompts, args)),

@@ -165,7 +165,6 @@ def test_learner_collection_and_evaluation_give_the_same_results_on_two_servers(
     assert results[False][2]["eval/tasks"] == 2.0 and results[False][2]["eval/infra_errors"] == 0.0
 
 
-@pytest.mark.slow
 def test_train_grpo_with_env_servers_runs_as_in_process(servers, tmp_path):
     """A whole tiny ``train_grpo.py`` run (1 iteration) on the servers logs what the same run logs here."""
     flags = ["--preset", "single-step", "--model", "tiny-random", "--tasks", "train-easy", "--task_pool_size", "4",

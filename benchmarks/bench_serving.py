@@ -208,9 +208,9 @@ def main(argv: list[str] | None = None) -> None:
                             row(f"{args.servers} servers (toolr1-serve, loopback)", remote)])
     notes = (f"\n{args.episodes} concurrent episodes ({len(actions('x'))} steps each, `{TASKS}` tasks, thread per "
              f"episode), {args.rounds} rounds; sandboxes without preloaded numpy/pandas on both sides. Commit "
-             f"{commit()}. Load average at the end: {os.getloadavg()[0]:.1f} (another training job was running on "
-             "this machine at the time: absolute figures are pessimistic, and the other jobs' load may have differed "
-             "between the two sides, which ran one after the other).\n\n"
+             f"{commit()}. Load average at the end: {os.getloadavg()[0]:.1f} (the benchmark's own episodes and "
+             "servers count in it; other jobs on the machine slow both sides, which run one after the other, and "
+             "may not slow them alike).\n\n"
              f"Fault: one of {args.servers} servers SIGKILLed (with its sandboxes) {args.kill_after:.1f} s after all "
              f"{args.episodes} episodes of a round had finished their first step (their second step waits "
              f"{args.pause:.0f} s, so all are live at the kill): {fault['correct']} correct, {fault['infra']} "

@@ -42,6 +42,28 @@ def tokenizer() -> Any:
     return make_tiny_model(seed=0)[1]
 
 
+@pytest.fixture()
+def make_lora_policy() -> Any:
+    """A factory of tiny-model policies with a LoRA adapter that matters (B drawn non-zero, seeded):
+    ``make_lora_policy(**PolicyConfig fields)``; the same arguments give the same weights."""
+    import torch
+
+    from agents.learner.model_loading import make_tiny_model
+    from agents.learner.policy import Policy, PolicyConfig
+
+    def make(**config: Any) -> Policy:
+        model, tokenizer = make_tiny_model(seed=0)
+        torch.manual_seed(0)
+        policy = Policy(model, tokenizer, PolicyConfig(**{"lora_r": 4, "lora_alpha": 8, **config}))
+        with torch.no_grad():  # LoRA B starts at zero; make the adapter matter
+            for name, param in policy.model.named_parameters():
+                if "lora_B" in name:
+                    param.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(1))
+        return policy
+
+    return make
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     """Under CI, report a skip for a must-run reason as a failure (see the module docstring)."""

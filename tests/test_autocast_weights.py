@@ -10,20 +10,12 @@ import torch
 
 import agents.learner.policy as policy_module
 from agents.learner.decoding import autocast_weights
-from agents.learner.model_loading import make_tiny_model
-from agents.learner.policy import Policy, PolicyConfig
+from agents.learner.policy import Policy
 
 
 @pytest.fixture()
-def bf16_policy() -> Policy:
-    model, tokenizer = make_tiny_model(seed=0)
-    torch.manual_seed(0)
-    policy = Policy(model, tokenizer, PolicyConfig(lora_r=4, lora_alpha=8, max_new_tokens=12, bf16=True))
-    with torch.no_grad():  # LoRA B starts at zero; make the adapter matter
-        for name, param in policy.model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(1))
-    return policy
+def bf16_policy(make_lora_policy) -> Policy:
+    return make_lora_policy(max_new_tokens=12, bf16=True)
 
 
 @contextmanager

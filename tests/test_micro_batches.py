@@ -8,8 +8,7 @@ import copy
 import pytest
 import torch
 
-from agents.learner.model_loading import make_tiny_model
-from agents.learner.policy import Policy, PolicyConfig
+from agents.learner.policy import Policy
 from agents.learner.records import Trajectory
 from agents.learner.update import UpdateConfig, _forward_tokens, _prompt_chunks, update_policy
 
@@ -54,14 +53,8 @@ def test_joining_stops_at_the_token_bound():
 
 
 @pytest.fixture()
-def policy() -> Policy:
-    model, tokenizer = make_tiny_model(seed=0)
-    policy = Policy(model, tokenizer, PolicyConfig(lora_r=4, lora_alpha=8, max_new_tokens=6))
-    with torch.no_grad():  # LoRA B starts at zero; make the adapter matter
-        for name, param in policy.model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(1))
-    return policy
+def policy(make_lora_policy) -> Policy:
+    return make_lora_policy(max_new_tokens=6)
 
 
 def test_joined_micro_batches_make_the_same_step_as_one_row_at_a_time(policy):

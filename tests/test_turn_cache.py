@@ -6,22 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from agents.learner.model_loading import make_tiny_model
-from agents.learner.policy import Policy, PolicyConfig
+from agents.learner.policy import Policy
 from agents.learner.turn_cache import StoredRow, TurnCache
 
 QUESTIONS = ["What is 17 * 23?", "Name the capital of Oslavia.", "Sum the Price column of sales.csv please."]
-
-
-def make_policy() -> Policy:
-    model, tokenizer = make_tiny_model(seed=0)
-    torch.manual_seed(0)
-    policy = Policy(model, tokenizer, PolicyConfig(lora_r=4, lora_alpha=8, max_new_tokens=10))
-    with torch.no_grad():  # LoRA B starts at zero; make the adapter matter
-        for name, param in policy.model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(1))
-    return policy
 
 
 def three_turns(policy: Policy, temperature: float, reuse: bool
@@ -55,8 +43,8 @@ class _nothing:
 
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
-def test_later_turns_from_kept_keys_and_values_sample_what_a_full_prefill_samples(temperature):
-    policy = make_policy()
+def test_later_turns_from_kept_keys_and_values_sample_what_a_full_prefill_samples(temperature, make_lora_policy):
+    policy = make_lora_policy(max_new_tokens=10)
     with policy.reusing_turns() as turns:
         reused_tokens, reused_logprobs, later = three_turns(policy, temperature, reuse=True)
         assert turns.hits == later >= 6  # every distinct prompt of turns 2 and 3 starts from its last turn

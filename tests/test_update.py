@@ -8,21 +8,14 @@ import math
 import pytest
 import torch
 
-from agents.learner.model_loading import make_tiny_model
-from agents.learner.policy import Policy, PolicyConfig
+from agents.learner.policy import Policy
 from agents.learner.records import Trajectory
 from agents.learner.update import UpdateConfig, rescore, update_policy
 
 
 @pytest.fixture()
-def policy():
-    model, tokenizer = make_tiny_model(seed=0)
-    policy = Policy(model, tokenizer, PolicyConfig(lora_r=4, lora_alpha=8, max_new_tokens=6))
-    with torch.no_grad():  # LoRA B starts at zero; make the adapter matter
-        for name, param in policy.model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(1))
-    return policy
+def policy(make_lora_policy):
+    return make_lora_policy(max_new_tokens=6)
 
 
 def sampled_group(policy: Policy, size: int, group_id: str = "g") -> list[Trajectory]:

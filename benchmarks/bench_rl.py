@@ -56,6 +56,9 @@ class BenchArgs:
     second_round: bool = arg(False, "then branch GRPO and as many more SFT passes from the +SFT arm's adapter")
     sft_passes: int = arg(0, "passes of the +SFT arm (0 = the GRPO arm's RL seconds over the warm-up's seconds per "
                              "pass, measured per seed)")
+    seconds_per_pass: float = arg(0.0, "seconds of one supervised pass for the +SFT arm's count (0 = the seed's own "
+                                       "warm-up run's median; give one measured on this code and an idle machine "
+                                       "when that warm-up ran elsewhere)")
     no_write: bool = arg(False, "print only; do not touch benchmarks/RESULTS.md")
     extra: list[str] = arg([], "internal: the arguments after -- (extra agents/train_grpo.py flags for every arm)")
 
@@ -94,7 +97,7 @@ def run_seed(seed: int, args: BenchArgs) -> None:
     rl = ["--iterations", str(args.iterations)] if args.iterations else []
     train(root / "grpo", [*common, *rl, "--init_adapter", start, "--demo_warmup_epochs", "0",
                           "--eval_at_start", "false"])
-    passes = sft_passes(root, args.sft_passes)
+    passes = sft_passes(root, args.sft_passes, args.seconds_per_pass)
     train(root / "sft", [*common, "--iterations", "0", "--init_adapter", start, "--demo_warmup_epochs", str(passes)])
     if args.second_round:  # the same question one round later: from the longer warm-up, RL or still more SFT?
         longer = str(root / "sft" / "checkpoints" / "warmup")
@@ -104,13 +107,14 @@ def run_seed(seed: int, args: BenchArgs) -> None:
                                  "--demo_warmup_epochs", str(passes)])
 
 
-def sft_passes(seed_dir: Path, override: int = 0) -> int:
+def sft_passes(seed_dir: Path, override: int = 0, seconds_per_pass: float = 0.0) -> int:
     """Supervised passes that take the compute time of the GRPO arm's RL phase (at least 1): its rollout and update
-    seconds over the median seconds of one warm-up pass (``override`` > 0 wins)."""
+    seconds over the median seconds of one warm-up pass (``seconds_per_pass``, or the seed's warm-up run's;
+    ``override`` > 0 wins)."""
     if override > 0:
         return override
     warm = _rows(seed_dir / "warmup")[0]
-    per_pass = warm.get("warmup/seconds_per_pass") or \
+    per_pass = seconds_per_pass or warm.get("warmup/seconds_per_pass") or \
         warm["time/warmup_s"] / json.loads((seed_dir / "warmup" / "args.json").read_text())["demo_warmup_epochs"]
     rl_seconds = sum(r.get("rollout/wall_s", 0.0) + r.get("time/update_s", 0.0) for r in _rows(seed_dir / "grpo"))
     return max(1, round(rl_seconds / per_pass))

@@ -13,7 +13,7 @@ from agents.learner.model_loading import make_tiny_model
 from agents.learner.policy import Policy, PolicyConfig
 from agents.learner.records import TrainBatch, Trajectory
 from agents.learner.update import UpdateConfig, rescore
-from agents.learner.warmup import verified, warm_up
+from agents.learner.warmup import anchor_batch, verified, warm_up
 from tests.test_train_grpo import rows, run
 
 
@@ -179,3 +179,41 @@ def test_an_rl_pool_smaller_than_a_batch_is_refused_before_any_work(tmp_path):
     result = run(["--rl_pool_size", "1", "--tasks_per_iteration", "2", "--iterations", "1",
                   "--output_dir", str(tmp_path / "r")])
     assert result.returncode != 0 and "the RL pool holds 1 tasks, fewer than --tasks_per_iteration 2" in result.stderr
+
+
+def test_the_demonstrations_mixed_into_rl_updates_cycle_through_the_verified_ones_alike_everywhere(policy):
+    demos = [demonstration(policy, f"t{i}", "Dorvik") for i in range(5)]
+    wrong = demonstration(policy, "w", "Oslo", correct=False)
+    pool = [*demos[:2], wrong, *demos[2:]]
+    random.seed(123)  # the global stream does not matter: the slices come from the run's seed alone
+    picked = [anchor_batch(pool, iteration, 2, seed=7) for iteration in range(5)]
+    random.seed(456)
+    assert picked == [anchor_batch(pool, iteration, 2, seed=7) for iteration in range(5)]
+    assert all(len(batch) == 2 and wrong not in batch for batch in picked)
+    used = [d.task_id for batch in picked for d in batch]  # 10 picks over 5 verified demonstrations: 2 each
+    assert sorted(used) == sorted([d.task_id for d in demos] * 2)
+    assert picked != [anchor_batch(pool, iteration, 2, seed=8) for iteration in range(5)]  # the seed shuffles
+    assert len(anchor_batch(pool, 0, 9, seed=7)) == 5 and anchor_batch([wrong], 0, 2, seed=7) == []
+
+
+def test_rl_updates_with_mixed_demonstrations_make_them_more_likely(tmp_path):
+    """A tiny random model never answers, so its groups are flat and GRPO alone trains nothing; with
+    ``--rl_demo_coef`` every update still steps down the mixed demonstrations' NLL (logged before each step)."""
+    mixed = [*WARM, "--demo_warmup_epochs", "0", "--iterations", "4", "--lr", "5e-3", "--rl_demo_batch", "2"]
+    out = tmp_path / "mixed"
+    result = run([*mixed, "--rl_demo_coef", "1.0", "--output_dir", str(out)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    logged = rows(out)[1:]
+    assert all(r["rl_demo/demonstrations"] == 2 for r in logged)
+    nll = [r["rl_demo/nll_before"] for r in logged]
+    assert nll[-1] < nll[0] - 0.1, nll  # the same 4 demonstrations come round twice in 4 updates
+    plain = tmp_path / "plain"
+    result = run([*mixed, "--output_dir", str(plain)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not any("rl_demo/nll_before" in r for r in rows(plain))
+    assert [r["rollout/task_ids"] for r in rows(plain)[1:]] == [r["rollout/task_ids"] for r in logged]  # same tasks
+
+
+def test_a_negative_demonstration_weight_is_refused_before_any_work(tmp_path):
+    result = run(["--rl_demo_coef", "-1", "--output_dir", str(tmp_path / "r")])
+    assert result.returncode != 0 and "--rl_demo_coef -1.0" in result.stderr

@@ -94,6 +94,11 @@ class Args:
     demo_warmup_epochs: int = arg(0, "supervised passes over the pool's verified demonstrations before the first "
                                      "GRPO iteration (agents/learner/warmup.py; not in the paper); 0 = none")
     demo_warmup_batch: int = arg(16, "demonstrations per optimiser step of the warm-up")
+    rl_demo_coef: float = arg(0.0, "mix the warm-up pool's verified demonstrations into every RL update, each "
+                                   "token trained with this advantage at ratio 1 (its log-likelihood gradient: "
+                                   "InstructGPT's PPO-ptx), so RL keeps what the warm-up taught; 0 = none")
+    rl_demo_batch: int = arg(16, "demonstrations mixed into each RL update with --rl_demo_coef (cycling through "
+                                 "the pool in a fixed shuffled order)")
     repair_demonstrations: bool = arg(False, "continue each group's first failed episode after its first execution "
                                              "error with the task's demonstration, the failure kept as context out "
                                              "of the loss (agents/learner/repairs.py)")
@@ -157,6 +162,9 @@ def check_args(args: Args, world_size: int = 1) -> None:
         problems.append(f"--num_processes {world_size} does not divide --tasks_per_iteration "
                         f"{args.tasks_per_iteration}: every process plays whole groups of the batch; use a multiple "
                         "of the process count")
+    if args.rl_demo_coef < 0 or (args.rl_demo_coef > 0 and args.rl_demo_batch < 1):
+        problems.append(f"--rl_demo_coef {args.rl_demo_coef} / --rl_demo_batch {args.rl_demo_batch}: the weight "
+                        "must be >= 0 and, when > 0, at least one demonstration mixed into each update")
     if args.init_adapter and args.resume:
         problems.append("--init_adapter starts a new run; --resume continues one: give only one")
     if problems:

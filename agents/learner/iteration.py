@@ -7,7 +7,8 @@ iteration, and what the benchmarks drive to time our side. Its steps, in order:
    episode requests per task (fewer when the sample queue holds successes for a task the policy keeps failing).
 2. Play them (each data-parallel process its share) and gather every episode; infra errors are left out.
 3. Repair failures with demonstration turns (``fixes``), fill flat groups from the queue, advantages per group.
-4. Update on this process's groups (``agents.learner.update``) and bump the policy version.
+4. Update on this process's groups (``agents.learner.update``; with ``--rl_demo_coef`` a slice of the
+   warm-up's demonstrations joins them) and bump the policy version.
 5. Metrics: rewards, groups, advantages, the update's (``update/*``, and the sampler-vs-trainer log-prob gap
    ``rollout/logprob_gap/*`` measured in its first pass), the queue's, and per-process digests
    (``dp/adapter_checksum``, ``dp/task_digest``, ``dp/queue_checksum``) that show the processes in lockstep.
@@ -20,7 +21,7 @@ import random
 import sys
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,7 @@ from agents.learner.update import (
     update_policy,
     without_infra_errors,
 )
+from agents.learner.warmup import anchor_batch
 from toolr1_env.tasks import TaskSet
 from toolr1_env.vector import ThreadVectorEnv
 
@@ -58,14 +60,17 @@ def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optim
                     pool: TaskSet, queue: SampleQueue | None, config: UpdateConfig, args: Args,
                     rng: random.Random, dp: DataParallel | None = None, log: RunLog | None = None,
                     fixes: Mapping[str, list[str]] | None = None, *, chooser: TaskChooser | None = None,
-                    reference: AdapterSnapshot | None = None) -> tuple[dict[str, float], int]:
+                    reference: AdapterSnapshot | None = None, anchors: Sequence[Trajectory] = ()
+                    ) -> tuple[dict[str, float], int]:
     """Rollouts, queue, advantages and one update; returns (metrics, online rollouts spent).
 
     ``rng`` is the stream every process shares: it chooses the tasks (through ``chooser``, default uniform
     over ``pool``), the env seeds, and seeds this process's own stream for its shard of the update, so every
     process makes the same draws from it whatever its shard holds. With ``fixes`` (task id ->
     demonstration turns) and a queue, the iteration's failures are repaired before the groups are built
-    (:func:`offer_repairs`). With ``log``, the online episodes go to ``<run>/episodes/train-<iteration + 1>.jsonl``.
+    (:func:`offer_repairs`). With ``args.rl_demo_coef`` > 0, a slice of ``anchors`` (the warm-up pool's
+    played demonstrations, :func:`~agents.learner.warmup.anchor_batch`) joins the
+    update. With ``log``, the online episodes go to ``<run>/episodes/train-<iteration + 1>.jsonl``.
     """
     dp = dp or DataParallel()
     chooser = chooser or TaskChooser([t.task_id for t in pool.tasks])
@@ -95,7 +100,17 @@ def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optim
     update_start = time.perf_counter()
     owner = group_owner([t.group_id for t in batch], dp.world_size)
     mine = [pair for pair in trainable(batch, advantages, config) if owner[pair[0].group_id] == dp.rank]
-    rescore(policy, [t for t, _ in mine if t.source == "cache"])
+    # --rl_demo_coef: warm-up demonstrations join the update at ratio 1 (their log-likelihood gradient).
+    mixed = anchor_batch(anchors, iteration, args.rl_demo_batch, args.seed) if args.rl_demo_coef > 0 else []
+    demo_owner = group_owner([d.group_id for d in mixed], dp.world_size)
+    demos = [d for d in mixed if demo_owner[d.group_id] == dp.rank]
+    rescore(policy, [t for t, _ in mine if t.source == "cache"] + demos)
+    if mixed:
+        nll_sum, demo_tokens = dp.sum_floats([-sum(sum(d.old_logprobs) for d in demos),
+                                              float(sum(d.num_generated_tokens for d in demos))])
+        metrics["rl_demo/nll_before"] = nll_sum / max(demo_tokens, 1.0)  # the policy's NLL of them, before the step
+        metrics["rl_demo/demonstrations"] = float(len(mixed))
+    mine += [(d, args.rl_demo_coef) for d in demos]
     try:
         metrics.update(update_policy(policy, optimizer, mine, config, rng=shard_rng, dp=dp, reference=reference))
     except NonFiniteLossError as exc:  # raised on every process alike: they stay in step

@@ -81,6 +81,7 @@ from agents.learner.playing import (
 )
 from agents.learner.policy import Policy, PolicyConfig
 from agents.learner.presets import parse_with_preset
+from agents.learner.records import Trajectory
 from agents.learner.reference import AdapterSnapshot
 from agents.learner.run_log import RunLog, plot_curves
 from agents.learner.sample_queue import SampleQueue
@@ -117,6 +118,7 @@ class Run:
     warmup_done: int = 0
     online_rollouts: int = 0
     reference: AdapterSnapshot | None = None
+    demonstrations: list[Trajectory] = field(default_factory=list)  # the warm-up pool's, as played (once)
     demonstrations_retired: int = 0  # demonstrations the queue has retired (said once each time it grows)
     results: list[tuple[str, dict[str, float]]] = field(default_factory=list)
 
@@ -240,9 +242,7 @@ def warm_up_phase(run: Run) -> dict[str, float]:
     seed_queue = run.queue is not None and args.queue_demonstrations and not args.resume  # a resumed queue is whole
     if not (seed_queue or epochs):
         return metrics
-    demonstrations = demonstration_turns(run.warmup_pool, args)
-    run.say(f"playing {len(demonstrations)} demonstrations of the warm-up pool")
-    played = play_pool_demonstrations(run.policy, run.envs, demonstrations, args, run.dp)
+    played = played_demonstrations(run)
     if seed_queue:
         metrics = seed_queue_with_demonstrations(run.policy, run.envs, run.warmup_pool, run.queue, args, run.dp,
                                                  played=played)
@@ -264,6 +264,16 @@ def warm_up_phase(run: Run) -> dict[str, float]:
     return metrics
 
 
+def played_demonstrations(run: Run) -> list[Trajectory]:
+    """The warm-up pool's demonstrations played through the env (once per run; the warm-up, the queue and
+    ``--rl_demo_coef`` share them)."""
+    if not run.demonstrations:
+        demonstrations = demonstration_turns(run.warmup_pool, run.args)
+        run.say(f"playing {len(demonstrations)} demonstrations of the warm-up pool")
+        run.demonstrations = play_pool_demonstrations(run.policy, run.envs, demonstrations, run.args, run.dp)
+    return run.demonstrations
+
+
 def rl_phase(run: Run) -> None:
     """Phase 3: GRPO iterations from ``run.start_iteration`` with the RL optimiser, schedule and reference."""
     args = run.args
@@ -277,6 +287,7 @@ def rl_phase(run: Run) -> None:
     fixes = {task_id: turns for task_id, turns in demonstration_turns(run.rl_pool, args).items()
              if all(len(run.policy.tokenize(turn)) <= args.max_new_tokens for turn in turns)
              } if args.repair_demonstrations and run.queue is not None else {}
+    anchors = played_demonstrations(run) if args.rl_demo_coef > 0 else []
     run.say(f"GRPO: {args.iterations - run.start_iteration} iterations of {args.tasks_per_iteration} tasks x "
             f"{args.group_size} episodes on a pool of {len(run.rl_pool.tasks)} tasks")
     progress = _progress(range(run.start_iteration, args.iterations), run.dp.is_main)
@@ -284,7 +295,7 @@ def rl_phase(run: Run) -> None:
         _set_lr(run.optimizer, rl_learning_rate(args, iteration))
         metrics, rollouts = train_iteration(iteration, run.policy, run.optimizer, run.envs, run.rl_pool, run.queue,
                                             run.update_config, args, run.shared_rng, run.dp, run.log, fixes,
-                                            chooser=run.chooser, reference=run.reference)
+                                            chooser=run.chooser, reference=run.reference, anchors=anchors)
         run.online_rollouts += rollouts
         retired = int(metrics.get("queue/retired_demonstrations", 0))
         if retired > int(run.demonstrations_retired):

@@ -44,6 +44,19 @@ def verified(demonstration: Trajectory) -> bool:
             and demonstration.num_generated_tokens > 0)
 
 
+def anchor_batch(demonstrations: Sequence[Trajectory], iteration: int, size: int, seed: int) -> list[Trajectory]:
+    """The ``size`` verified demonstrations mixed into RL update ``iteration`` (``--rl_demo_coef``): one fixed
+    shuffle of ``demonstrations`` (by ``seed``), walked in consecutive slices, so every demonstration comes
+    round equally often. Deterministic, and drawn from no shared stream: every process picks the same ones and
+    the RL task choice is the same with or without the mixing."""
+    usable = [d for d in demonstrations if verified(d)]
+    if not usable:
+        return []
+    random.Random(f"rl-demo-{seed}").shuffle(usable)
+    start = iteration * size
+    return [usable[(start + k) % len(usable)] for k in range(min(size, len(usable)))]
+
+
 def warm_up(policy: Policy, optimizer: torch.optim.Optimizer, demonstrations: Sequence[Trajectory],
             epochs: range, config: UpdateConfig, rng: random.Random, dp: DataParallel | None = None,
             batch_size: int = 16, after_epoch: Callable[[int], None] | None = None) -> dict[str, float]:

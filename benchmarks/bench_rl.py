@@ -231,14 +231,19 @@ def report(args: BenchArgs) -> str:
             rows2.append([f"{a} vs {b}", f"{rate:.1f} vs {base:.1f}", wins, losses, f"{mcnemar(wins, losses):.3f}"])
         paired += "\n\nSecond round, from the +SFT arm's adapter (seeds " + str(second) + "):\n\n" + markdown_table(
             ["comparison", "success %", "tasks won", "tasks lost", "McNemar p"], rows2)
+    mixing = sorted({(grpo.get("rl_demo_coef", 0.0), grpo.get("rl_demo_batch", 0)) for grpo in (
+        json.loads((Path(args.runs_dir) / f"seed{s}" / "grpo" / "args.json").read_text()) for s in per_seed)})
+    recipe = "; ".join(f"demonstrations mixed into each RL update: {b} at weight {c}" if c else
+                       "no demonstrations in the RL updates" for c, b in mixing)
     trained = sorted({summaries[s][a].get("commit", "?") for s in per_seed for a in summaries[s]})
     commit = f"runs trained at {', '.join(trained)} (? = before commits were recorded), reported at {_commit()}"
     return (f"{table}\n\n{paired}\n\n{wall}\n\n- seeds finished: {sorted(per_seed)} (a claim needs all 3); "
             f"held-out = {len(held)} level-1 tasks of level1-eval and validation, split by whether a training pool "
             "asks the same kind of question (kind: template plus wording with names, numbers and files blanked, a "
-            f"heuristic; see the script)\n- code: {commit}; every arm scored greedily in bf16 autocast "
-            "like the recipe, each by a process of its own; the SFT arm's passes fill the GRPO arm's rollout and "
-            "update seconds; peak GiB = PSS of the whole process tree, sandboxes included\n")
+            f"heuristic; see the script)\n- GRPO arm: the recipe's RL phase, {recipe}\n- code: {commit}; every arm "
+            "scored greedily in bf16 autocast like the recipe, each by a process of its own; the SFT arm's passes "
+            "fill the GRPO arm's rollout and update seconds; peak GiB = PSS of the whole process tree, sandboxes "
+            "included\n")
 
 
 def main(argv: list[str] | None = None) -> str:

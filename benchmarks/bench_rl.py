@@ -4,6 +4,8 @@
     python -m benchmarks.bench_rl --seeds 0 --no_write     # one seed, print only
     python -m benchmarks.bench_rl --report_only            # tabulate the runs already on disk
     python -m benchmarks.bench_rl -- --rl_lr 2e-4          # flags after -- go to every arm's training run
+    python -m benchmarks.bench_rl --runs_dir runs/bench-rl2 --label "demonstrations mixed into RL" \
+        --seconds_per_pass 76 -- --rl_demo_coef 1          # another recipe, its own runs and RESULTS.md section
 
 Per seed, with the main recipe's settings (``--preset multistep``, ``agents/learner/presets.py``):
 
@@ -60,6 +62,8 @@ class BenchArgs:
                                        "warm-up run's median; give one measured on this code and an idle machine "
                                        "when that warm-up ran elsewhere)")
     no_write: bool = arg(False, "print only; do not touch benchmarks/RESULTS.md")
+    label: str = arg("", "added to the RESULTS.md section title, so that runs of another recipe (another --runs_dir) "
+                         "get a section of their own")
     extra: list[str] = arg([], "internal: the arguments after -- (extra agents/train_grpo.py flags for every arm)")
 
 
@@ -231,8 +235,9 @@ def report(args: BenchArgs) -> str:
             rows2.append([f"{a} vs {b}", f"{rate:.1f} vs {base:.1f}", wins, losses, f"{mcnemar(wins, losses):.3f}"])
         paired += "\n\nSecond round, from the +SFT arm's adapter (seeds " + str(second) + "):\n\n" + markdown_table(
             ["comparison", "success %", "tasks won", "tasks lost", "McNemar p"], rows2)
+    arm_args = [Path(args.runs_dir) / f"seed{s}" / "grpo" / "args.json" for s in per_seed]
     mixing = sorted({(grpo.get("rl_demo_coef", 0.0), grpo.get("rl_demo_batch", 0)) for grpo in (
-        json.loads((Path(args.runs_dir) / f"seed{s}" / "grpo" / "args.json").read_text()) for s in per_seed)})
+        json.loads(f.read_text()) if f.is_file() else {} for f in arm_args)})
     recipe = "; ".join(f"demonstrations mixed into each RL update: {b} at weight {c}" if c else
                        "no demonstrations in the RL updates" for c, b in mixing)
     trained = sorted({summaries[s][a].get("commit", "?") for s in per_seed for a in summaries[s]})
@@ -257,7 +262,7 @@ def main(argv: list[str] | None = None) -> str:
     body = report(args)
     print(body)
     if not args.no_write:
-        write_section(TITLE, body)
+        write_section(f"{TITLE}, {args.label}" if args.label else TITLE, body)
     return body
 
 

@@ -52,10 +52,15 @@ def test_sft_budget_and_report_from_runs_on_disk(tmp_path, monkeypatch):
          {"demo_warmup_epochs": 4})
     assert bench_rl.sft_passes(seed) == 4  # 390 s of rollouts and updates (evaluation excluded) / 100 s per pass
     assert bench_rl.sft_passes(seed, override=5) == 5
+    assert bench_rl.sft_passes(seed, seconds_per_pass=78.0) == 5  # 390 s at a pass measured elsewhere
     monkeypatch.setattr(bench_rl, "kinds", lambda: ({t: "k" for t in tasks}, {"k"}, {"k", "other"}))
     body = bench_rl.report(bench_rl.BenchArgs(seeds=[0], runs_dir=str(tmp_path)))
     assert "| warm-up + GRPO | 75.0 | 75.0 | 75.0 (4) | - | - |" in body
     assert "| warm-up + GRPO vs warm-up only | +50.0 | 2 | 0 | 0.500 |" in body
     assert "| warm-up + GRPO vs warm-up + SFT (same wall time) | +25.0 | 1 | 0 | 1.000 |" in body
     assert "seeds finished: [0] (a claim needs all 3)" in body
+    assert "GRPO arm: the recipe's RL phase, no demonstrations in the RL updates" in body
+    (seed / "grpo" / "args.json").write_text(json.dumps({"rl_demo_coef": 1.0, "rl_demo_batch": 16}))
+    body = bench_rl.report(bench_rl.BenchArgs(seeds=[0], runs_dir=str(tmp_path)))
+    assert "GRPO arm: the recipe's RL phase, demonstrations mixed into each RL update: 16 at weight 1.0" in body
     assert "| seed 0 | 11.7 | 8.3 | 7.5 | 4 | 7.0 |" in body

@@ -168,6 +168,10 @@ class Sandbox:
         if self._channel is None:
             self.start() if self._ctrl is None else self._spawn_worker()
         assert self._channel is not None
+        if self._zygote is not None and self._zygote.poll() is not None:
+            # Already dead: the worker dies with it (PR_SET_PDEATHSIG), but on a loaded machine that kill can
+            # land after our next send, and the step would run in a worker whose sandbox is gone.
+            self._raise_if_fork_server_died()
         started = time.perf_counter()
         deadline = started + self.config.step_timeout
         infra: dict[str, str] = {}  # the first infrastructure failure of a host tool during this run

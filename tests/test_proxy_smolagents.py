@@ -63,3 +63,54 @@ def test_the_training_script_runs_end_to_end(tmp_path):
     assert all(m["proxy/calls"] >= 2 and m["infra_errors"] == 0 for m in lines), lines  # >= 1 call per episode
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["rewards"]) == 2 and (out / "adapter" / "adapter_config.json").is_file()
+
+
+def test_scripted_demonstrations_play_through_code_agent_and_warm_up_lowers_their_nll():
+    from agents.proxy.demonstrations import code_agent_script, play_demonstrations, warm_up_through_harness
+
+    model, tokenizer = make_tiny_model(seed=0)
+    policy = Policy(model, tokenizer, PolicyConfig(lora_r=4, max_new_tokens=8))
+    task_set = resolve_tasks("warmup")
+    tasks = [t for t in (task_set.pick(s) for s in range(12)) if len(code_agent_script(t)) == 1
+             and len(tokenizer(code_agent_script(t)[0])["input_ids"]) < 90][:3]
+    assert len(tasks) == 3
+    harness = CodeAgentHarness(max_steps=2, max_tokens=96)
+    try:
+        episodes = play_demonstrations(policy, harness, tasks, EnvScorer.of(ToolR1Env(tasks=task_set)))
+    finally:
+        harness.close()
+    # The unchanged CodeAgent parsed each scripted reply, ran it in our sandbox and answered correctly.
+    assert [e.reward for e in episodes] == [1.2, 1.2, 1.2], [(e.final_answer, e.infra_error) for e in episodes]
+    for episode, task in zip(episodes, tasks, strict=True):
+        assert episode.final_answer is not None and str(episode.final_answer) == str(task.answer)
+        (traj,) = episode.transitions
+        reply = code_agent_script(task)[0]
+        generated = [i for i, m in zip(traj.token_ids, traj.loss_mask, strict=True) if m]
+        # Recorded as the sampler would have: the reply through the stop string "</code>", no end-of-turn token.
+        assert tokenizer.decode(generated) == reply
+    before = policy.version
+    metrics = warm_up_through_harness(policy, episodes, passes=12, lr=5e-2)
+    assert metrics["warmup/verified_episodes"] == 3 and metrics["warmup/demonstrations"] == 3
+    assert metrics["warmup/nll_last_epoch"] < metrics["warmup/nll_first_epoch"] - 0.1  # a random model: small steps
+    assert policy.version == before  # supervised passes are not GRPO updates
+
+
+def test_a_call_beyond_the_script_is_refused_and_the_episode_left_out():
+    from agents.proxy.demonstrations import DemonstrationBackend
+
+    model, tokenizer = make_tiny_model(seed=0)
+    policy = Policy(model, tokenizer, PolicyConfig(lora_r=4, max_new_tokens=8))
+    task_set = resolve_tasks("warmup")
+    task = task_set.pick(0)
+    # A reply that runs but never answers: CodeAgent asks again, and the script has nothing more to say.
+    backend = DemonstrationBackend(policy, {task.task_id: ["Thought: look.\n<code>\nx = 1\n</code>"]})
+    harness = CodeAgentHarness(max_steps=3, max_tokens=32)
+    try:
+        with ProxyServer(backend) as server:
+            (episode,) = play_episodes(server, harness, [task], group_size=1,
+                                       scorer=EnvScorer.of(ToolR1Env(tasks=task_set)))
+    finally:
+        harness.close()
+    assert episode.infra_error is not None
+    assert "the demonstration has 1 replies, and this is call 2" in episode.infra_error
+    assert training_pairs([episode], UpdateConfig()) == []

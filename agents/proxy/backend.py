@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.learner.policy import Policy
+from agents.learner.records import Generation
 from agents.proxy.batcher import Batcher, SampleJob
 from agents.proxy.recorder import CallRecord, Context, ProxyRequestError, Recorder
 
@@ -184,6 +185,11 @@ class PolicyBackend:
                     messages[n + 1]["content"], ended_with_eos=context.ended_with_eos), True
         return self.policy.encode_prompt(messages), False
 
+    def generate(self, episode_id: str, job: SampleJob) -> Generation:
+        """The completion of one validated call: sampled by the policy, batched with concurrent calls.
+        (:class:`agents.proxy.demonstrations.DemonstrationBackend` answers from a script instead.)"""
+        return self.batcher.sample(job)
+
     def complete(self, episode_id: str, body: Any) -> tuple[ChatRequest, Completion]:
         """Validate, sample and record one request; raise :class:`ProxyRequestError` when it is refused."""
         request = parse_request(body, self.config)
@@ -197,8 +203,8 @@ class PolicyBackend:
                                     code="context_length_exceeded")
         budget = min(request.max_tokens, room)
         honour = self.config.honour_sampling
-        generation = self.batcher.sample(SampleJob(prompt, budget, request.temperature if honour else None,
-                                                   request.top_p if honour else None, request.stop))
+        generation = self.generate(episode_id, SampleJob(prompt, budget, request.temperature if honour else None,
+                                                         request.top_p if honour else None, request.stop))
         ids, logprobs = list(generation.token_ids), list(generation.logprobs)
         text = cut_at_stop(generation.text, request.stop) if request.stop else generation.text
         finish = "length" if generation.finish_reason == "length" else "stop"

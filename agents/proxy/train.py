@@ -12,9 +12,14 @@ transitions (:mod:`agents.proxy.transitions`), one advantage per episode; one GR
 enter the learner's sample queue and top up groups with no signal (a transition of a re-rendered episode
 is not a whole episode, so it is never replayed alone).
 
-Where it departs from ``agents/train_grpo.py``, and why: no warm-up and no held-out evaluation (a
-demonstration of the plumbing, sized for a few CPU minutes); the pool is fixed so the reward curve
-compares like with like; the harness, not the env, runs the episode loop.
+``--warmup_tasks N`` first imitates ``N`` other tasks' reference solutions in ``CodeAgent``'s own format
+(:mod:`agents.proxy.demonstrations`: the scripts are played through the unchanged agent, so the imitated
+tokens are the ones it will show the policy), as ``agents/train_grpo.py``'s supervised warm-up does for our
+rollout: the base model never answers through ``CodeAgent``, and groups without a success carry no signal.
+
+Where it departs from ``agents/train_grpo.py``, and why: no held-out evaluation (a demonstration sized for
+CPU minutes); the pool is fixed so the reward curve compares like with like; the harness, not the env, runs
+the episode loop.
 """
 
 from __future__ import annotations
@@ -33,10 +38,12 @@ from agents.learner.policy import Policy, PolicyConfig
 from agents.learner.sample_queue import SampleQueue
 from agents.learner.update import UpdateConfig, update_policy
 from agents.proxy.backend import PolicyBackend, ProxyConfig
+from agents.proxy.demonstrations import play_demonstrations, warm_up_through_harness
 from agents.proxy.harness import EnvScorer, merge_stats, play_episodes
 from agents.proxy.server import ProxyServer
 from agents.proxy.smolagents_harness import COMPACT_SYSTEM_PROMPT, CodeAgentHarness
 from agents.proxy.transitions import ProxyEpisode, training_pairs
+from toolr1_env.tasks import Task
 
 
 @dataclass
@@ -54,6 +61,11 @@ class Args:
                                "at most 16 rows at once)")
     request_timeout: float = arg(600.0, "seconds CodeAgent's client waits for one proxy call (a timeout is an "
                                         "infrastructure error: raise it on a loaded CPU)")
+    warmup_tasks: int = arg(0, "tasks (apart from the pool) whose reference solutions, played through CodeAgent as "
+                               "scripted replies, are imitated before GRPO (0: no warm-up; the base model then "
+                               "earns no reward)")
+    warmup_passes: int = arg(3, "supervised passes over the verified scripted episodes")
+    warmup_lr: float = arg(1e-3, "AdamW learning rate of the warm-up (GRPO then starts a fresh AdamW at --lr)")
     lr: float = arg(2e-4, "AdamW learning rate of the LoRA adapter")
     lora_r: int = arg(16, "LoRA rank")
     temperature: float = arg(1.0, "sampling temperature (also the one the update scores at)")
@@ -78,6 +90,30 @@ def iteration_metrics(episodes: list[ProxyEpisode], seconds: float) -> dict[str,
             "infra_errors": float(len(episodes) - len(scored)),
             "episode_seconds": mean([e.seconds for e in episodes]), "iteration_seconds": seconds,
             **merge_stats(episodes).as_metrics()}
+
+
+def draw_tasks(task_set: Any, num_tasks: int, num_warmup: int, rng: random.Random) -> tuple[list[Task], list[Task]]:
+    """The fixed RL pool and, apart from it (no task id in both), the warm-up's tasks.
+
+    Raises:
+        ValueError: a bundled (not generated) split holds fewer tasks than both need.
+    """
+    if task_set.is_generated:
+        pool = [task_set.pick(rng.randrange(2**31)) for _ in range(num_tasks)]
+        taken = {t.task_id for t in pool}
+        warmup: list[Task] = []
+        while len(warmup) < num_warmup:
+            task = task_set.pick(rng.randrange(2**31))
+            if task.task_id not in taken:
+                taken.add(task.task_id)
+                warmup.append(task)
+        return pool, warmup
+    tasks = list(task_set.tasks)
+    if num_tasks + num_warmup > len(tasks):
+        raise ValueError(f"{task_set.name} holds {len(tasks)} tasks; the pool and the warm-up need "
+                         f"{num_tasks} + {num_warmup}")
+    chosen = rng.sample(tasks, num_tasks + num_warmup)
+    return chosen[:num_tasks], chosen[num_tasks:]
 
 
 def replay_into_flat_groups(episodes: list[ProxyEpisode], queue: SampleQueue, version: int,
@@ -119,13 +155,23 @@ def main(args: Args) -> dict[str, Any]:
                                                    max_new_tokens=args.max_tokens))
     task_set = resolve_tasks(args.tasks)
     rng = random.Random(args.seed)
-    pool = ([task_set.pick(rng.randrange(2**31)) for _ in range(args.num_tasks)] if task_set.is_generated
-            else rng.sample(list(task_set.tasks), args.num_tasks))
+    pool, warmup_tasks = draw_tasks(task_set, args.num_tasks, args.warmup_tasks, rng)
     scorer = EnvScorer.of(ToolR1Env(tasks=task_set))  # the env's judge and reward weights
     harness = CodeAgentHarness(max_steps=args.max_steps, max_tokens=args.max_tokens,
                                system_prompt=None if args.smolagents_prompt else COMPACT_SYSTEM_PROMPT,
                                request_timeout=args.request_timeout)
     config = UpdateConfig()
+    warmup_metrics: dict[str, Any] = {}
+    if warmup_tasks:
+        episodes = play_demonstrations(policy, harness, warmup_tasks, scorer,
+                                       config=ProxyConfig(model_name=args.model, max_context=4096))
+        warmup_metrics = warm_up_through_harness(policy, episodes, args.warmup_passes, args.warmup_lr, seed=args.seed)
+        with open(out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"iteration": -1, **warmup_metrics}) + "\n")
+        print(f"[proxy-train] warm-up: {warmup_metrics['warmup/verified_episodes']:.0f} of "
+              f"{len(warmup_tasks)} scripted episodes verified, {args.warmup_passes} passes, NLL "
+              f"{warmup_metrics['warmup/nll_first_epoch']:.3f} -> {warmup_metrics['warmup/nll_last_epoch']:.3f}",
+              flush=True)
     optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=args.lr)
     queue = SampleQueue() if args.queue else None
     history = []
@@ -157,7 +203,8 @@ def main(args: Args) -> dict[str, Any]:
     summary = {"rewards": [m["reward"] for m in history], "answer_scores": [m["answer_score"] for m in history],
                "exec_success": [m["exec_success"] for m in history],
                "rerender_rate": [m["proxy/rerender_rate"] for m in history],
-               "seconds": [m["iteration_seconds"] for m in history], "pool": [t.task_id for t in pool]}
+               "seconds": [m["iteration_seconds"] for m in history], "pool": [t.task_id for t in pool],
+               "warmup": warmup_metrics, "warmup_tasks": [t.task_id for t in warmup_tasks]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 

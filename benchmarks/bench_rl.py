@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agents.cli import arg, parse_with_extra
+from agents.learner.task_choice import question_kind
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -151,16 +151,6 @@ def mcnemar(wins: int, losses: int) -> float:
         return 1.0
     tail = sum(math.comb(n, i) for i in range(min(wins, losses) + 1)) / 2**n
     return min(1.0, 2 * tail)
-
-
-def question_kind(template: str, question: str) -> str:
-    """A question's kind: its template and its wording with names, quoted strings, numbers and file names blanked."""
-    first, _, rest = question.partition(" ")
-    rest = re.sub(r"'[^']*'", "Q", rest)
-    rest = re.sub(r"\b\w+\.(?:pdf|xlsx|xls|csv|docx|pptx|txt|json|md)\b", "F", rest)
-    rest = re.sub(r"\d+", "D", rest)
-    rest = re.sub(r"\b[A-Z][\w-]*(?:\s+[A-Z][\w-]*)*", "N", rest)
-    return f"{template}: {first} {rest}"
 
 
 def kinds() -> tuple[dict[str, str], set[str], set[str]]:

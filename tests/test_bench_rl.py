@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from agents.learner.task_choice import question_kind
 from benchmarks import bench_rl
 
 
@@ -18,12 +19,12 @@ def test_mcnemar_exact_p_values():
 
 
 def test_question_kinds_blank_names_numbers_and_files_but_keep_the_asked_fact():
-    a = bench_rl.question_kind("person_fact", "How tall is Dy Vigretryk, in centimetres?")
-    b = bench_rl.question_kind("person_fact", "How tall is Ama Lo, in centimetres?")
-    c = bench_rl.question_kind("person_fact", "Who employs Ama Lo?")
+    a = question_kind("person_fact", "How tall is Dy Vigretryk, in centimetres?")
+    b = question_kind("person_fact", "How tall is Ama Lo, in centimetres?")
+    c = question_kind("person_fact", "Who employs Ama Lo?")
     assert a == b != c
-    assert bench_rl.question_kind("inventory_file", "What is the stock of 'lamp' in the attached file a.pdf?") == \
-        bench_rl.question_kind("inventory_file", "What is the stock of 'desk' in the attached file inv.pdf?")
+    assert question_kind("inventory_file", "What is the stock of 'lamp' in the attached file a.pdf?") == \
+        question_kind("inventory_file", "What is the stock of 'desk' in the attached file inv.pdf?")
 
 
 def _run(folder: Path, rows: list[dict], outcomes: dict[str, bool], summary: dict, args: dict | None = None) -> None:

@@ -54,6 +54,49 @@ def test_choice_is_a_function_of_the_shared_stream_and_survives_a_checkpoint():
         TaskChooser(["x"], "greedy")
 
 
+def test_learnable_kind_choice_judges_unseen_tasks_by_their_kind():
+    kinds = {"easy1": "easy", "easy2": "easy", "easy3": "easy", "hard1": "hard", "hard2": "hard", "mid1": "mid",
+             "mid2": "mid", "other": "other", "hardish": "hard: asked otherwise"}
+    chooser = TaskChooser(list(kinds), "learnable-kind", kinds=kinds)
+    chooser.observe([("easy1", True)] * 4 + [("hard1", False)] * 4 + [("mid1", True), ("mid1", False)] * 2)
+    # An unseen task's prior is its kind's posterior, whose prior is its template's (each worth 2 observations).
+    template = 5 / 6  # the template "easy": 4 of 4 over Beta(1, 1)
+    kind = (4 + 2 * template) / (4 + 2)
+    assert chooser.success_rate("easy2") == pytest.approx((0 + 2 * kind) / 2)
+    assert chooser.success_rate("hard2") == pytest.approx((0 + 2 * (0 + 2 / 6) / 6) / 2)
+    assert chooser.success_rate("mid2") == pytest.approx(0.5) and chooser.success_rate("other") == 0.5
+    # Another kind of the template "hard": no outcomes of its own kind, so the template's 1/6.
+    assert chooser.success_rate("hardish") == pytest.approx(1 / 6)
+    # A played task: its own outcomes over the prior from the *other* tasks (none of its template yet: 1/2).
+    assert chooser.success_rate("easy1") == pytest.approx((4 + 2 * 0.5) / 6)
+    counts = {t: 0 for t in kinds}
+    rng = random.Random(0)
+    for _ in range(3000):
+        counts[chooser.choose(1, rng)[0]] += 1
+    # weights p(1-p): about 0.12 for an unseen task of a solved or a hopeless kind, 1/4 for one of a half-solved
+    # or unseen kind; the plain learnable choice weighs every unseen task 1/4.
+    assert counts["mid2"] > 1.5 * counts["easy2"] and counts["other"] > 1.5 * counts["hard2"]
+    assert counts["other"] > 1.5 * counts["hardish"]
+    plain = TaskChooser(list(kinds), "learnable")
+    plain.observe([("easy1", True)] * 4)
+    assert plain.success_rate("easy2") == 0.5
+    with pytest.raises(ValueError, match="question kind"):
+        TaskChooser(["x", "y"], "learnable-kind", kinds={"x": "k"})
+
+
+def test_question_kinds_come_from_the_task_templates_of_a_pool():
+    from agents.learner.task_choice import make_chooser
+    from toolr1_env.env import resolve_tasks
+
+    pool = resolve_tasks("train-easy").subset("p", [resolve_tasks("train-easy").pick(s) for s in range(48, 88)])
+    chooser = make_chooser(pool, "learnable-kind")
+    assert set(chooser.kinds) == {t.task_id for t in pool.tasks}
+    # Tasks share kinds (that is what pooling needs), and a kind names its template.
+    assert len(set(chooser.kinds.values())) < len(pool.tasks)
+    assert all(kind.split(":")[0] == t.metadata.get("template", "?") for t in pool.tasks
+               for kind in [chooser.kinds[t.task_id]])
+
+
 # ---- reward: the execution bonus only on correct answers ---------------------------------------------------------
 
 

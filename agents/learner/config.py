@@ -35,8 +35,9 @@ class Args:
                                   "(0 = all): the warm-up's demonstrations, and RL's tasks without --rl_pool_size")
     rl_pool_size: int = arg(0, "tasks of a separate RL pool, drawn from the same split at the seeds after the "
                                "warm-up pool (disjoint from it); 0 = RL on the warm-up pool")
-    task_choice: str = arg("uniform", "how an RL iteration picks its tasks: uniform, or learnable (skip mastered and "
-                                      "hopeless tasks, weight the rest by p(1-p): agents/learner/task_choice.py)",
+    task_choice: str = arg("uniform", "how an RL iteration picks its tasks: uniform; learnable (skip mastered and "
+                                      "hopeless tasks, weight the rest by p(1-p)); learnable-kind (the same, a "
+                                      "task's prior pooled over its question kind): agents/learner/task_choice.py",
                            TASK_CHOICES)
     eval_tasks: str = arg("warmup-eval", "held-out task sets for evaluation, comma-separated (each in its own "
                                          "world's envs); 'pool' = the training pool; a generated split takes "

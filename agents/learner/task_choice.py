@@ -15,6 +15,17 @@ which is why GRPO there learned nothing (``docs/training_result.md``).
   Beta(1, 1) prior updated with the remembered outcomes, so an unseen task weighs ``1/4``, the most any
   task can weigh: new tasks are tried first.
 
+``learnable-kind`` (ours): ``learnable`` with the outcomes pooled by *question kind* (:func:`question_kind`:
+the task's template and its wording with names, quoted strings, numbers and file names blanked). In a large
+pool most tasks are unseen, all weigh ``1/4``, and ``learnable`` cannot tell a mastered kind from a hopeless
+one until each task has been played: with 8 draws per iteration from 192 tasks, 65-70% of the groups carried
+no signal in every recipe measured (``docs/training_result.md``). Here the prior is hierarchical: a template's
+success (Beta(1, 1) posterior mean over its tasks' outcomes) is the prior of each of its kinds, a kind's
+posterior the prior of each of its tasks, each prior worth ``kind_strength`` observations (the task's own
+outcomes never count in its prior). So an unseen task of a kind, or of a template, already answered right every
+time (or wrong every time) weighs little, and unseen and half-solved kinds come first. (The bundled RL pool of
+192 tasks holds 26 templates and 84 kinds.)
+
 Every process holds the same chooser and the same generator (the trainer's shared stream), so every
 process chooses the same tasks. :meth:`TaskChooser.state_dict` goes into checkpoints.
 """
@@ -22,22 +33,39 @@ process chooses the same tasks. :meth:`TaskChooser.state_dict` goes into checkpo
 from __future__ import annotations
 
 import random
+import re
 from collections import deque
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-CHOICES = ("uniform", "learnable")
+CHOICES = ("uniform", "learnable", "learnable-kind")
+
+
+def question_kind(template: str, question: str) -> str:
+    """A question's kind: its template and its wording with names, quoted strings, numbers and file names blanked
+    (``"person_fact: How tall is N, in centimetres?"``): a heuristic; tasks of one kind ask the same thing."""
+    first, _, rest = question.partition(" ")
+    rest = re.sub(r"'[^']*'", "Q", rest)
+    rest = re.sub(r"\b\w+\.(?:pdf|xlsx|xls|csv|docx|pptx|txt|json|md)\b", "F", rest)
+    rest = re.sub(r"\d+", "D", rest)
+    rest = re.sub(r"\b[A-Z][\w-]*(?:\s+[A-Z][\w-]*)*", "N", rest)
+    return f"{template}: {first} {rest}"
 
 
 class TaskChooser:
     """Chooses an iteration's tasks from a pool (see the module docstring)."""
 
     def __init__(self, task_ids: Sequence[str], mode: str = "uniform", *, window: int = 8,
-                 mastered_after: int = 4, hopeless_after: int = 8) -> None:
+                 mastered_after: int = 4, hopeless_after: int = 8, kinds: Mapping[str, str] | None = None,
+                 kind_strength: float = 2.0) -> None:
         if mode not in CHOICES:
             raise ValueError(f"task choice must be one of {CHOICES}, got {mode!r}")
         if not task_ids:
             raise ValueError("the task pool is empty")
+        if mode == "learnable-kind" and (kinds is None or set(task_ids) - set(kinds)):
+            raise ValueError("task choice 'learnable-kind' needs the question kind of every pool task")
+        self.kinds = dict(kinds or {})
+        self.kind_strength = kind_strength
         self.task_ids = list(task_ids)
         self.mode = mode
         self.window = max(window, mastered_after, hopeless_after)
@@ -52,9 +80,21 @@ class TaskChooser:
                 self._outcomes[task_id].append(bool(correct))
 
     def success_rate(self, task_id: str) -> float:
-        """Posterior mean success of ``task_id`` (Beta(1, 1) prior): 0.5 for an unseen task."""
+        """Posterior mean success of ``task_id``: Beta(1, 1) prior (0.5 for an unseen task); with
+        ``learnable-kind`` the prior mean is the task's kind's posterior mean over its other tasks' outcomes,
+        worth ``kind_strength`` observations."""
         seen = self._outcomes[task_id]
-        return (sum(seen) + 1) / (len(seen) + 2)
+        if self.mode != "learnable-kind":
+            return (sum(seen) + 1) / (len(seen) + 2)
+        kind = self.kinds[task_id]
+        template = kind.split(":")[0]
+        same_template = [(t, o) for t, o in self._outcomes.items() if t != task_id and
+                         self.kinds[t].split(":")[0] == template]
+        template_outcomes = [x for _, o in same_template for x in o]
+        kind_outcomes = [x for t, o in same_template if self.kinds[t] == kind for x in o]
+        prior = (sum(template_outcomes) + 1) / (len(template_outcomes) + 2)  # the template's, over Beta(1, 1)
+        prior = (sum(kind_outcomes) + self.kind_strength * prior) / (len(kind_outcomes) + self.kind_strength)
+        return (sum(seen) + self.kind_strength * prior) / (len(seen) + self.kind_strength)
 
     def status(self, task_id: str) -> str:
         """``mastered``, ``hopeless`` or ``open``."""
@@ -101,6 +141,12 @@ class TaskChooser:
         for task_id, seen in state["outcomes"].items():
             if task_id in self._outcomes:
                 self._outcomes[task_id] = deque(seen, maxlen=self.window)
+
+
+def make_chooser(pool: Any, mode: str) -> TaskChooser:
+    """The chooser of a task pool (a :class:`~toolr1_env.tasks.TaskSet`), with its tasks' question kinds."""
+    kinds = {t.task_id: question_kind(t.metadata.get("template", "?"), t.question) for t in pool.tasks}
+    return TaskChooser([t.task_id for t in pool.tasks], mode, kinds=kinds)
 
 
 def _weighted_sample(items: Sequence[str], weights: Sequence[float], k: int, rng: random.Random) -> list[str]:

@@ -85,7 +85,7 @@ from agents.learner.records import Trajectory
 from agents.learner.reference import AdapterSnapshot
 from agents.learner.run_log import RunLog, plot_curves
 from agents.learner.sample_queue import SampleQueue
-from agents.learner.task_choice import TaskChooser
+from agents.learner.task_choice import TaskChooser, make_chooser
 from agents.learner.update import UpdateConfig
 from agents.learner.warmup import warm_up
 from toolr1_env.tasks import TaskSet
@@ -223,7 +223,7 @@ def set_up(args: Args) -> Run:
               eval_sets=make_eval_sets(args.eval_tasks, args.eval_level, args.eval_size, args, training_set, envs),
               log=RunLog(run_dir, enabled=dp.is_main),
               queue=SampleQueue(queue_settings) if queue_settings is not None else None,
-              chooser=TaskChooser([t.task_id for t in rl_pool.tasks], args.task_choice),
+              chooser=make_chooser(rl_pool, args.task_choice),
               shared_rng=random.Random(args.seed * 1000),
               optimizer=torch.optim.AdamW(policy.trainable_parameters(), lr=args.lr, weight_decay=args.weight_decay),
               started=time.time())

@@ -15,7 +15,7 @@ from agents.learner.records import Trajectory, Turn
 from agents.learner.reference import AdapterSnapshot
 from agents.learner.task_choice import TaskChooser
 from agents.learner.train import rl_learning_rate
-from agents.learner.update import UpdateConfig, cut_by_token_budget, trainable, update_policy
+from agents.learner.update import UpdateConfig, compute_advantages, cut_by_token_budget, trainable, update_policy
 from toolr1_env.reward import RewardWeights, episode_reward
 
 # ---- task choice ---------------------------------------------------------------------------------------------
@@ -95,6 +95,21 @@ def test_question_kinds_come_from_the_task_templates_of_a_pool():
     assert len(set(chooser.kinds.values())) < len(pool.tasks)
     assert all(kind.split(":")[0] == t.metadata.get("template", "?") for t in pool.tasks
                for kind in [chooser.kinds[t.task_id]])
+
+
+def test_without_negative_advantages_only_a_groups_better_episodes_are_trained():
+    def traj(group: str, reward: float) -> Trajectory:
+        return Trajectory(group, group, [1, 2, 3], [0, 1, 1], [0.0, -1.0, -1.0], 1, reward=reward)
+
+    batch = [traj("a", 1.2), traj("a", 0.0), traj("a", 0.0), traj("a", 0.0), traj("b", 0.0), traj("b", 0.0)]
+    both = UpdateConfig(advantage_scale="none")
+    positive = UpdateConfig(advantage_scale="none", negative_advantages=False)
+    assert compute_advantages(batch, both) == pytest.approx([0.9, -0.3, -0.3, -0.3, 0.0, 0.0])
+    assert compute_advantages(batch, positive) == pytest.approx([0.9, 0.0, 0.0, 0.0, 0.0, 0.0])
+    # Only the success carries gradient: the failures and the flat group leave the batch.
+    pairs = trainable(batch, compute_advantages(batch, positive), positive)
+    assert [(t.reward, a) for t, a in pairs] == [(1.2, pytest.approx(0.9))]
+    assert Args(negative_advantages=False).negative_advantages is False
 
 
 # ---- reward: the execution bonus only on correct answers ---------------------------------------------------------

@@ -80,6 +80,9 @@ class Args:
                                 "runs/<run>/checkpoints/warmup) with a fresh optimiser; its model and LoRA shape "
                                 "must match")
     advantage_scale: str = arg("std", "group advantage scaling: std or none")
+    negative_advantages: bool = arg(True, "train below-average episodes with their negative advantage (GRPO); "
+                                          "--no_negative_advantages zeroes them: only a group's better episodes "
+                                          "are trained (RAFT/ReST-style filtered imitation of own successes)")
     mask_truncated: bool = arg(True, "leave episodes cut by a token budget (the episode's, or the last turn's) out "
                                      "of the loss; episodes that used up their turns keep their reward")
     use_queue: bool = arg(True, "enable the dynamic sample queue")

@@ -186,7 +186,8 @@ def set_up(args: Args) -> Run:
     update_config = UpdateConfig(epochs=args.epochs, micro_batch_size=args.micro_batch_size, clip_low=args.clip_low,
                                  clip_high=args.clip_high, kl_coef=args.kl_coef,
                                  advantage_scale=args.advantage_scale,  # type: ignore[arg-type]
-                                 mask_truncated=args.mask_truncated, is_weight_cap=args.queue_is_cap)
+                                 negative_advantages=args.negative_advantages, mask_truncated=args.mask_truncated,
+                                 is_weight_cap=args.queue_is_cap)
     queue_settings = queue_config(args) if args.use_queue else None
     warmup_pool = make_task_pool(args)
     rl_pool = make_rl_pool(args, warmup_pool)

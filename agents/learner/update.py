@@ -41,6 +41,9 @@ class UpdateConfig:
     kl_coef: float = 0.0
     max_grad_norm: float = 1.0
     advantage_scale: AdvantageScale = "std"
+    #: ``False``: advantages below 0 become 0, so only the better-than-average episodes of a group are trained
+    #: (filtered imitation of the policy's own successes, RAFT/ReST-style); failures push nothing down.
+    negative_advantages: bool = True
     zero_signal_tol: float = 1e-6
     mask_truncated: bool = False
     is_weight_cap: float = 1.0
@@ -193,6 +196,8 @@ def compute_advantages(trajectories: Sequence[Trajectory], config: UpdateConfig)
         return []
     advantages = group_advantages([t.reward for t in trajectories], [t.group_id for t in trajectories],
                                   scale=config.advantage_scale, tol=config.zero_signal_tol)  # [N]
+    if not config.negative_advantages:
+        advantages = advantages.clamp(min=0.0)  # [N]
     return advantages.tolist()
 
 

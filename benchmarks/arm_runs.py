@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agents.cli import arg, parse_with_extra
+from benchmarks import results_file
 from benchmarks.results_file import markdown_table, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,12 +125,7 @@ def code_version() -> str:
 
 def code_commit() -> str:
     """The checkout's short commit, with ``+uncommitted`` when files under :data:`CODE_DIRS` differ from it."""
-    def git(*command: str) -> str:
-        done = subprocess.run(["git", *command], cwd=ROOT, capture_output=True, text=True, check=False)
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
-    return head + ("+uncommitted" if git("status", "--porcelain", "--", *CODE_DIRS) else "")
+    return results_file.code_commit(CODE_DIRS)
 
 
 def run_key(command: list[str]) -> str:

@@ -41,7 +41,7 @@ from agents.learner.task_choice import question_kind
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.memory import MemoryWatch  # noqa: E402
-from benchmarks.results_file import markdown_table, write_section  # noqa: E402
+from benchmarks.results_file import code_commit, markdown_table, write_section  # noqa: E402
 
 TITLE = "Does RL add to the warm-up? (bench_rl.py)"
 HELD_OUT = ["--eval_tasks", "level1-eval,validation", "--eval_level", "1", "--eval_size", "0"]
@@ -85,7 +85,7 @@ def train(run_dir: Path, flags: list[str]) -> dict:
         raise RuntimeError(f"training run {run_dir} failed ({process.returncode})")
     summary = json.loads(summary_file.read_text())
     summary["peak_gib"] = peak
-    summary["commit"] = _commit()
+    summary["commit"] = code_commit()
     summary_file.write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -122,14 +122,6 @@ def sft_passes(seed_dir: Path, override: int = 0, seconds_per_pass: float = 0.0)
         warm["time/warmup_s"] / json.loads((seed_dir / "warmup" / "args.json").read_text())["demo_warmup_epochs"]
     rl_seconds = sum(r.get("rollout/wall_s", 0.0) + r.get("time/update_s", 0.0) for r in _rows(seed_dir / "grpo"))
     return max(1, round(rl_seconds / per_pass))
-
-
-def _commit() -> str:
-    """The short commit of the working tree (with ``+`` when it has uncommitted changes)."""
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
-                           cwd=ROOT).stdout
-    return head.strip() + ("+" if dirty.strip() else "")
 
 
 def _rows(run_dir: Path) -> list[dict]:
@@ -231,7 +223,7 @@ def report(args: BenchArgs) -> str:
     recipe = "; ".join(f"demonstrations mixed into each RL update: {b} at weight {c}" if c else
                        "no demonstrations in the RL updates" for c, b in mixing)
     trained = sorted({summaries[s][a].get("commit", "?") for s in per_seed for a in summaries[s]})
-    commit = f"runs trained at {', '.join(trained)} (? = before commits were recorded), reported at {_commit()}"
+    commit = f"runs trained at {', '.join(trained)} (? = before commits were recorded), reported at {code_commit()}"
     return (f"{table}\n\n{paired}\n\n{wall}\n\n- seeds finished: {sorted(per_seed)} (a claim needs all 3); "
             f"held-out = {len(held)} level-1 tasks of level1-eval and validation, split by whether a training pool "
             "asks the same kind of question (kind: template plus wording with names, numbers and files blanked, a "

@@ -22,22 +22,22 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import gymnasium as gym
 
 import toolr1_env  # noqa: F401 - registers ToolR1-GAIA-v0
 from agents.cli import arg, parse
 from benchmarks.memory import tree_pss_mib
-from benchmarks.results_file import markdown_table, write_section
+from benchmarks.results_file import code_commit, markdown_table, write_section
 from toolr1_env.sandbox import SandboxConfig
 from toolr1_env.serving.local_server import LocalServer
 from toolr1_env.suite import load_split
+
+CODE_PATHS = ("toolr1_env", "benchmarks/bench_serving.py")  # what the commit line vouches for
 
 TASKS = "warmup-eval"
 
@@ -160,19 +160,6 @@ def fault_round(args: BenchArgs, tasks: list) -> dict:
             server.stop()
 
 
-def commit() -> str:
-    """The checkout's commit (with ``+dirty`` when files differ), for the provenance line."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "toolr1_env", "benchmarks/bench_serving.py"],
-                               cwd=root, capture_output=True, text=True).stdout.strip()
-        return head + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main(argv: list[str] | None = None) -> None:
     """Run both sides and the fault round; print the table and write it to RESULTS.md."""
     args = parse(BenchArgs, argv, description=__doc__)
@@ -208,7 +195,8 @@ def main(argv: list[str] | None = None) -> None:
                             row(f"{args.servers} servers (toolr1-serve, loopback)", remote)])
     notes = (f"\n{args.episodes} concurrent episodes ({len(actions('x'))} steps each, `{TASKS}` tasks, thread per "
              f"episode), {args.rounds} rounds; sandboxes without preloaded numpy/pandas on both sides. Commit "
-             f"{commit()}. Load average at the end: {os.getloadavg()[0]:.1f} (the benchmark's own episodes and "
+             f"{code_commit(CODE_PATHS)}. Load average at the end: {os.getloadavg()[0]:.1f} (the benchmark's own "
+             "episodes and "
              "servers count in it; other jobs on the machine slow both sides, which run one after the other, and "
              "may not slow them alike).\n\n"
              f"Fault: one of {args.servers} servers SIGKILLed (with its sandboxes) {args.kill_after:.1f} s after all "

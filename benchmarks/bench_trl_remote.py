@@ -58,11 +58,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from agents.cli import arg, parse_with_extra  # noqa: E402
-from benchmarks.results_file import markdown_table, write_section  # noqa: E402
+from benchmarks.results_file import code_commit, markdown_table, write_section  # noqa: E402
 from toolr1_env.serving.local_server import LocalServer  # noqa: E402
 
 TITLE = "TRL GRPOTrainer run on environment servers versus in process (bench_trl_remote.py)"
 SIDE_FILE = "bench_side.json"  # written into a side's folder once its run finished: flags, wall seconds, commit
+CODE_PATHS = ("agents", "toolr1_env", "benchmarks/bench_trl_remote.py")  # what the runs' commit line vouches for
 RESERVED = ("--output_dir", "--env_servers", "--resume")  # the benchmark sets these itself
 
 
@@ -112,18 +113,6 @@ def train_flags(args: BenchArgs, extra: Sequence[str]) -> list[str]:
             "--per_device_train_batch_size", str(args.num_generations),
             "--gradient_accumulation_steps", str(args.tasks_per_step), "--num_envs", str(envs),
             "--seed", str(args.seed), *extra]
-
-
-def commit() -> str:
-    """The checkout's short commit, with ``+dirty`` when the training code or this script has uncommitted edits."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "agents", "toolr1_env",
-                                "benchmarks/bench_trl_remote.py"], cwd=ROOT, capture_output=True, text=True).stdout
-        return head + ("+dirty" if dirty.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def finished(output_dir: Path, flags: Sequence[str], servers: int) -> dict[str, Any] | None:
@@ -259,8 +248,8 @@ def run_side(side: str, output_dir: Path, flags: Sequence[str], servers: int = 0
             finally:
                 for server in started:
                     server.stop()
-        record = {"side": side, "flags": list(flags), "servers": servers, "wall_s": wall, "commit": commit(),
-                  "peak_sessions": peak}
+        record = {"side": side, "flags": list(flags), "servers": servers, "wall_s": wall,
+                  "commit": code_commit(CODE_PATHS), "peak_sessions": peak}
         (output_dir / SIDE_FILE).write_text(json.dumps(record, indent=2))
     else:
         print(f"reusing the finished {side} run in {output_dir}", flush=True)
@@ -335,7 +324,7 @@ def report(args: BenchArgs, flags: Sequence[str], local: SideRun, remote: SideRu
              f"Rewards: per-step rewards {'identical' if comparison['identical'] else '**not identical**'}; "
              f"{other_line}. Wall s = the whole subprocess (model load, sandbox starts); s/step = TRL's "
              f"`step_time`; rollout s/step = `toolr1/rollout_s` (where the envs' location shows). Runs trained at "
-             f"commit {', '.join(commits)}; report at commit {commit()}. Load average at the end: "
+             f"commit {', '.join(commits)}; report at commit {code_commit(CODE_PATHS)}. Load average at the end: "
              f"{os.getloadavg()[0]:.1f} (other jobs on the machine slow both sides, which run one after the "
              "other, and may not slow them alike).\n")
     return table + "\n" + notes, comparison

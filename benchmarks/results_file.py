@@ -6,7 +6,9 @@ import datetime as dt
 import os
 import platform
 import shlex
+import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -24,6 +26,22 @@ def machine() -> str:
     except (OSError, StopIteration, ValueError):
         pass
     return f"{platform.machine()}, {cpus} CPUs{mem}, Linux {platform.release()}, Python {platform.python_version()}"
+
+
+def code_commit(paths: Sequence[str] = ("agents", "toolr1_env", "benchmarks")) -> str:
+    """The checkout's short commit, with ``+uncommitted`` when tracked files under ``paths`` differ from it
+    (``unknown`` outside a git checkout): the provenance every benchmark records."""
+    root = RESULTS.parent.parent
+
+    def git(*command: str) -> str:
+        try:
+            done = subprocess.run(["git", *command], cwd=root, capture_output=True, text=True, check=False)
+        except OSError:
+            return ""
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+uncommitted" if git("status", "--porcelain", "--untracked-files=no", "--", *paths) else "")
 
 
 def write_section(title: str, body: str) -> Path:

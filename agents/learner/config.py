@@ -85,6 +85,10 @@ class Args:
                                           "are trained (RAFT/ReST-style filtered imitation of own successes)")
     mask_truncated: bool = arg(True, "leave episodes cut by a token budget (the episode's, or the last turn's) out "
                                      "of the loss; episodes that used up their turns keep their reward")
+    min_signal_groups: int = arg(0, "step only when the iterations since the last step hold this many groups with "
+                                    "a non-zero advantage (the weights do not change in between, so held episodes "
+                                    "stay on-policy; the last iteration trains what is held); 0 = step every "
+                                    "iteration")
     use_queue: bool = arg(True, "enable the dynamic sample queue")
     queue_capacity_per_task: int = arg(QUEUE.per_task_capacity, "cached successes kept per task")
     queue_max_inject: int = arg(QUEUE.max_inject, "cached members per group, at most")
@@ -169,6 +173,8 @@ def check_args(args: Args, world_size: int = 1) -> None:
     if args.rl_demo_coef < 0 or (args.rl_demo_coef > 0 and args.rl_demo_batch < 1):
         problems.append(f"--rl_demo_coef {args.rl_demo_coef} / --rl_demo_batch {args.rl_demo_batch}: the weight "
                         "must be >= 0 and, when > 0, at least one demonstration mixed into each update")
+    if args.min_signal_groups < 0:
+        problems.append(f"--min_signal_groups {args.min_signal_groups}: use 0 (step every iteration) or a count")
     if args.init_adapter and args.resume:
         problems.append("--init_adapter starts a new run; --resume continues one: give only one")
     if problems:

@@ -8,7 +8,10 @@ iteration, and what the benchmarks drive to time our side. Its steps, in order:
 2. Play them (each data-parallel process its share) and gather every episode; infra errors are left out.
 3. Repair failures with demonstration turns (``fixes``), fill flat groups from the queue, advantages per group.
 4. Update on this process's groups (``agents.learner.update``; with ``--rl_demo_coef`` a slice of the
-   warm-up's demonstrations joins them) and bump the policy version.
+   warm-up's demonstrations joins them) and bump the policy version. With ``--min_signal_groups N`` the
+   trainable groups are held back (:class:`HeldUpdate`) until N of them carry signal, then trained in one
+   step: the weights do not change in between, so every held episode is still on-policy when it is trained
+   (adaptive batch size, the accumulating form of DAPO's dynamic sampling).
 5. Metrics: rewards, groups, advantages, the update's (``update/*``, and the sampler-vs-trainer log-prob gap
    ``rollout/logprob_gap/*`` measured in its first pass), the queue's, and per-process digests
    (``dp/adapter_checksum``, ``dp/task_digest``, ``dp/queue_checksum``) that show the processes in lockstep.
@@ -22,6 +25,7 @@ import sys
 import time
 import zlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -53,15 +57,31 @@ from agents.learner.warmup import anchor_batch
 from toolr1_env.tasks import TaskSet
 from toolr1_env.vector import ThreadVectorEnv
 
-__all__ = ["train_iteration"]
+__all__ = ["HeldUpdate", "train_iteration"]
+
+
+@dataclass
+class HeldUpdate:
+    """Trainable episodes held back until enough groups carry signal (``--min_signal_groups``).
+
+    The same on every data-parallel process: ``pairs`` holds the whole batch's (trajectory, advantage) pairs
+    and each process trains its share when the step comes. Kept in the checkpoint, so a killed run resumes
+    with what it held.
+    """
+
+    pairs: list[tuple[Trajectory, float]] = field(default_factory=list)
+    #: Distinct groups among ``pairs`` with a non-zero advantage.
+    signal_groups: int = 0
+    #: Iterations whose episodes ``pairs`` holds.
+    iterations: int = 0
 
 
 def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optimizer, envs: ThreadVectorEnv,
                     pool: TaskSet, queue: SampleQueue | None, config: UpdateConfig, args: Args,
                     rng: random.Random, dp: DataParallel | None = None, log: RunLog | None = None,
                     fixes: Mapping[str, list[str]] | None = None, *, chooser: TaskChooser | None = None,
-                    reference: AdapterSnapshot | None = None, anchors: Sequence[Trajectory] = ()
-                    ) -> tuple[dict[str, float], int]:
+                    reference: AdapterSnapshot | None = None, anchors: Sequence[Trajectory] = (),
+                    held: HeldUpdate | None = None, last: bool = True) -> tuple[dict[str, float], int]:
     """Rollouts, queue, advantages and one update; returns (metrics, online rollouts spent).
 
     ``rng`` is the stream every process shares: it chooses the tasks (through ``chooser``, default uniform
@@ -71,6 +91,10 @@ def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optim
     (:func:`offer_repairs`). With ``args.rl_demo_coef`` > 0, a slice of ``anchors`` (the warm-up pool's
     played demonstrations, :func:`~agents.learner.warmup.anchor_batch`) joins the
     update. With ``log``, the online episodes go to ``<run>/episodes/train-<iteration + 1>.jsonl``.
+
+    ``held`` (with ``args.min_signal_groups`` > 0): this iteration's trainable pairs join it, and the step is
+    taken only when it holds that many signal groups or ``last`` is set (the run's last iteration trains
+    whatever is held); otherwise the weights and the policy version stay as they are (``update/held`` 1).
     """
     dp = dp or DataParallel()
     chooser = chooser or TaskChooser([t.task_id for t in pool.tasks])
@@ -97,9 +121,23 @@ def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optim
                     "advantage/mean": float(np.mean(advantages)) if advantages else 0.0,
                     "advantage/std": float(np.std(advantages)) if advantages else 0.0,
                     "advantage/abs_max": float(np.max(np.abs(advantages))) if advantages else 0.0})
+    for i, value in enumerate(dp.gather_objects(zlib.crc32(",".join(chosen).encode()))):
+        metrics[f"dp/task_digest/rank{i}"] = float(value)
     update_start = time.perf_counter()
-    owner = group_owner([t.group_id for t in batch], dp.world_size)
-    mine = [pair for pair in trainable(batch, advantages, config) if owner[pair[0].group_id] == dp.rank]
+    held = held if held is not None else HeldUpdate()
+    held.pairs += trainable(batch, advantages, config)
+    held.signal_groups += len({t.group_id for t, a in zip(batch, advantages, strict=True) if a != 0.0})
+    held.iterations += 1
+    metrics.update({"update/held_signal_groups": float(held.signal_groups),
+                    "update/held_iterations": float(held.iterations)})
+    if held.signal_groups < args.min_signal_groups and not last:
+        metrics["update/held"] = 1.0  # no step: the next iteration samples with the same weights
+        metrics["time/update_s"] = time.perf_counter() - update_start
+        return _queue_metrics(metrics, queue, dp), len(requests)
+    metrics["update/held"] = 0.0
+    pairs, held.pairs, held.signal_groups, held.iterations = held.pairs, [], 0, 0
+    owner = group_owner([t.group_id for t, _ in pairs], dp.world_size)
+    mine = [pair for pair in pairs if owner[pair[0].group_id] == dp.rank]
     # --rl_demo_coef: warm-up demonstrations join the update at ratio 1 (their log-likelihood gradient).
     mixed = anchor_batch(anchors, iteration, args.rl_demo_batch, args.seed) if args.rl_demo_coef > 0 else []
     demo_owner = group_owner([d.group_id for d in mixed], dp.world_size)
@@ -120,14 +158,17 @@ def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optim
     policy.version += 1
     for i, value in enumerate(dp.gather_checksums(policy.trainable_parameters())):
         metrics[f"dp/adapter_checksum/rank{i}"] = float(value)
-    for i, value in enumerate(dp.gather_objects(zlib.crc32(",".join(chosen).encode()))):
-        metrics[f"dp/task_digest/rank{i}"] = float(value)
+    return _queue_metrics(metrics, queue, dp), len(requests)
+
+
+def _queue_metrics(metrics: dict[str, Any], queue: SampleQueue | None, dp: DataParallel) -> dict[str, Any]:
+    """``metrics`` plus the queue's counters and every process's queue fingerprint."""
     if queue is not None:
         metrics.update({f"queue/{k}": float(v) for k, v in queue.stats().items()})
         fingerprint = zlib.crc32(pickle.dumps(queue.state_dict()))
         for i, value in enumerate(dp.gather_objects(fingerprint)):
             metrics[f"dp/queue_checksum/rank{i}"] = float(value)
-    return metrics, len(requests)
+    return metrics
 
 
 def _signal_stats(batch: list[Trajectory], advantages: list[float]) -> dict[str, float]:

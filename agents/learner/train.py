@@ -72,7 +72,7 @@ from agents.learner.heldout import (
     result_table,
     same_tools,
 )
-from agents.learner.iteration import train_iteration
+from agents.learner.iteration import HeldUpdate, train_iteration
 from agents.learner.model_loading import load_model_and_tokenizer, make_tiny_model
 from agents.learner.playing import (
     demonstration_turns,
@@ -118,6 +118,7 @@ class Run:
     warmup_done: int = 0
     online_rollouts: int = 0
     reference: AdapterSnapshot | None = None
+    held: HeldUpdate = field(default_factory=HeldUpdate)  # episodes waiting for --min_signal_groups
     demonstrations: list[Trajectory] = field(default_factory=list)  # the warm-up pool's, as played (once)
     demonstrations_retired: int = 0  # demonstrations the queue has retired (said once each time it grows)
     results: list[tuple[str, dict[str, float]]] = field(default_factory=list)
@@ -139,7 +140,8 @@ class Run:
             save_checkpoint(self.run_dir, iteration, self.policy, self.optimizer, self.queue, self.args,
                             {"warmup_epochs_done": self.args.demo_warmup_epochs, **extra,
                              "elapsed_s": time.time() - self.started, "trainer_rng": self.shared_rng.getstate(),
-                             "chooser": self.chooser.state_dict(), "online_rollouts": self.online_rollouts},
+                             "chooser": self.chooser.state_dict(), "online_rollouts": self.online_rollouts,
+                             "held": self.held},
                             rng_states=rng_states, keep=self.args.keep_checkpoints)
 
 
@@ -296,7 +298,8 @@ def rl_phase(run: Run) -> None:
         _set_lr(run.optimizer, rl_learning_rate(args, iteration))
         metrics, rollouts = train_iteration(iteration, run.policy, run.optimizer, run.envs, run.rl_pool, run.queue,
                                             run.update_config, args, run.shared_rng, run.dp, run.log, fixes,
-                                            chooser=run.chooser, reference=run.reference, anchors=anchors)
+                                            chooser=run.chooser, reference=run.reference, anchors=anchors,
+                                            held=run.held, last=iteration + 1 == args.iterations)
         run.online_rollouts += rollouts
         retired = int(metrics.get("queue/retired_demonstrations", 0))
         if retired > int(run.demonstrations_retired):
@@ -402,6 +405,8 @@ def _resume(run: Run) -> None:
         run.shared_rng.setstate(_as_rng_state(extra["trainer_rng"]))
     if extra.get("chooser"):
         run.chooser.load_state_dict(extra["chooser"])
+    if isinstance(extra.get("held"), HeldUpdate):  # episodes a --min_signal_groups run was holding
+        run.held = extra["held"]
     run.log.truncate(run.start_iteration if state["iteration"] >= 0 else -1)  # rows after the checkpoint are redone
     run.say(f"resumed from {checkpoint.name}")
 

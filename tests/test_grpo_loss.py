@@ -162,3 +162,44 @@ def test_trajectory_check_catches_misalignment():
     with pytest.raises(ValueError):
         u.check()
     assert Trajectory.from_dict(t.to_dict()) == t
+
+
+def test_sequence_aggregation_weighs_every_episode_once_whatever_its_length():
+    from agents.learner.grpo import grpo_loss_terms
+
+    logprobs = torch.full((2, 4), -1.0, requires_grad=True)  # [B, T]
+    mask = torch.tensor([[1.0, 0, 0, 0], [1.0, 1, 1, 0]])  # a 1-token success, a 3-token failure
+    advantages = torch.tensor([1.0, -1.0])
+    token_loss, _ = grpo_loss_terms(logprobs, logprobs.detach(), advantages, mask)
+    (token_grad,) = torch.autograd.grad(token_loss, logprobs)
+    assert token_loss.item() == pytest.approx(0.5)  # -(1 - 3) / 4: the failure's 3 tokens outweigh the success
+    assert token_grad[0, 0].item() == pytest.approx(-0.25) and token_grad[1, :3].tolist() == pytest.approx([0.25] * 3)
+    seq_loss, terms = grpo_loss_terms(logprobs, logprobs.detach(), advantages, mask, num_tokens=2.0,
+                                      row_weights=1.0 / mask.sum(dim=1))
+    (seq_grad,) = torch.autograd.grad(seq_loss, logprobs)
+    assert seq_loss.item() == pytest.approx(0.0, abs=1e-6)  # -(1 * 1 - 1 * 1) / 2: balanced
+    assert seq_grad[0, 0].item() == pytest.approx(-0.5)
+    assert seq_grad[1, :3].tolist() == pytest.approx([1 / 6] * 3) and seq_grad[:, 3].tolist() == [0.0, 0.0]
+    assert terms["num_tokens"].item() == 4.0  # the metrics stay per token
+
+
+def test_the_update_averages_per_sequence_when_asked(tokenizer):
+    import random
+
+    from agents.learner.update import UpdateConfig, rescore, update_policy
+    from tests.test_logprob_gap import sampled_group, tiny_policy
+
+    policy = tiny_policy(tokenizer, bf16=False)
+    short, long = sampled_group(policy, 2, "g", seed=3)
+    long.token_ids, long.old_logprobs, long.loss_mask = (long.token_ids + long.token_ids[long.prompt_len:],
+                                                         long.old_logprobs + long.old_logprobs[long.prompt_len:],
+                                                         long.loss_mask + long.loss_mask[long.prompt_len:])
+    assert long.num_generated_tokens == 2 * short.num_generated_tokens  # a failure twice as long
+    rescore(policy, [short, long])  # old log-probs = the policy's own, so every ratio is 1
+    pairs = [(short, 1.0), (long, -1.0)]
+    optimizer = torch.optim.SGD(policy.trainable_parameters(), lr=0.0)
+    by_mode = {mode: update_policy(policy, optimizer, pairs, UpdateConfig(loss_aggregation=mode, is_weight_cap=0.0),
+                                   rng=random.Random(0))["update/loss"] for mode in ("token", "sequence")}
+    # Ratio 1 on fresh samples: token mean -(L - 2L) / 3L = 1/3; per sequence -(1 - 1) / 2 = 0.
+    assert by_mode["token"] == pytest.approx(1 / 3, abs=1e-4)
+    assert by_mode["sequence"] == pytest.approx(0.0, abs=1e-4)

@@ -9,6 +9,10 @@ One loss, named and explained. Departures from GRPO as published (DeepSeekMath, 
   global denominator). Trajectories with zero advantage are not trained (without KL their loss and
   gradient are exactly 0), so their tokens are not in the count either: TRL's ``dapo`` loss counts them,
   which scales its step down by the share of zero-advantage tokens.
+  ``loss_aggregation="sequence"`` (``row_weights`` = one over each row's trained tokens, and ``num_tokens`` the
+  number of rows) restores GRPO's per-sequence mean: every episode then weighs its advantage once, whatever
+  its length, so a group whose failures are longer than its successes no longer pushes probability down on
+  balance (with centred advantages the signed sum per group is zero).
 * **Asymmetric clipping** (DAPO's clip-higher). Separate ``clip_low`` / ``clip_high`` bounds
   (default 0.2 / 0.28): a larger upper bound lets rare, good tokens gain probability faster, which keeps
   entropy from collapsing early.
@@ -37,6 +41,8 @@ from typing import Literal
 import torch
 
 AdvantageScale = Literal["std", "none"]
+#: How the per-token loss is averaged: over every trained token of the batch (DAPO) or per sequence (GRPO).
+LossAggregation = Literal["token", "sequence"]
 
 
 def _group_index(group_ids: Sequence[Hashable]) -> tuple[torch.Tensor, list[Hashable]]:
@@ -176,8 +182,13 @@ def grpo_loss_terms(
     kl_coef: float = 0.0,
     behaviour_weights: torch.Tensor | None = None,
     num_tokens: float | None = None,
+    row_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """:func:`grpo_loss` with its metrics as 0-dim tensors on the inputs' device (no device-to-host sync).
+
+    ``row_weights`` (``[B]``, no gradient): each row's per-token loss (policy and KL terms) is multiplied by
+    its weight before the sum; with one over the row's trained tokens and ``num_tokens`` the number of rows,
+    the loss is GRPO's mean over sequences of each sequence's token mean. The metrics stay token means.
 
     Every tensor is made on ``logprobs.device``; nothing here reads a value, so the whole loss runs on any
     device, the ``meta`` device included (the tests' check that no tensor is left behind on the CPU).
@@ -200,6 +211,8 @@ def grpo_loss_terms(
         kl_ref = ref_delta.exp() - ref_delta - 1.0  # [B, T] k3 estimator of KL(pi || ref), >= 0
         if kl_coef > 0:
             per_token = per_token + kl_coef * kl_ref  # [B, T]
+    if row_weights is not None:
+        per_token = per_token * row_weights.detach().to(per_token.dtype)[:, None]  # [B, T]
     count = maskf.sum()  # scalar
     total = torch.where(mask, per_token, torch.zeros_like(per_token)).sum()  # scalar
     loss = total / float(num_tokens) if num_tokens is not None else total / count.clamp(min=1.0)  # scalar

@@ -188,6 +188,7 @@ def set_up(args: Args) -> Run:
     update_config = UpdateConfig(epochs=args.epochs, micro_batch_size=args.micro_batch_size, clip_low=args.clip_low,
                                  clip_high=args.clip_high, kl_coef=args.kl_coef,
                                  advantage_scale=args.advantage_scale,  # type: ignore[arg-type]
+                                 loss_aggregation=args.loss_aggregation,  # type: ignore[arg-type]
                                  negative_advantages=args.negative_advantages, mask_truncated=args.mask_truncated,
                                  is_weight_cap=args.queue_is_cap)
     queue_settings = queue_config(args) if args.use_queue else None

@@ -23,7 +23,13 @@ from dataclasses import dataclass
 import torch
 
 from agents.learner.data_parallel import DataParallel
-from agents.learner.grpo import AdvantageScale, group_advantages, grpo_loss_terms, truncated_importance_weights
+from agents.learner.grpo import (
+    AdvantageScale,
+    LossAggregation,
+    group_advantages,
+    grpo_loss_terms,
+    truncated_importance_weights,
+)
 from agents.learner.policy import LogprobOutput, Policy
 from agents.learner.records import TrainBatch, Trajectory
 from agents.learner.reference import AdapterSnapshot
@@ -45,6 +51,10 @@ class UpdateConfig:
     #: (filtered imitation of the policy's own successes, RAFT/ReST-style); failures push nothing down.
     negative_advantages: bool = True
     zero_signal_tol: float = 1e-6
+    #: ``"token"``: the loss is the mean over every trained token of the batch (DAPO); ``"sequence"``: the
+    #: mean over trajectories of each one's token mean (GRPO as published), so a long failure pushes no
+    #: harder than a short success pulls (:mod:`agents.learner.grpo`).
+    loss_aggregation: LossAggregation = "token"
     mask_truncated: bool = False
     is_weight_cap: float = 1.0
     #: Take the ratio against this forward pass's own detached log-probs instead of ``old_logprobs``: every
@@ -237,8 +247,9 @@ def trainable(trajectories: Sequence[Trajectory], advantages: Sequence[float],
 def micro_batch_loss(policy: Policy, batch: TrainBatch, config: UpdateConfig, num_tokens: float,
                      reference: AdapterSnapshot | None = None, gap_rows: torch.Tensor | None = None
                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Loss of one micro-batch (already on the model's device) over the global ``num_tokens``, and its metric
-    tensors (``entropy`` included); reads no value back to the host.
+    """Loss of one micro-batch (already on the model's device) over the global ``num_tokens`` (the batch's
+    trained rows instead with ``config.loss_aggregation == "sequence"``), and its metric tensors
+    (``entropy`` included); reads no value back to the host.
 
     ``gap_rows`` (``[B]``, 1 on rows whose ``old_logprobs`` are the sampler's of the weights being trained,
     :func:`sampled_by`): also return ``logprob_gap_sum``, ``logprob_gap_max`` and ``logprob_gap_tokens``, the
@@ -266,9 +277,13 @@ def micro_batch_loss(policy: Policy, batch: TrainBatch, config: UpdateConfig, nu
         weights = truncated_importance_weights(batch.old_logprobs, batch.behaviour_logprobs, batch.loss_mask,
                                                config.is_weight_cap)  # [B, T]
     old_logprobs = out.logprobs.detach() if config.ratio_to_current else batch.old_logprobs  # [B, T]
+    row_weights = None
+    if config.loss_aggregation == "sequence":
+        row_weights = 1.0 / batch.loss_mask.sum(dim=1).clamp(min=1)  # [B]: each row's token mean
     loss, terms = grpo_loss_terms(out.logprobs, old_logprobs, batch.advantages, batch.loss_mask,
                                   clip_low=config.clip_low, clip_high=config.clip_high, ref_logprobs=ref,
-                                  kl_coef=config.kl_coef, behaviour_weights=weights, num_tokens=num_tokens)
+                                  kl_coef=config.kl_coef, behaviour_weights=weights, num_tokens=num_tokens,
+                                  row_weights=row_weights)
     assert out.entropy is not None
     terms["entropy"] = (out.entropy * batch.loss_mask).sum() / batch.loss_mask.sum().clamp(min=1)  # scalar
     terms["nll"] = -(out.logprobs.detach() * batch.loss_mask).sum() / batch.loss_mask.sum().clamp(min=1)  # scalar
@@ -323,7 +338,8 @@ def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, pairs: Seque
     dp = dp or DataParallel()
     params = policy.trainable_parameters()
     local_tokens = float(sum(t.num_generated_tokens for t, _ in pairs))
-    (num_tokens,) = dp.sum_floats([local_tokens])
+    num_tokens, num_rows = dp.sum_floats([local_tokens, float(sum(t.num_generated_tokens > 0 for t, _ in pairs))])
+    denominator = num_rows if config.loss_aggregation == "sequence" else num_tokens
     if num_tokens == 0:
         return {"update/skipped": 1.0, **_gap_metrics(dp, 0.0, 0.0, 0.0)}
     rng = rng or random.Random(0)
@@ -344,7 +360,7 @@ def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, pairs: Seque
                                     row=lambda pair: pair[0], key=lambda pair: pair[0].group_id):
             batch = TrainBatch.collate([t for t, _ in chunk], [a for _, a in chunk], policy.pad_token_id)
             gap_rows = torch.tensor([float(sampled_by(t, policy.version)) for t, _ in chunk]) if epoch == 0 else None
-            loss, terms = micro_batch_loss(policy, batch.to(policy.device), config, num_tokens, reference,
+            loss, terms = micro_batch_loss(policy, batch.to(policy.device), config, denominator, reference,
                                            None if gap_rows is None else gap_rows.to(policy.device))
             names = list(terms)
             values = dict(zip(["loss", *names], host_values([loss, *terms.values()]), strict=True))

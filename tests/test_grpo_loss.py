@@ -203,3 +203,19 @@ def test_the_update_averages_per_sequence_when_asked(tokenizer):
     # Ratio 1 on fresh samples: token mean -(L - 2L) / 3L = 1/3; per sequence -(1 - 1) / 2 = 0.
     assert by_mode["token"] == pytest.approx(1 / 3, abs=1e-4)
     assert by_mode["sequence"] == pytest.approx(0.0, abs=1e-4)
+
+
+def test_an_episode_of_several_transitions_counts_once_per_sequence():
+    from agents.learner.update import episode_weights
+
+    def row(tokens: int, episode: str | None = None) -> Trajectory:
+        traj = Trajectory.start("t", "g", [1, 2])
+        traj.append_generated(list(range(3, 3 + tokens)), [-1.0] * tokens)
+        if episode:
+            traj.metadata["episode_id"] = episode
+        return traj
+
+    first, second, alone = row(2, "e1"), row(6, "e1"), row(4)
+    weights = episode_weights([first, second, alone])
+    assert [weights[id(t)] for t in (first, second, alone)] == pytest.approx([0.25, 0.75, 1.0])
+    assert sum(weights.values()) == pytest.approx(2.0)  # two episodes

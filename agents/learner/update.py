@@ -52,8 +52,9 @@ class UpdateConfig:
     negative_advantages: bool = True
     zero_signal_tol: float = 1e-6
     #: ``"token"``: the loss is the mean over every trained token of the batch (DAPO); ``"sequence"``: the
-    #: mean over trajectories of each one's token mean (GRPO as published), so a long failure pushes no
-    #: harder than a short success pulls (:mod:`agents.learner.grpo`).
+    #: mean over episodes of each one's token mean (GRPO as published; an episode a harness re-rendered into
+    #: several transitions counts once, :func:`episode_weights`), so a long failure pushes no harder than a
+    #: short success pulls (:mod:`agents.learner.grpo`).
     loss_aggregation: LossAggregation = "token"
     mask_truncated: bool = False
     is_weight_cap: float = 1.0
@@ -245,10 +246,10 @@ def trainable(trajectories: Sequence[Trajectory], advantages: Sequence[float],
 
 
 def micro_batch_loss(policy: Policy, batch: TrainBatch, config: UpdateConfig, num_tokens: float,
-                     reference: AdapterSnapshot | None = None, gap_rows: torch.Tensor | None = None
-                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Loss of one micro-batch (already on the model's device) over the global ``num_tokens`` (the batch's
-    trained rows instead with ``config.loss_aggregation == "sequence"``), and its metric tensors
+                     reference: AdapterSnapshot | None = None, gap_rows: torch.Tensor | None = None,
+                     row_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Loss of one micro-batch (already on the model's device) over the global ``num_tokens`` (with
+    ``row_weights [B]``, :func:`episode_weights`: the batch's episodes), and its metric tensors
     (``entropy`` included); reads no value back to the host.
 
     ``gap_rows`` (``[B]``, 1 on rows whose ``old_logprobs`` are the sampler's of the weights being trained,
@@ -277,9 +278,6 @@ def micro_batch_loss(policy: Policy, batch: TrainBatch, config: UpdateConfig, nu
         weights = truncated_importance_weights(batch.old_logprobs, batch.behaviour_logprobs, batch.loss_mask,
                                                config.is_weight_cap)  # [B, T]
     old_logprobs = out.logprobs.detach() if config.ratio_to_current else batch.old_logprobs  # [B, T]
-    row_weights = None
-    if config.loss_aggregation == "sequence":
-        row_weights = 1.0 / batch.loss_mask.sum(dim=1).clamp(min=1)  # [B]: each row's token mean
     loss, terms = grpo_loss_terms(out.logprobs, old_logprobs, batch.advantages, batch.loss_mask,
                                   clip_low=config.clip_low, clip_high=config.clip_high, ref_logprobs=ref,
                                   kl_coef=config.kl_coef, behaviour_weights=weights, num_tokens=num_tokens,
@@ -338,8 +336,9 @@ def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, pairs: Seque
     dp = dp or DataParallel()
     params = policy.trainable_parameters()
     local_tokens = float(sum(t.num_generated_tokens for t, _ in pairs))
-    num_tokens, num_rows = dp.sum_floats([local_tokens, float(sum(t.num_generated_tokens > 0 for t, _ in pairs))])
-    denominator = num_rows if config.loss_aggregation == "sequence" else num_tokens
+    weights = episode_weights([t for t, _ in pairs]) if config.loss_aggregation == "sequence" else None
+    num_tokens, num_episodes = dp.sum_floats([local_tokens, float(sum(weights.values())) if weights else 0.0])
+    denominator = num_episodes if weights is not None else num_tokens
     if num_tokens == 0:
         return {"update/skipped": 1.0, **_gap_metrics(dp, 0.0, 0.0, 0.0)}
     rng = rng or random.Random(0)
@@ -360,8 +359,10 @@ def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, pairs: Seque
                                     row=lambda pair: pair[0], key=lambda pair: pair[0].group_id):
             batch = TrainBatch.collate([t for t, _ in chunk], [a for _, a in chunk], policy.pad_token_id)
             gap_rows = torch.tensor([float(sampled_by(t, policy.version)) for t, _ in chunk]) if epoch == 0 else None
+            rows = None if weights is None else torch.tensor([weights[id(t)] / max(t.num_generated_tokens, 1)
+                                                              for t, _ in chunk], device=policy.device)  # [B]
             loss, terms = micro_batch_loss(policy, batch.to(policy.device), config, denominator, reference,
-                                           None if gap_rows is None else gap_rows.to(policy.device))
+                                           None if gap_rows is None else gap_rows.to(policy.device), rows)
             names = list(terms)
             values = dict(zip(["loss", *names], host_values([loss, *terms.values()]), strict=True))
             if not math.isfinite(values["loss"]):
@@ -402,6 +403,24 @@ def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, pairs: Seque
     summary["update/num_tokens_local"] = local_tokens
     summary["update/trajectories"] = float(len(pairs))
     return dict(summary)
+
+
+def episode_weights(trajectories: Sequence[Trajectory]) -> dict[int, float]:
+    """``id(trajectory)`` -> its share of its episode's trained tokens, for ``loss_aggregation="sequence"``.
+
+    A trajectory is one episode, unless it is one of several transitions of an episode a harness re-rendered
+    (the recording proxy's, ``metadata["episode_id"]``): then its row's token mean is weighted by its share of
+    the episode's tokens, so every episode counts once, whatever its length and its number of transitions.
+    The shares of one episode sum to 1; their total is the number of episodes.
+    """
+    def episode(traj: Trajectory) -> object:
+        return traj.metadata.get("episode_id") or id(traj)
+
+    tokens: dict[object, float] = defaultdict(float)
+    for traj in trajectories:
+        tokens[episode(traj)] += traj.num_generated_tokens
+    return {id(traj): traj.num_generated_tokens / tokens[episode(traj)] if tokens[episode(traj)] else 0.0
+            for traj in trajectories}
 
 
 def _gap_metrics(dp: DataParallel, gap_sum: float, gap_max: float, gap_tokens: float) -> dict[str, float]:

@@ -56,8 +56,11 @@ def test_the_training_script_runs_end_to_end(tmp_path):
     out = tmp_path / "run"
     result = subprocess.run([sys.executable, "-m", "agents.proxy.train", "--model", "tiny-random", "--num_tasks", "1",
                              "--group_size", "2", "--iterations", "2", "--max_tokens", "6", "--max_steps", "1",
+                             "--loss_aggregation", "sequence", "--epochs", "2",
                              "--output_dir", str(out)], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
+    recorded = json.loads((out / "args.json").read_text())
+    assert (recorded["loss_aggregation"], recorded["epochs"]) == ("sequence", 2)
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["iteration"] for m in lines] == [0, 1]
     assert all(m["proxy/calls"] >= 2 and m["infra_errors"] == 0 for m in lines), lines  # >= 1 call per episode

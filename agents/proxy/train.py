@@ -70,6 +70,7 @@ class Args:
     loss_aggregation: str = arg("token", "token (every trained token of the batch weighs alike, DAPO) or sequence "
                                          "(every episode weighs once, its transitions together, GRPO): "
                                          "agents/learner/update.py", ("token", "sequence"))
+    epochs: int = arg(1, "optimiser steps per batch (each a pass over it; from the second on the PPO clip acts)")
     lora_r: int = arg(16, "LoRA rank")
     temperature: float = arg(1.0, "sampling temperature (also the one the update scores at)")
     smolagents_prompt: bool = arg(False, "keep smolagents' own ~2,700-token system prompt (default: a compact one)")
@@ -163,7 +164,7 @@ def main(args: Args) -> dict[str, Any]:
     harness = CodeAgentHarness(max_steps=args.max_steps, max_tokens=args.max_tokens,
                                system_prompt=None if args.smolagents_prompt else COMPACT_SYSTEM_PROMPT,
                                request_timeout=args.request_timeout)
-    config = UpdateConfig(loss_aggregation=args.loss_aggregation)  # type: ignore[arg-type]
+    config = UpdateConfig(epochs=args.epochs, loss_aggregation=args.loss_aggregation)  # type: ignore[arg-type]
     warmup_metrics: dict[str, Any] = {}
     if warmup_tasks:
         episodes = play_demonstrations(policy, harness, warmup_tasks, scorer,

@@ -21,6 +21,10 @@ seeds, with McNemar's exact test on the tasks where they disagree. The held-out 
 question kinds the training pools cover and kinds they do not (a kind = template plus the question with its
 names, numbers and file names blanked: a heuristic, stated as such in the report).
 
+Choices between recipes are made on a **training-world validation split**, never on the held-out tasks: every
+arm's final adapter is also scored on ``--validation`` (default ``train-easy@100000``: 48 tasks of the training
+split at seeds no pool uses), by a run of its own in ``<arm>/validation``, reported in a table of its own.
+
 Runs live in ``runs/bench-rl/seed<k>/<arm>``; a finished run (``summary.json``) is reused.
 """
 
@@ -61,6 +65,10 @@ class BenchArgs:
     seconds_per_pass: float = arg(0.0, "seconds of one supervised pass for the +SFT arm's count (0 = the seed's own "
                                        "warm-up run's median; give one measured on this code and an idle machine "
                                        "when that warm-up ran elsewhere)")
+    validation: str = arg("train-easy@100000", "training-world validation tasks every arm's final adapter is also "
+                                               "scored on (choose recipes on these, never on the held-out tasks); "
+                                               "'' = none")
+    validation_size: int = arg(48, "tasks of the validation split (every level)")
     no_write: bool = arg(False, "print only; do not touch benchmarks/RESULTS.md")
     label: str = arg("", "added to the RESULTS.md section title, so that runs of another recipe (another --runs_dir) "
                          "get a section of their own")
@@ -103,12 +111,32 @@ def run_seed(seed: int, args: BenchArgs) -> None:
                           "--eval_at_start", "false"])
     passes = sft_passes(root, args.sft_passes, args.seconds_per_pass)
     train(root / "sft", [*common, "--iterations", "0", "--init_adapter", start, "--demo_warmup_epochs", str(passes)])
+    if args.validation:
+        validate(root, start, args)
     if args.second_round:  # the same question one round later: from the longer warm-up, RL or still more SFT?
         longer = str(root / "sft" / "checkpoints" / "warmup")
         train(root / "sft-grpo", [*common, *rl, "--init_adapter", longer, "--demo_warmup_epochs", "0",
                                   "--eval_at_start", "false"])
         train(root / "sft-sft", [*common, "--iterations", "0", "--init_adapter", longer,
                                  "--demo_warmup_epochs", str(passes)])
+
+
+#: Where each arm's final adapter is, relative to a seed's folder (``start``: the saved warm-up).
+FINAL_ADAPTERS = {"warmup-eval": None, "grpo": "grpo", "sft": "sft/checkpoints/warmup"}
+
+
+def validate(root: Path, start: str, args: BenchArgs) -> None:
+    """Score every arm's final adapter on the training-world validation split (``<arm>/validation``).
+
+    The run sits inside the arm's folder, so an arm linked from another ``--runs_dir`` (the warm-up and SFT arms a
+    lever's runs share) is scored once.
+    """
+    for arm, adapter in FINAL_ADAPTERS.items():
+        train(root / arm / "validation", ["--preset", "multistep", "--seed", root.name.removeprefix("seed"),
+                                          "--eval_tasks", args.validation, "--eval_level", "-1", "--eval_size",
+                                          str(args.validation_size), "--eval_base", "false", "--iterations", "0",
+                                          "--init_adapter", str(root / adapter) if adapter else start,
+                                          "--demo_warmup_epochs", "0"])
 
 
 def sft_passes(seed_dir: Path, override: int = 0, seconds_per_pass: float = 0.0) -> int:
@@ -217,6 +245,9 @@ def report(args: BenchArgs) -> str:
             rows2.append([f"{a} vs {b}", f"{rate:.1f} vs {base:.1f}", wins, losses, f"{mcnemar(wins, losses):.3f}"])
         paired += "\n\nSecond round, from the +SFT arm's adapter (seeds " + str(second) + "):\n\n" + markdown_table(
             ["comparison", "success %", "tasks won", "tasks lost", "McNemar p"], rows2)
+    validation = validation_report(args, sorted(per_seed), names)
+    if validation:
+        paired += "\n\n" + validation
     arm_args = [Path(args.runs_dir) / f"seed{s}" / "grpo" / "args.json" for s in per_seed]
     mixing = sorted({(grpo.get("rl_demo_coef", 0.0), grpo.get("rl_demo_batch", 0)) for grpo in (
         json.loads(f.read_text()) if f.is_file() else {} for f in arm_args)})
@@ -231,6 +262,27 @@ def report(args: BenchArgs) -> str:
             "scored greedily in bf16 autocast like the recipe, each by a process of its own; the SFT arm's passes "
             "fill the GRPO arm's rollout and update seconds; peak GiB = PSS of the whole process tree, sandboxes "
             "included\n")
+
+
+def validation_report(args: BenchArgs, seeds: list[int], names: dict[str, str]) -> str:
+    """The arms on the training-world validation split (seeds whose three arms were all scored), paired."""
+    scored = {s: {a: outcomes(Path(args.runs_dir) / f"seed{s}" / a / "validation") for a in FINAL_ADAPTERS}
+              for s in seeds if all((Path(args.runs_dir) / f"seed{s}" / a / "validation" / "summary.json").is_file()
+                                    for a in FINAL_ADAPTERS)}
+    if not scored:
+        return ""
+    rows = []
+    for arm in FINAL_ADAPTERS:
+        rates = [100 * statistics.mean(scored[s][arm].values()) for s in scored]
+        rows.append([names[arm], " / ".join(f"{r:.1f}" for r in rates), f"{statistics.mean(rates):.1f}"])
+    for a, b in (("grpo", "warmup-eval"), ("grpo", "sft")):
+        wins = sum(scored[s][a][t] and not scored[s][b][t] for s in scored for t in scored[s][a])
+        losses = sum(scored[s][b][t] and not scored[s][a][t] for s in scored for t in scored[s][a])
+        rows.append([f"{names[a]} vs {names[b]}: won / lost, McNemar p", f"{wins} / {losses}",
+                     f"{mcnemar(wins, losses):.3f}"])
+    tasks = len(next(iter(scored.values()))["grpo"])
+    return (f"Training-world validation ({tasks} tasks of `{args.validation}`, every level; the split recipes are "
+            f"chosen on), seeds {sorted(scored)}:\n\n" + markdown_table(["arm", "success % per seed", "mean"], rows))
 
 
 def main(argv: list[str] | None = None) -> str:

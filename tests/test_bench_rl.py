@@ -65,3 +65,24 @@ def test_sft_budget_and_report_from_runs_on_disk(tmp_path, monkeypatch):
     body = bench_rl.report(bench_rl.BenchArgs(seeds=[0], runs_dir=str(tmp_path)))
     assert "GRPO arm: the recipe's RL phase, demonstrations mixed into each RL update: 16 at weight 1.0" in body
     assert "| seed 0 | 11.7 | 8.3 | 7.5 | 4 | 7.0 |" in body
+
+
+def test_every_arm_is_scored_on_the_training_world_validation_split(tmp_path, monkeypatch):
+    seed = tmp_path / "seed0"
+    started: list[list[str]] = []
+    monkeypatch.setattr(bench_rl, "train", lambda run_dir, flags: started.append([str(run_dir), *flags]) or {})
+    bench_rl.validate(seed, str(seed / "warmup" / "checkpoints" / "warmup"), bench_rl.BenchArgs())
+    assert [run[0] for run in started] == [str(seed / a / "validation") for a in ("warmup-eval", "grpo", "sft")]
+    adapters = [run[run.index("--init_adapter") + 1] for run in started]
+    assert adapters == [str(seed / "warmup" / "checkpoints" / "warmup"), str(seed / "grpo"),
+                        str(seed / "sft" / "checkpoints" / "warmup")]
+    assert all(run[run.index("--eval_tasks") + 1] == "train-easy@100000" and run[run.index("--iterations") + 1] == "0"
+               for run in started)
+    val = [f"train-easy@100000-{i}" for i in range(4)]
+    for arm, hits in (("warmup-eval", [1, 0, 0, 0]), ("grpo", [1, 1, 1, 0]), ("sft", [0, 1, 0, 0])):
+        _run(seed / arm / "validation", [{"step": 0}], dict(zip(val, hits, strict=True)), {"wall_seconds": 60.0})
+    names = {"warmup-eval": "warm-up only", "grpo": "warm-up + GRPO", "sft": "warm-up + SFT"}
+    body = bench_rl.validation_report(bench_rl.BenchArgs(runs_dir=str(tmp_path)), [0], names)
+    assert "| warm-up + GRPO | 75.0 | 75.0 |" in body and "| warm-up + SFT | 25.0 | 25.0 |" in body
+    assert "| warm-up + GRPO vs warm-up + SFT: won / lost, McNemar p | 2 / 0 | 0.500 |" in body
+    assert bench_rl.validation_report(bench_rl.BenchArgs(runs_dir=str(tmp_path)), [1], names) == ""

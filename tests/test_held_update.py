@@ -84,3 +84,22 @@ def test_the_last_iteration_trains_what_is_held_and_zero_steps_every_iteration(t
 def test_a_negative_signal_threshold_is_refused():
     with pytest.raises(ValueError, match="--min_signal_groups"):
         check_args(Args(min_signal_groups=-1))
+
+
+def test_held_episodes_survive_a_checkpoint(tokenizer, tmp_path):
+    from agents.learner.checkpointing import latest_checkpoint, load_checkpoint, save_checkpoint
+    from agents.learner.records import Trajectory
+
+    model, _ = make_tiny_model(tokenizer, seed=0)
+    policy = Policy(model, tokenizer, PolicyConfig(lora_r=4, lora_alpha=8, max_new_tokens=4))
+    optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=1e-3)
+    episode = Trajectory.start("task-1", "3-0", [1, 2, 3])
+    episode.append_generated([4, 5], [-0.5, -0.25])
+    held = HeldUpdate([(episode, 0.5)], signal_groups=1, iterations=2)
+    save_checkpoint(tmp_path, 3, policy, optimizer, None, Args(min_signal_groups=4), {"held": held})
+    extra = load_checkpoint(latest_checkpoint(tmp_path), policy, optimizer, None)["extra"]
+    restored = extra["held"]
+    assert isinstance(restored, HeldUpdate) and (restored.signal_groups, restored.iterations) == (1, 2)
+    (traj, advantage), = restored.pairs
+    assert (traj.group_id, traj.token_ids, traj.old_logprobs, advantage) == ("3-0", [1, 2, 3, 4, 5],
+                                                                              [0.0, 0.0, 0.0, -0.5, -0.25], 0.5)

@@ -22,8 +22,9 @@ question kinds the training pools cover and kinds they do not (a kind = template
 names, numbers and file names blanked: a heuristic, stated as such in the report).
 
 Choices between recipes are made on a **training-world validation split**, never on the held-out tasks: every
-arm's final adapter is also scored on ``--validation`` (default ``train-easy@100000``: 48 tasks of the training
-split at seeds no pool uses), by a run of its own in ``<arm>/validation``, reported in a table of its own.
+arm's final adapter is also scored on ``--validation`` (default ``train-easy@100000``: 48 level-1 tasks of the
+training split at seeds no pool uses, the held-out tasks' level), by a run of its own in ``<arm>/validation``,
+reported in a table of its own.
 
 Runs live in ``runs/bench-rl/seed<k>/<arm>``; a finished run (``summary.json``) is reused.
 """
@@ -68,7 +69,7 @@ class BenchArgs:
     validation: str = arg("train-easy@100000", "training-world validation tasks every arm's final adapter is also "
                                                "scored on (choose recipes on these, never on the held-out tasks); "
                                                "'' = none")
-    validation_size: int = arg(48, "tasks of the validation split (every level)")
+    validation_size: int = arg(48, "level-1 tasks of the validation split (the held-out tasks' level)")
     no_write: bool = arg(False, "print only; do not touch benchmarks/RESULTS.md")
     label: str = arg("", "added to the RESULTS.md section title, so that runs of another recipe (another --runs_dir) "
                          "get a section of their own")
@@ -133,7 +134,7 @@ def validate(root: Path, start: str, args: BenchArgs) -> None:
     """
     for arm, adapter in FINAL_ADAPTERS.items():
         train(root / arm / "validation", ["--preset", "multistep", "--seed", root.name.removeprefix("seed"),
-                                          "--eval_tasks", args.validation, "--eval_level", "-1", "--eval_size",
+                                          "--eval_tasks", args.validation, "--eval_level", "1", "--eval_size",
                                           str(args.validation_size), "--eval_base", "false", "--iterations", "0",
                                           "--init_adapter", str(root / adapter) if adapter else start,
                                           "--demo_warmup_epochs", "0"])
@@ -281,7 +282,7 @@ def validation_report(args: BenchArgs, seeds: list[int], names: dict[str, str]) 
         rows.append([f"{names[a]} vs {names[b]}: won / lost, McNemar p", f"{wins} / {losses}",
                      f"{mcnemar(wins, losses):.3f}"])
     tasks = len(next(iter(scored.values()))["grpo"])
-    return (f"Training-world validation ({tasks} tasks of `{args.validation}`, every level; the split recipes are "
+    return (f"Training-world validation ({tasks} level-1 tasks of `{args.validation}`; the split recipes are "
             f"chosen on), seeds {sorted(scored)}:\n\n" + markdown_table(["arm", "success % per seed", "mean"], rows))
 
 

@@ -236,3 +236,21 @@ def test_arguments_that_would_train_nothing_are_refused(changes, message):
     with pytest.raises(ValueError, match=message):
         check_args(Args(**changes))
     check_args(Args(group_size=1, temperature=0.0, iterations=0))  # no RL iteration: nothing to refuse
+
+
+def test_an_rl_pool_of_one_level_holds_only_that_level_apart_from_the_warm_up_pool():
+    from agents.learner.config import Args, make_rl_pool, make_task_pool
+    from agents.learner.heldout import eval_tasks_of
+
+    args = Args(tasks="train-easy", task_pool_size=48, rl_pool_size=40, rl_level=1)
+    warmup = make_task_pool(args)
+    pool = make_rl_pool(args, warmup)
+    assert len(pool.tasks) == 40 and {t.level for t in pool.tasks} == {1}
+    assert {t.level for t in warmup.tasks} == {0, 1}  # the warm-up keeps both levels
+    assert not {t.task_id for t in pool.tasks} & {t.task_id for t in warmup.tasks}
+    assert min(int(t.task_id.rsplit("-", 1)[1]) for t in pool.tasks) >= 48  # seeds after the warm-up pool's
+    with pytest.raises(ValueError, match="--rl_pool_size"):
+        make_rl_pool(Args(tasks="train-easy", rl_level=1), warmup)
+    _, validation = eval_tasks_of("train-easy@100000", 1, 12)
+    assert len(validation) == 12 and {t.level for t in validation} == {1}
+    assert validation[0].task_id == "train-easy-100000" or int(validation[0].task_id.rsplit("-", 1)[1]) > 100000

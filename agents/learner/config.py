@@ -16,7 +16,7 @@ from agents.learner.sample_queue import SampleQueueConfig
 from agents.learner.task_choice import CHOICES as TASK_CHOICES
 from toolr1_env.env import resolve_tasks
 from toolr1_env.reward import EXEC_BONUS
-from toolr1_env.tasks import TaskSet
+from toolr1_env.tasks import Task, TaskSet
 
 #: The queue's own defaults are the trainer's defaults (one source).
 QUEUE = SampleQueueConfig()
@@ -35,6 +35,8 @@ class Args:
                                   "(0 = all): the warm-up's demonstrations, and RL's tasks without --rl_pool_size")
     rl_pool_size: int = arg(0, "tasks of a separate RL pool, drawn from the same split at the seeds after the "
                                "warm-up pool (disjoint from it); 0 = RL on the warm-up pool")
+    rl_level: int = arg(-1, "only tasks of this level in the separate RL pool (drawn from the seeds after the warm-up "
+                            "pool until --rl_pool_size of them are found); -1 = every level")
     task_choice: str = arg("uniform", "how an RL iteration picks its tasks: uniform; learnable (skip mastered and "
                                       "hopeless tasks, weight the rest by p(1-p)); learnable-kind (the same, a "
                                       "task's prior pooled over its question kind): agents/learner/task_choice.py",
@@ -201,17 +203,43 @@ def make_task_pool(args: Args, first_seed: int = 0, size: int | None = None) -> 
 
 def make_rl_pool(args: Args, warmup_pool: TaskSet) -> TaskSet:
     """The tasks RL plays: ``--rl_pool_size`` generated tasks right after the warm-up pool's seeds (none of them in
-    it), or the warm-up pool itself.
+    it; only level ``--rl_level`` ones when given), or the warm-up pool itself.
 
     Raises:
         ValueError: the pool holds fewer tasks than one iteration asks for.
     """
     pool = warmup_pool
+    if args.rl_level >= 0 and args.rl_pool_size <= 0:
+        raise ValueError(f"--rl_level {args.rl_level} filters the separate RL pool: give --rl_pool_size too")
     if args.rl_pool_size > 0:
-        if not resolve_tasks(args.tasks).is_generated:
+        task_set = resolve_tasks(args.tasks)
+        if not task_set.is_generated:
             raise ValueError(f"--rl_pool_size needs a generated split; {args.tasks!r} is fixed")
-        pool = make_task_pool(args, max(args.task_pool_size, 0), args.rl_pool_size)
+        if args.rl_level >= 0:
+            first = max(args.task_pool_size, 0)
+            pool = task_set.subset(f"{task_set.name}-pool@{first}-level{args.rl_level}",
+                                   generated_tasks(task_set, first, args.rl_pool_size, args.rl_level))
+        else:
+            pool = make_task_pool(args, max(args.task_pool_size, 0), args.rl_pool_size)
     if args.iterations > 0 and len(pool.tasks) < args.tasks_per_iteration:
         raise ValueError(f"the RL pool holds {len(pool.tasks)} tasks, fewer than --tasks_per_iteration "
                          f"{args.tasks_per_iteration}: raise --rl_pool_size/--task_pool_size or lower the batch")
     return pool
+
+
+def generated_tasks(task_set: TaskSet, first_seed: int, count: int, level: int = -1) -> list[Task]:
+    """The first ``count`` tasks of ``level`` (-1: any) a generated split makes from ``first_seed`` on.
+
+    Raises:
+        ValueError: the split makes no task of ``level`` within ``100 * count`` seeds.
+    """
+    tasks: list[Task] = []
+    for seed in range(first_seed, first_seed + 100 * count):
+        if len(tasks) == count:
+            break
+        task = task_set.pick(seed)
+        if level < 0 or task.level == level:
+            tasks.append(task)
+    if len(tasks) < count:
+        raise ValueError(f"{task_set.name} made only {len(tasks)} tasks of level {level} in {100 * count} seeds")
+    return tasks

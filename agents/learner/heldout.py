@@ -3,8 +3,9 @@
 ``--eval_tasks`` names one or more task sets, comma-separated (``level1-eval,validation``: the level-1 tasks of
 two worlds the training never sees, 85 tasks with ``--eval_level 1 --eval_size 0``). A generated split takes
 ``@<first seed>`` (``train-easy@100000``: a validation split in the training world, disjoint from every pool
-the trainer draws). Every set is played in envs holding its own world's tools (a task played with another
-world's ``read_page`` finds none of its pages), every process playing a share.
+the trainer draws): the first ``--eval_size`` tasks (48 when 0) of ``--eval_level`` from that seed on. Every
+set is played in envs holding its own world's tools (a task played with another world's ``read_page`` finds
+none of its pages), every process playing a share.
 
 Each evaluation writes its episodes to ``<run>/episodes/eval-<tag>.jsonl`` (task id, level, correct, every turn),
 so arms can be compared per task (``benchmarks/bench_rl.py`` pairs them for McNemar's test).
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from agents.engine import EpisodeRequest
+from agents.learner.config import generated_tasks
 from agents.learner.data_parallel import DataParallel
 from agents.learner.episode_stats import episode_record, episode_stats
 from agents.learner.playing import collect_everywhere
@@ -103,8 +105,8 @@ def eval_tasks_of(spec: str, level: int, size: int, pool: TaskSet | None = None)
     if first:
         if not task_set.is_generated:
             raise ValueError(f"--eval_tasks {spec!r}: '@seed' applies to a generated split, {name!r} is fixed")
-        count = size if size > 0 else 48
-        task_set = task_set.subset(f"{name}@{first}", [task_set.pick(int(first) + i) for i in range(count)])
+        task_set = task_set.subset(f"{name}@{first}", generated_tasks(task_set, int(first), size if size > 0 else 48,
+                                                                      level))
     tasks = [t for t in task_set.tasks if level < 0 or t.level == level]
     return task_set, tasks[:size] if size > 0 else tasks
 

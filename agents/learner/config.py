@@ -83,9 +83,9 @@ class Args:
                                 "must match")
     advantage_scale: str = arg("std", "group advantage scaling: std or none")
     loss_aggregation: str = arg("token", "how the token losses are averaged: token (over every trained token of "
-                                         "the batch, DAPO) or sequence (each trajectory's token mean, then the "
-                                         "mean over trajectories, GRPO: a long failure pushes no harder than a "
-                                         "short success pulls)", ("token", "sequence"))
+                                         "the batch, DAPO) or sequence (each episode's token mean, then the mean "
+                                         "over episodes, GRPO: a long failure pushes no harder than a short "
+                                         "success pulls)", ("token", "sequence"))
     negative_advantages: bool = arg(True, "train below-average episodes with their negative advantage (GRPO); "
                                           "--no_negative_advantages zeroes them: only a group's better episodes "
                                           "are trained (RAFT/ReST-style filtered imitation of own successes)")

@@ -15,7 +15,8 @@ The presets:
   48-task pool (``agents.learner.warmup``), kept as ``checkpoints/warmup``. Phase 2, GRPO on a separate pool of
   192 tasks with no demonstrations (``--rl_pool_size``: the warm-up pool is memorised, and it misses question
   kinds the held-out tasks ask), tasks chosen by learnability (``agents.learner.task_choice``), a fresh AdamW at
-  half the warm-up's learning rate, advantages centred but not divided by the group's std (Dr. GRPO), the
+  a tenth of the warm-up's learning rate (chosen on the training-world validation split), advantages centred but
+  not divided by the group's std (Dr. GRPO), the
   execution bonus only on correct answers (``--exec_bonus correct``), only token-budget cuts masked, a
   64-token turn (the longest held-out answer turn needs 56), temperature 1.0, the sample queue holding the
   policy's own successes. Held-out evaluation before the warm-up, after it and at the end, on the 32 level-1
@@ -68,7 +69,7 @@ PRESETS: dict[str, Mapping[str, Any]] = {
         "max_observation_chars": 800,
         "temperature": 1.0,
         "lr": 1e-3,  # the warm-up's
-        "rl_lr": 5e-4,  # RL's, with a fresh AdamW
+        "rl_lr": 1e-4,  # RL's, with a fresh AdamW: 5e-4 overwrote what the warm-up taught (docs/training_result.md)
         "advantage_scale": "none",  # Dr. GRPO: no division by a group's (often tiny) reward std
         "exec_bonus": "correct",  # clean execution counts only on a correct answer
         "mask_truncated": True,  # only token-budget cuts leave the loss; a turn-limit non-answer is trained

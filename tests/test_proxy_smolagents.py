@@ -56,16 +56,32 @@ def test_the_training_script_runs_end_to_end(tmp_path):
     out = tmp_path / "run"
     result = subprocess.run([sys.executable, "-m", "agents.proxy.train", "--model", "tiny-random", "--num_tasks", "1",
                              "--group_size", "2", "--iterations", "2", "--max_tokens", "6", "--max_steps", "1",
-                             "--loss_aggregation", "sequence", "--epochs", "2",
-                             "--output_dir", str(out)], capture_output=True, text=True, timeout=600, cwd=ROOT)
+                             "--loss_aggregation", "sequence", "--epochs", "2", "--advantage_scale", "none",
+                             "--exec_bonus", "correct", "--output_dir", str(out)],
+                            capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     recorded = json.loads((out / "args.json").read_text())
     assert (recorded["loss_aggregation"], recorded["epochs"]) == ("sequence", 2)
+    assert (recorded["advantage_scale"], recorded["exec_bonus"]) == ("none", "correct")
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["iteration"] for m in lines] == [0, 1]
+    # A random model answers nothing: exec_bonus=correct pays no clean-execution bonus, so every group is flat.
+    assert all(m["reward"] == 0.0 and m["signal_groups"] == 0.0 for m in lines), lines
     assert all(m["proxy/calls"] >= 2 and m["infra_errors"] == 0 for m in lines), lines  # >= 1 call per episode
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["rewards"]) == 2 and (out / "adapter" / "adapter_config.json").is_file()
+
+
+def test_signal_group_share_counts_groups_whose_rewards_differ():
+    from agents.proxy.train import signal_group_share
+    from agents.proxy.transitions import ProxyEpisode
+
+    def episode(group: str, reward: float) -> ProxyEpisode:
+        return ProxyEpisode(f"{group}-{reward}", "task", group, reward=reward)
+
+    episodes = [episode("a", 1.2), episode("a", 0.0), episode("b", 0.2), episode("b", 0.2), episode("c", 0.0)]
+    assert signal_group_share(episodes) == 1 / 3
+    assert signal_group_share([]) == 0.0
 
 
 def test_scripted_demonstrations_play_through_code_agent_and_warm_up_lowers_their_nll():

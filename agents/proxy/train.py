@@ -70,6 +70,11 @@ class Args:
     loss_aggregation: str = arg("token", "token (every trained token of the batch weighs alike, DAPO) or sequence "
                                          "(every episode weighs once, its transitions together, GRPO): "
                                          "agents/learner/update.py", ("token", "sequence"))
+    advantage_scale: str = arg("std", "group advantage scaling: std (GRPO) or none (Dr. GRPO, the multistep "
+                                      "recipe's: a group's tiny reward std does not blow a small difference up)",
+                               ("std", "none"))
+    exec_bonus: str = arg("always", "when clean execution earns the env's exec_weight: always, or correct (only "
+                                    "on a correct answer, the multistep recipe's)", ("always", "correct"))
     epochs: int = arg(1, "optimiser steps per batch (each a pass over it; from the second on the PPO clip acts)")
     lora_r: int = arg(16, "LoRA rank")
     temperature: float = arg(1.0, "sampling temperature (also the one the update scores at)")
@@ -93,7 +98,15 @@ def iteration_metrics(episodes: list[ProxyEpisode], seconds: float) -> dict[str,
             "answered": mean([p.get("answered", 0.0) for p in parts]),
             "infra_errors": float(len(episodes) - len(scored)),
             "episode_seconds": mean([e.seconds for e in episodes]), "iteration_seconds": seconds,
-            **merge_stats(episodes).as_metrics()}
+            "signal_groups": signal_group_share(scored), **merge_stats(episodes).as_metrics()}
+
+
+def signal_group_share(episodes: list[ProxyEpisode]) -> float:
+    """Share of groups whose scored episodes' rewards differ (the others carry no GRPO gradient)."""
+    rewards: dict[str, set[float]] = {}
+    for episode in episodes:
+        rewards.setdefault(episode.group_id, set()).add(round(episode.reward, 9))
+    return sum(len(r) > 1 for r in rewards.values()) / len(rewards) if rewards else 0.0
 
 
 def draw_tasks(task_set: Any, num_tasks: int, num_warmup: int, rng: random.Random) -> tuple[list[Task], list[Task]]:
@@ -160,11 +173,12 @@ def main(args: Args) -> dict[str, Any]:
     task_set = resolve_tasks(args.tasks)
     rng = random.Random(args.seed)
     pool, warmup_tasks = draw_tasks(task_set, args.num_tasks, args.warmup_tasks, rng)
-    scorer = EnvScorer.of(ToolR1Env(tasks=task_set))  # the env's judge and reward weights
+    scorer = EnvScorer.of(ToolR1Env(tasks=task_set, exec_bonus=args.exec_bonus))  # the env's judge and weights
     harness = CodeAgentHarness(max_steps=args.max_steps, max_tokens=args.max_tokens,
                                system_prompt=None if args.smolagents_prompt else COMPACT_SYSTEM_PROMPT,
                                request_timeout=args.request_timeout)
-    config = UpdateConfig(epochs=args.epochs, loss_aggregation=args.loss_aggregation)  # type: ignore[arg-type]
+    config = UpdateConfig(epochs=args.epochs, loss_aggregation=args.loss_aggregation,  # type: ignore[arg-type]
+                          advantage_scale=args.advantage_scale)  # type: ignore[arg-type]
     warmup_metrics: dict[str, Any] = {}
     if warmup_tasks:
         episodes = play_demonstrations(policy, harness, warmup_tasks, scorer,
@@ -195,7 +209,8 @@ def main(args: Args) -> dict[str, Any]:
                 with open(out / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(metrics) + "\n")
                 print(f"[proxy-train] it {iteration}: reward {metrics['reward']:.3f} answer "
-                      f"{metrics['answer_score']:.3f} exec {metrics['exec_success']:.3f} rerender "
+                      f"{metrics['answer_score']:.3f} exec {metrics['exec_success']:.3f} signal groups "
+                      f"{metrics['signal_groups']:.2f} rerender "
                       f"{metrics['proxy/rerender_rate']:.2f} infra {metrics['infra_errors']:.0f} "
                       f"{metrics['iteration_seconds']:.0f}s", flush=True)
                 crashed = [e.infra_error for e in episodes if e.infra_error]
@@ -205,6 +220,7 @@ def main(args: Args) -> dict[str, Any]:
         harness.close()
     policy.save_adapter(str(out / "adapter"))
     summary = {"rewards": [m["reward"] for m in history], "answer_scores": [m["answer_score"] for m in history],
+               "signal_groups": [m["signal_groups"] for m in history],
                "exec_success": [m["exec_success"] for m in history],
                "rerender_rate": [m["proxy/rerender_rate"] for m in history],
                "seconds": [m["iteration_seconds"] for m in history], "pool": [t.task_id for t in pool],

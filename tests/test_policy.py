@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import pytest
@@ -123,6 +126,54 @@ def test_observation_ids_open_the_next_assistant_turn(tiny_policy, tokenizer):
     assert text == "<|im_end|>\n<|im_start|>user\n42<|im_end|>\n<|im_start|>assistant\n"
     closed = tiny_policy.encode_observation("42", ended_with_eos=True)
     assert closed == tiny_policy.encode_observation("42")[1:]
+
+
+class OverlapProbe:
+    """Wraps a tokenizer; records how many threads were inside an encode or decode at once."""
+
+    def __init__(self, tokenizer) -> None:
+        self._tokenizer, self._lock = tokenizer, threading.Lock()
+        self.inside = self.most_inside = 0
+
+    def _enter(self, method, *args, **kwargs):
+        with self._lock:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+        try:
+            time.sleep(0.002)  # widen the window in which a second thread could enter
+            return method(*args, **kwargs)
+        finally:
+            with self._lock:
+                self.inside -= 1
+
+    def __call__(self, *args, **kwargs):
+        return self._enter(self._tokenizer, *args, **kwargs)
+
+    def decode(self, *args, **kwargs):
+        return self._enter(self._tokenizer.decode, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._tokenizer, name)
+
+
+def test_encode_and_decode_are_serialised_across_threads(tokenizer):
+    # The recording proxy encodes requests on server threads while its batcher decodes: a fast tokenizer
+    # entered by two threads at once can fail ("Already borrowed"), so the policy lets one in at a time.
+    model, _ = make_tiny_model(tokenizer, seed=0)
+    policy = Policy(model, tokenizer, PolicyConfig(lora_r=0))
+    texts = [f"print({i} * {i + 1})  # row {i}" for i in range(24)]
+    expected = [(policy.encode_text(t), policy.encode_prompt([SYSTEM, {"role": "user", "content": t}])) for t in texts]
+    probe = policy.tokenizer = OverlapProbe(tokenizer)
+
+    def work(i: int):
+        ids = policy.encode_text(texts[i])
+        return ids, policy.encode_prompt([SYSTEM, {"role": "user", "content": texts[i]}]), policy.decode_text(ids)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(work, range(len(texts))))
+    assert [(ids, prompt) for ids, prompt, _ in results] == expected
+    assert [text for _, _, text in results] == texts
+    assert probe.most_inside == 1
 
 
 def test_missing_chat_template_and_unknown_model_are_clear_errors(tokenizer, monkeypatch):

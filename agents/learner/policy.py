@@ -23,6 +23,7 @@ with ``lora_dropout > 0`` recompute old log-probs in eval mode.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -116,6 +117,10 @@ class Policy:
         check_chat_template(tokenizer)
         self.config = config or PolicyConfig()
         self.tokenizer = tokenizer
+        # Fast (Rust) tokenizers are not safe to call from several threads at once ("Already borrowed"): the
+        # recording proxy encodes requests on server threads while its batcher decodes; every encode and
+        # decode of the policy goes through this lock (encode_text, decode_text).
+        self._tokenizer_lock = threading.RLock()
         self.version = 0
         self._turns: TurnCache | None = None  # set inside reusing_turns()
         self.chat = ChatFormat.from_tokenizer(tokenizer, self.config.observation_role)
@@ -163,7 +168,17 @@ class Policy:
         return self._tokenize(text)
 
     def _tokenize(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return self.encode_text(text)
+
+    def encode_text(self, text: str) -> list[int]:
+        """Token ids of ``text`` as it stands (no special tokens added); safe to call from several threads."""
+        with self._tokenizer_lock:
+            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def decode_text(self, ids: Sequence[int]) -> str:
+        """The text of ``ids`` with special tokens skipped; safe to call from several threads."""
+        with self._tokenizer_lock:
+            return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
     def encode_prompt(self, messages: Sequence[dict[str, str]]) -> list[int]:
         """Token ids of ``messages`` rendered by the chat template, ending with the assistant opening."""
@@ -177,9 +192,10 @@ class Policy:
         turns would not tokenise as the whole conversation renders (e.g. a template that moves the system
         message into the last user turn, or rejects a system role).
         """
-        if system_prompt not in self._checked_system_prompts:
-            self.chat.check_round_trip(self.tokenizer, self._tokenize, system_prompt)
-            self._checked_system_prompts.add(system_prompt)
+        with self._tokenizer_lock:  # the round trip also decodes with the tokenizer itself
+            if system_prompt not in self._checked_system_prompts:
+                self.chat.check_round_trip(self.tokenizer, self._tokenize, system_prompt)
+                self._checked_system_prompts.add(system_prompt)
 
     def encode_observation(self, text: str, *, ended_with_eos: bool = False) -> list[int]:
         """Ids that close the current assistant turn, add ``text`` as an observation turn, reopen the assistant.
@@ -239,7 +255,7 @@ class Policy:
         finally:
             self.model.train(was_training)
         return [
-            Generation(ids, lps, reason, self.tokenizer.decode(ids, skip_special_tokens=True))
+            Generation(ids, lps, reason, self.decode_text(ids))
             for ids, lps, reason in zip(out.token_ids, out.logprobs, out.finish_reasons, strict=True)
         ]
 

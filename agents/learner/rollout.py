@@ -162,7 +162,7 @@ class PolicyPlayer:
             self.stats.generated_tokens += len(ids)
             start, end = traj.append_generated(ids, lps)
             text = generation.text if len(ids) == len(generation.token_ids) else \
-                self.policy.tokenizer.decode(ids, skip_special_tokens=True)
+                self.policy.decode_text(ids)
             action = self.conversation.response_prefix + text
             traj.turns.append(Turn(start, end, end, action=action, finish_reason=generation.finish_reason))
             traj.num_turns += 1

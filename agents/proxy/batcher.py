@@ -133,5 +133,5 @@ class Batcher:
         if len(generation.token_ids) <= job.max_new_tokens:
             return generation
         ids = generation.token_ids[: job.max_new_tokens]
-        text = self.policy.tokenizer.decode(ids, skip_special_tokens=True)
+        text = self.policy.decode_text(ids)
         return Generation(ids, generation.logprobs[: job.max_new_tokens], "length", text)

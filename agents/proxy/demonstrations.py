@@ -19,7 +19,6 @@ between ``<code>`` and ``</code>``.
 from __future__ import annotations
 
 import random
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -64,7 +63,6 @@ class DemonstrationBackend(PolicyBackend):
                  config: ProxyConfig | None = None) -> None:
         super().__init__(policy, recorder, config)
         self.scripts = {task_id: list(replies) for task_id, replies in scripts.items()}
-        self._tokenizer_lock = threading.Lock()
 
     def generate(self, episode_id: str, job: SampleJob) -> Generation:
         """The next scripted reply of the episode's task, as token ids (see the class docstring)."""
@@ -77,17 +75,13 @@ class DemonstrationBackend(PolicyBackend):
         stops = [i + len(s) for s in job.stop if (i := text.find(s)) >= 0]
         end_of_turn = not stops
         text = text[: min(stops)] if stops else text
-        tokenizer = self.policy.tokenizer
-        with self._tokenizer_lock:
-            ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        ids = self.policy.encode_text(text)
         if end_of_turn:
-            ids.append(int(tokenizer.eos_token_id))
+            ids.append(int(self.policy.tokenizer.eos_token_id))
         finish = "stop" if stops else "eos"
         if len(ids) > job.max_new_tokens:
             ids, finish = ids[: job.max_new_tokens], "length"
-        with self._tokenizer_lock:
-            decoded = tokenizer.decode(ids, skip_special_tokens=True)
-        return Generation(ids, [0.0] * len(ids), finish, decoded)  # type: ignore[arg-type]
+        return Generation(ids, [0.0] * len(ids), finish, self.policy.decode_text(ids))  # type: ignore[arg-type]
 
 
 def play_demonstrations(policy: Policy, harness: Harness, tasks: Sequence[Task], scorer: EnvScorer, *,

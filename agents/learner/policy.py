@@ -167,6 +167,16 @@ class Policy:
         """Token ids of plain ``text`` (no special tokens added)."""
         return self._tokenize(text)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles leave the tokenizer lock out (a lock cannot be copied); each gets its own."""
+        state = self.__dict__.copy()
+        state.pop("_tokenizer_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._tokenizer_lock = threading.RLock()
+
     def _tokenize(self, text: str) -> list[int]:
         return self.encode_text(text)
 

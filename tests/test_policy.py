@@ -162,11 +162,11 @@ def test_encode_and_decode_are_serialised_across_threads(tokenizer):
     model, _ = make_tiny_model(tokenizer, seed=0)
     policy = Policy(model, tokenizer, PolicyConfig(lora_r=0))
     texts = [f"print({i} * {i + 1})  # row {i}" for i in range(24)]
-    expected = [(policy.encode_text(t), policy.encode_prompt([SYSTEM, {"role": "user", "content": t}])) for t in texts]
+    expected = [(policy.tokenize(t), policy.encode_prompt([SYSTEM, {"role": "user", "content": t}])) for t in texts]
     probe = policy.tokenizer = OverlapProbe(tokenizer)
 
     def work(i: int):
-        ids = policy.encode_text(texts[i])
+        ids = policy.tokenize(texts[i])
         return ids, policy.encode_prompt([SYSTEM, {"role": "user", "content": texts[i]}]), policy.decode_text(ids)
 
     with ThreadPoolExecutor(max_workers=8) as pool:

@@ -119,7 +119,7 @@ class Policy:
         self.tokenizer = tokenizer
         # Fast (Rust) tokenizers are not safe to call from several threads at once ("Already borrowed"): the
         # recording proxy encodes requests on server threads while its batcher decodes; every encode and
-        # decode of the policy goes through this lock (encode_text, decode_text).
+        # decode of the policy goes through this lock (tokenize, decode_text).
         self._tokenizer_lock = threading.RLock()
         self.version = 0
         self._turns: TurnCache | None = None  # set inside reusing_turns()
@@ -151,7 +151,7 @@ class Policy:
         eos = {tokenizer.eos_token_id}
         gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
         eos.update(gen_eos if isinstance(gen_eos, list) else [gen_eos])
-        closing = self._tokenize(self.chat.observation_prefix)[:1]  # the template's end-of-turn token ends a turn
+        closing = self.tokenize(self.chat.observation_prefix)[:1]  # the template's end-of-turn token ends a turn
         if closing and closing[0] in set(getattr(tokenizer, "all_special_ids", ())):
             eos.add(closing[0])
         self.eos_token_ids: frozenset[int] = frozenset(int(i) for i in eos if i is not None)
@@ -164,8 +164,9 @@ class Policy:
     # ----------------------------------------------------------------------------------- prompting
 
     def tokenize(self, text: str) -> list[int]:
-        """Token ids of plain ``text`` (no special tokens added)."""
-        return self._tokenize(text)
+        """Token ids of plain ``text`` (no special tokens added); safe to call from several threads."""
+        with self._tokenizer_lock:
+            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def __getstate__(self) -> dict[str, Any]:
         """Copies and pickles leave the tokenizer lock out (a lock cannot be copied); each gets its own."""
@@ -177,14 +178,6 @@ class Policy:
         self.__dict__.update(state)
         self._tokenizer_lock = threading.RLock()
 
-    def _tokenize(self, text: str) -> list[int]:
-        return self.encode_text(text)
-
-    def encode_text(self, text: str) -> list[int]:
-        """Token ids of ``text`` as it stands (no special tokens added); safe to call from several threads."""
-        with self._tokenizer_lock:
-            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
     def decode_text(self, ids: Sequence[int]) -> str:
         """The text of ``ids`` with special tokens skipped; safe to call from several threads."""
         with self._tokenizer_lock:
@@ -193,7 +186,7 @@ class Policy:
     def encode_prompt(self, messages: Sequence[dict[str, str]]) -> list[int]:
         """Token ids of ``messages`` rendered by the chat template, ending with the assistant opening."""
         text = self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
-        return self._tokenize(text)
+        return self.tokenize(text)
 
     def check_conversation(self, system_prompt: str | None) -> None:
         """Run the chat template's round trip for conversations opening with ``system_prompt`` (once per prompt).
@@ -204,7 +197,7 @@ class Policy:
         """
         with self._tokenizer_lock:  # the round trip also decodes with the tokenizer itself
             if system_prompt not in self._checked_system_prompts:
-                self.chat.check_round_trip(self.tokenizer, self._tokenize, system_prompt)
+                self.chat.check_round_trip(self.tokenizer, self.tokenize, system_prompt)
                 self._checked_system_prompts.add(system_prompt)
 
     def encode_observation(self, text: str, *, ended_with_eos: bool = False) -> list[int]:
@@ -214,7 +207,7 @@ class Policy:
         assistant\\n``. Pass ``ended_with_eos=True`` when the generated turn already ended with the
         end-of-turn token, so it is not repeated.
         """
-        ids = self._tokenize(self.chat.observation_text(text))
+        ids = self.tokenize(self.chat.observation_text(text))
         if ended_with_eos and ids and ids[0] in self.eos_token_ids:
             ids = ids[1:]
         return ids

@@ -16,13 +16,12 @@ The presets:
   192 tasks with no demonstrations (``--rl_pool_size``: the warm-up pool is memorised, and it misses question
   kinds the held-out tasks ask), tasks chosen by learnability (``agents.learner.task_choice``), a fresh AdamW at
   a tenth of the warm-up's learning rate (chosen on the training-world validation split), advantages centred but
-  not divided by the group's std (Dr. GRPO), the
-  execution bonus only on correct answers (``--exec_bonus correct``), only token-budget cuts masked, a
-  64-token turn (the longest held-out answer turn needs 56), temperature 1.0, the sample queue holding the
-  policy's own successes. Held-out evaluation before the warm-up, after it and at the end, on the 32 level-1
-  tasks of ``level1-eval`` (another world: no training entity, page or question appears in it), with a table
-  at the end. bfloat16 autocast (``--bf16``; faster than fp32 on CPUs with AVX512-BF16, see the docs; on a CPU
-  without native bfloat16 pass ``--no_bf16``).
+  not divided by the group's std (Dr. GRPO), the execution bonus only on correct answers (``--exec_bonus
+  correct``), only token-budget cuts masked, a 64-token turn (the longest held-out answer turn needs 56),
+  temperature 1.0, the sample queue holding the policy's own successes. Held-out evaluation before the warm-up,
+  after it and at the end, on the 32 level-1 tasks of ``level1-eval`` (another world: no training entity, page or
+  question appears in it), with a table at the end. bfloat16 autocast (``--bf16``; faster than fp32 on CPUs with
+  AVX512-BF16, see the docs; on a CPU without native bfloat16 pass ``--no_bf16``).
 * ``single-step`` (``warmup`` is its historical name): the :class:`~agents.learner.config.Args` defaults: one
   code action per episode on level-0 warm-up tasks, GRPO with the pool's reference solutions in the sample
   queue, held-out ``warmup-eval``.

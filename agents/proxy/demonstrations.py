@@ -75,7 +75,7 @@ class DemonstrationBackend(PolicyBackend):
         stops = [i + len(s) for s in job.stop if (i := text.find(s)) >= 0]
         end_of_turn = not stops
         text = text[: min(stops)] if stops else text
-        ids = self.policy.encode_text(text)
+        ids = self.policy.tokenize(text)
         if end_of_turn:
             ids.append(int(self.policy.tokenizer.eos_token_id))
         finish = "stop" if stops else "eos"

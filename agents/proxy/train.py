@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from agents.cli import arg, parse
+from agents.learner.grpo import zero_signal_groups
 from agents.learner.policy import Policy, PolicyConfig
 from agents.learner.sample_queue import SampleQueue
 from agents.learner.update import UpdateConfig, update_policy
@@ -103,10 +104,9 @@ def iteration_metrics(episodes: list[ProxyEpisode], seconds: float) -> dict[str,
 
 def signal_group_share(episodes: list[ProxyEpisode]) -> float:
     """Share of groups whose scored episodes' rewards differ (the others carry no GRPO gradient)."""
-    rewards: dict[str, set[float]] = {}
-    for episode in episodes:
-        rewards.setdefault(episode.group_id, set()).add(round(episode.reward, 9))
-    return sum(len(r) > 1 for r in rewards.values()) / len(rewards) if rewards else 0.0
+    groups = {e.group_id for e in episodes}
+    flat = zero_signal_groups([e.reward for e in episodes], [e.group_id for e in episodes])
+    return (len(groups) - len(flat)) / len(groups) if groups else 0.0
 
 
 def draw_tasks(task_set: Any, num_tasks: int, num_warmup: int, rng: random.Random) -> tuple[list[Task], list[Task]]:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from agents.learner.model_loading import make_tiny_model
@@ -57,19 +58,46 @@ def test_the_training_script_runs_end_to_end(tmp_path):
     result = subprocess.run([sys.executable, "-m", "agents.proxy.train", "--model", "tiny-random", "--num_tasks", "1",
                              "--group_size", "2", "--iterations", "2", "--max_tokens", "6", "--max_steps", "1",
                              "--loss_aggregation", "sequence", "--epochs", "2", "--advantage_scale", "none",
-                             "--exec_bonus", "correct", "--output_dir", str(out)],
+                             "--exec_bonus", "correct", "--screen_tasks", "2", "--screen_samples", "1",
+                             "--output_dir", str(out)],
                             capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     recorded = json.loads((out / "args.json").read_text())
     assert (recorded["loss_aggregation"], recorded["epochs"]) == ("sequence", 2)
     assert (recorded["advantage_scale"], recorded["exec_bonus"]) == ("none", "correct")
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [m["iteration"] for m in lines] == [0, 1]
+    assert [m["iteration"] for m in lines] == [-1, 0, 1] and lines[0]["phase"] == "screening"
+    assert lines[0]["screen/learnable_candidates"] == 0.0  # a random model solves nothing
+    lines = lines[1:]
     # A random model answers nothing: exec_bonus=correct pays no clean-execution bonus, so every group is flat.
     assert all(m["reward"] == 0.0 and m["signal_groups"] == 0.0 for m in lines), lines
     assert all(m["proxy/calls"] >= 2 and m["infra_errors"] == 0 for m in lines), lines  # >= 1 call per episode
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["rewards"]) == 2 and (out / "adapter" / "adapter_config.json").is_file()
+    assert len(summary["screening"]["rates"]) == 2 and len(summary["pool"]) == 1
+    assert summary["pool"][0] in summary["screening"]["rates"]
+
+
+def test_screening_keeps_the_tasks_solved_nearest_half_the_time():
+    from agents.learner.records import Trajectory
+    from agents.proxy.train import answer_rates, learnable_pool
+    from agents.proxy.transitions import ProxyEpisode
+    from toolr1_env.tasks import Task
+
+    def episode(task_id: str, score: float, infra: str | None = None) -> ProxyEpisode:
+        turn = Trajectory(task_id, task_id, [0], [0], [0.0], 1, reward_components={"answer_score": score})
+        return ProxyEpisode(f"{task_id}-{score}", task_id, task_id, [turn], infra_error=infra)
+
+    played = ([episode("always", 1.0)] * 4 + [episode("never", 0.0)] * 4 + [episode("quarter", 1.0)]
+              + [episode("quarter", 0.0)] * 3 + [episode("half", 1.0), episode("half", 0.0)]
+              + [episode("half", 1.0, infra="sandbox down")] + [episode("crashed", 1.0, infra="harness crashed")])
+    rates = answer_rates(played)
+    assert rates == {"always": 1.0, "never": 0.0, "quarter": 0.25, "half": 0.5}  # infra errors left out
+    candidates = [Task(task_id=t, question="q", answer="a") for t in ("never", "half", "always", "quarter", "crashed")]
+    assert [t.task_id for t in learnable_pool(candidates, rates, 2)] == ["half", "quarter"]
+    assert [t.task_id for t in learnable_pool(candidates, rates, 3)] == ["never", "half", "quarter"]  # tie: order
+    with pytest.raises(ValueError, match="fewer than --num_tasks 5"):
+        learnable_pool(candidates, rates, 5)
 
 
 def test_signal_group_share_counts_groups_whose_rewards_differ():

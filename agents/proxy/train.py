@@ -12,6 +12,11 @@ transitions (:mod:`agents.proxy.transitions`), one advantage per episode; one GR
 enter the learner's sample queue and top up groups with no signal (a transition of a re-rendered episode
 is not a whole episode, so it is never replayed alone).
 
+``--screen_tasks N`` (after the warm-up) plays ``N`` candidate tasks ``--screen_samples`` times each with no
+update and keeps as the pool the ``--num_tasks`` whose success rate is nearest one half (DAPO's and our
+learner's ``--task_choice learnable``, once, for a fixed pool): a task the policy always or never solves
+gives its group equal rewards and no gradient.
+
 ``--warmup_tasks N`` first imitates ``N`` other tasks' reference solutions in ``CodeAgent``'s own format
 (:mod:`agents.proxy.demonstrations`: the scripts are played through the unchanged agent, so the imitated
 tokens are the ones it will show the policy), as ``agents/train_grpo.py``'s supervised warm-up does for our
@@ -65,6 +70,9 @@ class Args:
     warmup_tasks: int = arg(0, "tasks (apart from the pool) whose reference solutions, played through CodeAgent as "
                                "scripted replies, are imitated before GRPO (0: no warm-up; the base model then "
                                "earns no reward)")
+    screen_tasks: int = arg(0, "candidate tasks screened after the warm-up; the pool becomes the --num_tasks of them "
+                               "solved nearest half the time (0: the pool is drawn directly)")
+    screen_samples: int = arg(4, "episodes per candidate task when screening")
     warmup_passes: int = arg(3, "supervised passes over the verified scripted episodes")
     warmup_lr: float = arg(1e-3, "AdamW learning rate of the warm-up (GRPO then starts a fresh AdamW at --lr)")
     lr: float = arg(2e-4, "AdamW learning rate of the LoRA adapter")
@@ -107,6 +115,29 @@ def signal_group_share(episodes: list[ProxyEpisode]) -> float:
     groups = {e.group_id for e in episodes}
     flat = zero_signal_groups([e.reward for e in episodes], [e.group_id for e in episodes])
     return (len(groups) - len(flat)) / len(groups) if groups else 0.0
+
+
+def answer_rates(episodes: list[ProxyEpisode]) -> dict[str, float]:
+    """Mean answer score of every task's scored episodes (a task whose episodes all failed is left out)."""
+    scores: dict[str, list[float]] = {}
+    for episode in episodes:
+        if episode.infra_error is None and episode.transitions:
+            scores.setdefault(episode.task_id, []).append(
+                episode.transitions[0].reward_components.get("answer_score", 0.0))
+    return {task_id: sum(values) / len(values) for task_id, values in scores.items()}
+
+
+def learnable_pool(candidates: list[Task], rates: dict[str, float], num_tasks: int) -> list[Task]:
+    """The ``num_tasks`` candidates whose success rate is nearest one half, in candidate order on ties.
+
+    Raises:
+        ValueError: fewer than ``num_tasks`` candidates were scored.
+    """
+    scored = [task for task in candidates if task.task_id in rates]
+    if len(scored) < num_tasks:
+        raise ValueError(f"screening scored {len(scored)} candidate tasks, fewer than --num_tasks {num_tasks}")
+    order = sorted(range(len(scored)), key=lambda i: (abs(rates[scored[i].task_id] - 0.5), i))
+    return [scored[i] for i in sorted(order[:num_tasks])]
 
 
 def draw_tasks(task_set: Any, num_tasks: int, num_warmup: int, rng: random.Random) -> tuple[list[Task], list[Task]]:
@@ -153,11 +184,31 @@ def replay_into_flat_groups(episodes: list[ProxyEpisode], queue: SampleQueue, ve
     return out
 
 
+def screen(server: ProxyServer, harness: CodeAgentHarness, candidates: list[Task], scorer: EnvScorer,
+           args: Args) -> tuple[list[Task], dict[str, Any]]:
+    """Play every candidate ``--screen_samples`` times (no update) and keep the learnable pool."""
+    started = time.perf_counter()
+    episodes = play_episodes(server, harness, candidates, group_size=args.screen_samples, scorer=scorer,
+                             concurrency=args.concurrency, group_prefix="screen-")
+    rates = answer_rates(episodes)
+    pool = learnable_pool(candidates, rates, args.num_tasks)
+    metrics = {f"screen/{k}": v for k, v in iteration_metrics(episodes, time.perf_counter() - started).items()}
+    metrics["screen/learnable_candidates"] = float(sum(0.0 < r < 1.0 for r in rates.values()))
+    metrics["screen/pool_answer_score"] = sum(rates[t.task_id] for t in pool) / len(pool)
+    print(f"[proxy-train] screening: {len(candidates)} tasks x {args.screen_samples}: answer "
+          f"{metrics['screen/answer_score']:.3f}; {metrics['screen/learnable_candidates']:.0f} solved sometimes; "
+          f"pool of {len(pool)} at answer {metrics['screen/pool_answer_score']:.3f}, "
+          f"{metrics['screen/iteration_seconds']:.0f}s", flush=True)
+    return pool, {"metrics": metrics, "rates": rates}
+
+
 def main(args: Args) -> dict[str, Any]:
     """Run the training loop; write ``metrics.jsonl``, ``summary.json`` and the adapter; return the summary."""
     from agents.learner.model_loading import load_model_and_tokenizer
     from toolr1_env.env import ToolR1Env, resolve_tasks
 
+    if args.screen_tasks and args.screen_tasks < args.num_tasks:
+        raise ValueError(f"--screen_tasks {args.screen_tasks} must be 0 or at least --num_tasks {args.num_tasks}")
     out = Path(args.output_dir or f"runs/proxy__{int(time.time())}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "args.json").write_text(json.dumps(asdict(args), indent=2))
@@ -172,7 +223,7 @@ def main(args: Args) -> dict[str, Any]:
                                                    max_new_tokens=args.max_tokens))
     task_set = resolve_tasks(args.tasks)
     rng = random.Random(args.seed)
-    pool, warmup_tasks = draw_tasks(task_set, args.num_tasks, args.warmup_tasks, rng)
+    pool, warmup_tasks = draw_tasks(task_set, args.screen_tasks or args.num_tasks, args.warmup_tasks, rng)
     scorer = EnvScorer.of(ToolR1Env(tasks=task_set, exec_bonus=args.exec_bonus))  # the env's judge and weights
     harness = CodeAgentHarness(max_steps=args.max_steps, max_tokens=args.max_tokens,
                                system_prompt=None if args.smolagents_prompt else COMPACT_SYSTEM_PROMPT,
@@ -185,7 +236,7 @@ def main(args: Args) -> dict[str, Any]:
                                        config=ProxyConfig(model_name=args.model, max_context=4096))
         warmup_metrics = warm_up_through_harness(policy, episodes, args.warmup_passes, args.warmup_lr, seed=args.seed)
         with open(out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps({"iteration": -1, **warmup_metrics}) + "\n")
+            f.write(json.dumps({"iteration": -1, "phase": "warmup", **warmup_metrics}) + "\n")
         print(f"[proxy-train] warm-up: {warmup_metrics['warmup/verified_episodes']:.0f} of "
               f"{len(warmup_tasks)} scripted episodes verified, {args.warmup_passes} passes, NLL "
               f"{warmup_metrics['warmup/nll_first_epoch']:.3f} -> {warmup_metrics['warmup/nll_last_epoch']:.3f}",
@@ -193,9 +244,14 @@ def main(args: Args) -> dict[str, Any]:
     optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=args.lr)
     queue = SampleQueue() if args.queue else None
     history = []
+    screening: dict[str, Any] = {}
     backend = PolicyBackend(policy, config=ProxyConfig(model_name=args.model, max_context=4096, seed=args.seed))
     try:
         with ProxyServer(backend) as server:
+            if args.screen_tasks:
+                pool, screening = screen(server, harness, pool, scorer, args)
+                with open(out / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps({"iteration": -1, "phase": "screening", **screening["metrics"]}) + "\n")
             for iteration in range(args.iterations):
                 started = time.perf_counter()
                 episodes = play_episodes(server, harness, pool, group_size=args.group_size, scorer=scorer,
@@ -224,7 +280,7 @@ def main(args: Args) -> dict[str, Any]:
                "exec_success": [m["exec_success"] for m in history],
                "rerender_rate": [m["proxy/rerender_rate"] for m in history],
                "seconds": [m["iteration_seconds"] for m in history], "pool": [t.task_id for t in pool],
-               "warmup": warmup_metrics, "warmup_tasks": [t.task_id for t in warmup_tasks]}
+               "screening": screening, "warmup": warmup_metrics, "warmup_tasks": [t.task_id for t in warmup_tasks]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 

@@ -1,5 +1,6 @@
 """Micro-batches of the update (agents/learner/update.py ``_prompt_chunks``): rows of different prompts that share
-a header run together, groups stay whole, the token bound holds, and the gradient does not change."""
+a header run together, groups stay whole unless they alone exceed the token bound, the bound holds, and the
+gradient does not change."""
 
 from __future__ import annotations
 
@@ -52,6 +53,17 @@ def test_joining_stops_at_the_token_bound():
     assert all(_forward_tokens(c) <= 10 + 3 * 21 for c in bounded)
 
 
+def test_a_group_over_the_token_bound_runs_in_parts_that_fit():
+    group = [trajectory([*HEADER, 7, 7], [5] * 20, "group") for _ in range(4)]  # prompt 12, rows 32 tokens
+    assert _forward_tokens(group) == 12 + 4 * 20
+    chunks = _prompt_chunks(group, size=8, max_tokens=12 + 2 * 20, key=lambda t: t.group_id)
+    assert [len(c) for c in chunks] == [2, 2] and all(_forward_tokens(c) <= 12 + 2 * 20 for c in chunks)
+    assert sorted(id(t) for c in chunks for t in c) == sorted(id(t) for t in group)
+    alone = _prompt_chunks(group, size=8, max_tokens=20, key=lambda t: t.group_id)  # a row over the bound runs alone
+    assert [len(c) for c in alone] == [1, 1, 1, 1]
+    assert [len(c) for c in _prompt_chunks(group, size=8, max_tokens=0, key=lambda t: t.group_id)] == [4]
+
+
 @pytest.fixture()
 def policy(make_lora_policy) -> Policy:
     return make_lora_policy(max_new_tokens=6)
@@ -73,6 +85,28 @@ def test_joined_micro_batches_make_the_same_step_as_one_row_at_a_time(policy):
         clone = copy.deepcopy(policy)
         optimizer = torch.optim.SGD(clone.trainable_parameters(), lr=0.1)
         update_policy(clone, optimizer, pairs, UpdateConfig(micro_batch_size=micro_batch, max_grad_norm=1e9))
+        results.append(torch.cat([p.detach().flatten() for p in clone.trainable_parameters()]))
+    before = torch.cat([p.detach().flatten() for p in policy.trainable_parameters()])
+    assert not torch.allclose(results[0], before)
+    assert torch.allclose(results[0], results[1], atol=1e-6)
+
+
+def test_a_group_split_by_the_token_bound_makes_the_same_step(policy):
+    prompt = policy.encode_prompt([{"role": "user", "content": "What is 17 * 23?"}])
+    pairs = []
+    for i, advantage in enumerate([1.0, -1.0, 0.5, -0.5]):
+        (generation,) = policy.sample([prompt], generator=torch.Generator().manual_seed(i))
+        traj = Trajectory.start("task", "group", prompt)
+        traj.append_generated(generation.token_ids, generation.logprobs)
+        pairs.append((traj, advantage))
+    whole = _forward_tokens([t for t, _ in pairs])
+    bound = len(prompt) + 2 * 6  # two rows of 6 generated tokens at most per part
+    assert whole > bound and len(_prompt_chunks(pairs, 8, bound, row=lambda p: p[0], key=lambda p: p[0].group_id)) >= 2
+    results = []
+    for max_tokens in (0, bound):
+        clone = copy.deepcopy(policy)
+        optimizer = torch.optim.SGD(clone.trainable_parameters(), lr=0.1)
+        update_policy(clone, optimizer, pairs, UpdateConfig(micro_batch_tokens=max_tokens, max_grad_norm=1e9))
         results.append(torch.cat([p.detach().flatten() for p in clone.trainable_parameters()]))
     before = torch.cat([p.detach().flatten() for p in policy.trainable_parameters()])
     assert not torch.allclose(results[0], before)

@@ -73,6 +73,8 @@ class Args:
     lora_alpha: int = arg(32, "LoRA alpha")
     epochs: int = arg(1, "optimisation passes over each batch")
     micro_batch_size: int = arg(8, "trajectories per forward/backward (accumulated); a group's prompt runs once")
+    micro_batch_tokens: int = arg(2048, "most tokens one forward/backward runs (bounds its activations, about 1 MiB "
+                                        "a token for the bundled model); a group over it runs in parts; 0: no bound")
     clip_low: float = arg(0.2, "lower clip of the ratio: 1 - clip_low")
     clip_high: float = arg(0.28, "upper clip of the ratio: 1 + clip_high")
     kl_coef: float = arg(0.0, "k3 KL penalty to the reference policy (--kl_ref); 0 = none")

@@ -185,7 +185,8 @@ def set_up(args: Args) -> Run:
     run_dir = Path(name[0])
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    update_config = UpdateConfig(epochs=args.epochs, micro_batch_size=args.micro_batch_size, clip_low=args.clip_low,
+    update_config = UpdateConfig(epochs=args.epochs, micro_batch_size=args.micro_batch_size,
+                                 micro_batch_tokens=args.micro_batch_tokens, clip_low=args.clip_low,
                                  clip_high=args.clip_high, kl_coef=args.kl_coef,
                                  advantage_scale=args.advantage_scale,  # type: ignore[arg-type]
                                  loss_aggregation=args.loss_aggregation,  # type: ignore[arg-type]

@@ -62,8 +62,9 @@ class UpdateConfig:
     #: ratio is 1 and the gradient is ``advantage x grad log-prob`` (with advantage 1, the NLL's), with no
     #: re-scoring pass first. The supervised warm-up's setting (``agents.learner.warmup``).
     ratio_to_current: bool = False
-    #: Most tokens a micro-batch joined from several groups may run (:func:`_prompt_chunks`); one group's
-    #: rows never split for it. Bounds the activations of a forward pass.
+    #: Most tokens a micro-batch may run (:func:`_prompt_chunks`): groups join up to it, and a group that alone
+    #: runs more splits into parts. Bounds the activations of a forward pass (about 1 MiB a token for the
+    #: bundled model under bf16 autocast, plus the backward's temporaries).
     micro_batch_tokens: int = 2048
 
 
@@ -133,7 +134,9 @@ def _prompt_chunks(items: list, size: int, max_tokens: int = 0,
     (prompts that share a header side by side), a unit joins the open micro-batch when the rows fit, the
     joint cost stays within ``max_tokens`` (0: no limit) and is no more than the two cost apart. Tasks of one
     world share the prompt's instructions and tool list, so the warm-up's demonstrations (one per task) run
-    several to a pass instead of one by one, while a GRPO group keeps its whole prompt shared.
+    several to a pass instead of one by one, while a GRPO group keeps its whole prompt shared. A group that
+    alone costs more than ``max_tokens`` runs in consecutive parts that fit (its prompt once per part; a row
+    longer than the bound runs alone), so the bound holds for the activations of every forward pass.
 
     ``row`` maps an item to its trajectory (the update passes ``(trajectory, advantage)`` pairs).
     """
@@ -141,7 +144,8 @@ def _prompt_chunks(items: list, size: int, max_tokens: int = 0,
     by_key: dict[object, list] = defaultdict(list)
     for item in items:
         by_key[key(item)].append(item)
-    units = [members[i: i + size] for members in by_key.values() for i in range(0, len(members), size)]
+    units = [part for members in by_key.values() for i in range(0, len(members), size)
+             for part in _within_tokens(members[i: i + size], max_tokens, row)]
     units.sort(key=lambda unit: row(unit[0]).token_ids[: row(unit[0]).prompt_len])
     chunks: list[list] = []
     open_chunk: list = []
@@ -158,6 +162,19 @@ def _prompt_chunks(items: list, size: int, max_tokens: int = 0,
     if open_chunk:
         chunks.append(open_chunk)
     return chunks
+
+
+def _within_tokens(unit: list, max_tokens: int, row: Callable[[object], Trajectory]) -> list[list]:
+    """``unit`` in consecutive parts of at least one row whose forward tokens stay within ``max_tokens``."""
+    if max_tokens <= 0 or _forward_tokens([row(i) for i in unit]) <= max_tokens:
+        return [unit]
+    parts: list[list] = [[unit[0]]]
+    for item in unit[1:]:
+        if _forward_tokens([row(i) for i in [*parts[-1], item]]) <= max_tokens:
+            parts[-1].append(item)
+        else:
+            parts.append([item])
+    return parts
 
 
 def _forward_tokens(trajectories: Sequence[Trajectory]) -> int:

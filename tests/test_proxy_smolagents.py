@@ -161,3 +161,11 @@ def test_a_call_beyond_the_script_is_refused_and_the_episode_left_out():
     assert episode.infra_error is not None
     assert "the demonstration has 1 replies, and this is call 2" in episode.infra_error
     assert training_pairs([episode], UpdateConfig()) == []
+
+
+def test_screening_fewer_candidates_than_the_pool_fails_before_any_work(tmp_path):
+    from agents.proxy.train import Args, main
+
+    with pytest.raises(ValueError, match="--screen_tasks 2 must be 0 or at least --num_tasks 4"):
+        main(Args(model="tiny-random", num_tasks=4, screen_tasks=2, output_dir=str(tmp_path / "run")))
+    assert not (tmp_path / "run").exists()

@@ -5,6 +5,7 @@ gradient does not change."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -69,6 +70,19 @@ def policy(make_lora_policy) -> Policy:
     return make_lora_policy(max_new_tokens=6)
 
 
+def assert_same_step(policy: Policy, pairs: list, *configs: UpdateConfig) -> None:
+    """One SGD step on ``pairs`` under each config (from copies of ``policy``) moves the adapter, identically."""
+    results = []
+    for config in configs:
+        clone = copy.deepcopy(policy)
+        optimizer = torch.optim.SGD(clone.trainable_parameters(), lr=0.1)
+        update_policy(clone, optimizer, pairs, dataclasses.replace(config, max_grad_norm=1e9))
+        results.append(torch.cat([p.detach().flatten() for p in clone.trainable_parameters()]))
+    before = torch.cat([p.detach().flatten() for p in policy.trainable_parameters()])
+    assert not torch.allclose(results[0], before)
+    assert all(torch.allclose(results[0], other, atol=1e-6) for other in results[1:])
+
+
 def test_joined_micro_batches_make_the_same_step_as_one_row_at_a_time(policy):
     questions = ["What is 17 * 23?", "What is 18 * 29?", "Name the capital of Oslavia.", "Sum 1, 2 and 3."]
     rows = []
@@ -80,15 +94,7 @@ def test_joined_micro_batches_make_the_same_step_as_one_row_at_a_time(policy):
         rows.append(traj)
     pairs = list(zip(rows, [1.0, -1.0, 0.5, -0.5], strict=True))
     assert len(_prompt_chunks(pairs, 8, row=lambda p: p[0], key=lambda p: p[0].group_id)) == 1  # they do join
-    results = []
-    for micro_batch in (8, 1):
-        clone = copy.deepcopy(policy)
-        optimizer = torch.optim.SGD(clone.trainable_parameters(), lr=0.1)
-        update_policy(clone, optimizer, pairs, UpdateConfig(micro_batch_size=micro_batch, max_grad_norm=1e9))
-        results.append(torch.cat([p.detach().flatten() for p in clone.trainable_parameters()]))
-    before = torch.cat([p.detach().flatten() for p in policy.trainable_parameters()])
-    assert not torch.allclose(results[0], before)
-    assert torch.allclose(results[0], results[1], atol=1e-6)
+    assert_same_step(policy, pairs, UpdateConfig(micro_batch_size=8), UpdateConfig(micro_batch_size=1))
 
 
 def test_a_group_split_by_the_token_bound_makes_the_same_step(policy):
@@ -102,12 +108,4 @@ def test_a_group_split_by_the_token_bound_makes_the_same_step(policy):
     whole = _forward_tokens([t for t, _ in pairs])
     bound = len(prompt) + 2 * 6  # two rows of 6 generated tokens at most per part
     assert whole > bound and len(_prompt_chunks(pairs, 8, bound, row=lambda p: p[0], key=lambda p: p[0].group_id)) >= 2
-    results = []
-    for max_tokens in (0, bound):
-        clone = copy.deepcopy(policy)
-        optimizer = torch.optim.SGD(clone.trainable_parameters(), lr=0.1)
-        update_policy(clone, optimizer, pairs, UpdateConfig(micro_batch_tokens=max_tokens, max_grad_norm=1e9))
-        results.append(torch.cat([p.detach().flatten() for p in clone.trainable_parameters()]))
-    before = torch.cat([p.detach().flatten() for p in policy.trainable_parameters()])
-    assert not torch.allclose(results[0], before)
-    assert torch.allclose(results[0], results[1], atol=1e-6)
+    assert_same_step(policy, pairs, UpdateConfig(micro_batch_tokens=0), UpdateConfig(micro_batch_tokens=bound))

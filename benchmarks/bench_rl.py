@@ -6,6 +6,8 @@
     python -m benchmarks.bench_rl -- --rl_lr 2e-4          # flags after -- go to every arm's training run
     python -m benchmarks.bench_rl --runs_dir runs/bench-rl2 --label "demonstrations mixed into RL" \
         --seconds_per_pass 76 -- --rl_demo_coef 1          # another recipe, its own runs and RESULTS.md section
+    python -m benchmarks.bench_rl --runs_dir runs/bench-rl-files --files_eval files-eval \
+        --validation train-easy-files@100000 -- --tasks train-easy-files   # pools with long-file tasks
 
 Per seed, with the main recipe's settings (``--preset multistep``, ``agents/learner/presets.py``):
 
@@ -24,7 +26,10 @@ names, numbers and file names blanked: a heuristic, stated as such in the report
 Choices between recipes are made on a **training-world validation split**, never on the held-out tasks: every
 arm's final adapter is also scored on ``--validation`` (default ``train-easy@100000``: 48 level-1 tasks of the
 training split at seeds no pool uses, the held-out tasks' level), by a run of its own in ``<arm>/validation``,
-reported in a table of its own.
+reported in a table of its own. With ``--files_eval files-eval`` they are also scored on the 32 long-file tasks
+of another world (tables of 150-400 rows whose answers only code can compute, ``<arm>/files``); train on the
+split with long-file tasks and their computing demonstrations for that (``-- --tasks train-easy-files``, with
+``--validation train-easy-files@100000``).
 
 Runs live in ``runs/bench-rl/seed<k>/<arm>``; a finished run (``summary.json``) is reused.
 """
@@ -70,6 +75,8 @@ class BenchArgs:
                                                "scored on (choose recipes on these, never on the held-out tasks); "
                                                "'' = none")
     validation_size: int = arg(48, "level-1 tasks of the validation split (the held-out tasks' level)")
+    files_eval: str = arg("", "a split of long-file tasks (files-eval: tables too long to copy an answer from) every "
+                              "arm's final adapter is also scored on, in <arm>/files, reported apart; '' = none")
     no_write: bool = arg(False, "print only; do not touch benchmarks/RESULTS.md")
     label: str = arg("", "added to the RESULTS.md section title, so that runs of another recipe (another --runs_dir) "
                          "get a section of their own")
@@ -112,8 +119,8 @@ def run_seed(seed: int, args: BenchArgs) -> None:
                           "--eval_at_start", "false"])
     passes = sft_passes(root, args.sft_passes, args.seconds_per_pass)
     train(root / "sft", [*common, "--iterations", "0", "--init_adapter", start, "--demo_warmup_epochs", str(passes)])
-    if args.validation:
-        validate(root, start, args)
+    for folder, (tasks, size) in final_scorings(args).items():
+        score_final_adapters(root, start, folder, tasks, size)
     if args.second_round:  # the same question one round later: from the longer warm-up, RL or still more SFT?
         longer = str(root / "sft" / "checkpoints" / "warmup")
         train(root / "sft-grpo", [*common, *rl, "--init_adapter", longer, "--demo_warmup_epochs", "0",
@@ -126,18 +133,27 @@ def run_seed(seed: int, args: BenchArgs) -> None:
 FINAL_ADAPTERS = {"warmup-eval": None, "grpo": "grpo", "sft": "sft/checkpoints/warmup"}
 
 
-def validate(root: Path, start: str, args: BenchArgs) -> None:
-    """Score every arm's final adapter on the training-world validation split (``<arm>/validation``).
+def final_scorings(args: BenchArgs) -> dict[str, tuple[str, int]]:
+    """Folder -> (tasks, level-1 tasks to take, 0 = all) of the scorings of every arm's final adapter beyond the
+    held-out tasks: the training-world validation split and, when asked, the long-file split."""
+    scorings = {"validation": (args.validation, args.validation_size)} if args.validation else {}
+    if args.files_eval:
+        scorings["files"] = (args.files_eval, 0)
+    return scorings
+
+
+def score_final_adapters(root: Path, start: str, folder: str, tasks: str, size: int) -> None:
+    """Score every arm's final adapter on the level-1 tasks of ``tasks`` (``<arm>/<folder>``).
 
     The run sits inside the arm's folder, so an arm linked from another ``--runs_dir`` (the warm-up and SFT arms a
     lever's runs share) is scored once.
     """
     for arm, adapter in FINAL_ADAPTERS.items():
-        train(root / arm / "validation", ["--preset", "multistep", "--seed", root.name.removeprefix("seed"),
-                                          "--eval_tasks", args.validation, "--eval_level", "1", "--eval_size",
-                                          str(args.validation_size), "--eval_base", "false", "--iterations", "0",
-                                          "--init_adapter", str(root / adapter) if adapter else start,
-                                          "--demo_warmup_epochs", "0"])
+        train(root / arm / folder, ["--preset", "multistep", "--seed", root.name.removeprefix("seed"),
+                                    "--eval_tasks", tasks, "--eval_level", "1", "--eval_size", str(size),
+                                    "--eval_base", "false", "--iterations", "0",
+                                    "--init_adapter", str(root / adapter) if adapter else start,
+                                    "--demo_warmup_epochs", "0"])
 
 
 def sft_passes(seed_dir: Path, override: int = 0, seconds_per_pass: float = 0.0) -> int:
@@ -174,8 +190,9 @@ def mcnemar(wins: int, losses: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def kinds() -> tuple[dict[str, str], set[str], set[str]]:
-    """Held-out task id -> kind; the kinds of the warm-up pool (train-easy seeds 0-47) and of the RL pool (48-239)."""
+def kinds(split: str = "train-easy") -> tuple[dict[str, str], set[str], set[str]]:
+    """Held-out task id -> kind; the kinds of the warm-up pool (seeds 0-47 of the training ``split``) and of the RL
+    pool (48-239)."""
     from toolr1_env.env import resolve_tasks
 
     held: dict[str, str] = {}
@@ -183,7 +200,7 @@ def kinds() -> tuple[dict[str, str], set[str], set[str]]:
         for t in resolve_tasks(name).tasks:
             if t.level == 1:
                 held[t.task_id] = question_kind(t.metadata.get("template", "?"), t.question)
-    train = resolve_tasks("train-easy")
+    train = resolve_tasks(split)
     pool = {s: question_kind(t.metadata.get("template", "?"), t.question) for s, t in
             ((s, train.pick(s)) for s in range(240))}
     return held, {k for s, k in pool.items() if s < 48}, {k for s, k in pool.items() if s >= 48}
@@ -203,7 +220,8 @@ def report(args: BenchArgs) -> str:
                                for a in ("warmup", "grpo", "sft")}
     if not per_seed:
         return "No finished seed yet."
-    held, warm_kinds, rl_kinds = kinds()
+    trained_on = json.loads((Path(args.runs_dir) / f"seed{min(per_seed)}" / "warmup" / "args.json").read_text())
+    held, warm_kinds, rl_kinds = kinds(trained_on.get("tasks", "train-easy"))
     groups = {"warm-up pool's kinds": lambda k: k in warm_kinds,
               "RL pool's kinds only": lambda k: k in rl_kinds and k not in warm_kinds,
               "new kinds": lambda k: k not in warm_kinds and k not in rl_kinds}
@@ -246,9 +264,10 @@ def report(args: BenchArgs) -> str:
             rows2.append([f"{a} vs {b}", f"{rate:.1f} vs {base:.1f}", wins, losses, f"{mcnemar(wins, losses):.3f}"])
         paired += "\n\nSecond round, from the +SFT arm's adapter (seeds " + str(second) + "):\n\n" + markdown_table(
             ["comparison", "success %", "tasks won", "tasks lost", "McNemar p"], rows2)
-    validation = validation_report(args, sorted(per_seed), names)
-    if validation:
-        paired += "\n\n" + validation
+    for folder, (tasks, _) in final_scorings(args).items():
+        extra = final_report(args, sorted(per_seed), names, folder, tasks)
+        if extra:
+            paired += "\n\n" + extra
     arm_args = [Path(args.runs_dir) / f"seed{s}" / "grpo" / "args.json" for s in per_seed]
     mixing = sorted({(grpo.get("rl_demo_coef", 0.0), grpo.get("rl_demo_batch", 0)) for grpo in (
         json.loads(f.read_text()) if f.is_file() else {} for f in arm_args)})
@@ -265,10 +284,12 @@ def report(args: BenchArgs) -> str:
             "included\n")
 
 
-def validation_report(args: BenchArgs, seeds: list[int], names: dict[str, str]) -> str:
-    """The arms on the training-world validation split (seeds whose three arms were all scored), paired."""
-    scored = {s: {a: outcomes(Path(args.runs_dir) / f"seed{s}" / a / "validation") for a in FINAL_ADAPTERS}
-              for s in seeds if all((Path(args.runs_dir) / f"seed{s}" / a / "validation" / "summary.json").is_file()
+def final_report(args: BenchArgs, seeds: list[int], names: dict[str, str], folder: str = "validation",
+                 tasks: str = "") -> str:
+    """The arms' final adapters on one more split (``<arm>/<folder>``, seeds whose three arms were all scored),
+    paired."""
+    scored = {s: {a: outcomes(Path(args.runs_dir) / f"seed{s}" / a / folder) for a in FINAL_ADAPTERS}
+              for s in seeds if all((Path(args.runs_dir) / f"seed{s}" / a / folder / "summary.json").is_file()
                                     for a in FINAL_ADAPTERS)}
     if not scored:
         return ""
@@ -281,9 +302,12 @@ def validation_report(args: BenchArgs, seeds: list[int], names: dict[str, str]) 
         losses = sum(scored[s][b][t] and not scored[s][a][t] for s in scored for t in scored[s][a])
         rows.append([f"{names[a]} vs {names[b]}: won / lost, McNemar p", f"{wins} / {losses}",
                      f"{mcnemar(wins, losses):.3f}"])
-    tasks = len(next(iter(scored.values()))["grpo"])
-    return (f"Training-world validation ({tasks} level-1 tasks of `{args.validation}`; the split recipes are "
-            f"chosen on), seeds {sorted(scored)}:\n\n" + markdown_table(["arm", "success % per seed", "mean"], rows))
+    count = len(next(iter(scored.values()))["grpo"])
+    what = ("Training-world validation ({n} level-1 tasks of `{t}`; the split recipes are chosen on)"
+            if folder == "validation" else "Long files ({n} level-1 tasks of `{t}`, another world; answers only "
+            "code can compute)")
+    return (what.format(n=count, t=tasks or args.validation) + f", seeds {sorted(scored)}:\n\n"
+            + markdown_table(["arm", "success % per seed", "mean"], rows))
 
 
 def main(argv: list[str] | None = None) -> str:

@@ -54,12 +54,15 @@ def test_sft_budget_and_report_from_runs_on_disk(tmp_path, monkeypatch):
     assert bench_rl.sft_passes(seed) == 4  # 390 s of rollouts and updates (evaluation excluded) / 100 s per pass
     assert bench_rl.sft_passes(seed, override=5) == 5
     assert bench_rl.sft_passes(seed, seconds_per_pass=78.0) == 5  # 390 s at a pass measured elsewhere
-    monkeypatch.setattr(bench_rl, "kinds", lambda: ({t: "k" for t in tasks}, {"k"}, {"k", "other"}))
+    asked: list[str] = []
+    monkeypatch.setattr(bench_rl, "kinds", lambda split: asked.append(split) or (
+        {t: "k" for t in tasks}, {"k"}, {"k", "other"}))
     body = bench_rl.report(bench_rl.BenchArgs(seeds=[0], runs_dir=str(tmp_path)))
     assert "| warm-up + GRPO | 75.0 | 75.0 | 75.0 (4) | - | - |" in body
     assert "| warm-up + GRPO vs warm-up only | +50.0 | 2 | 0 | 0.500 |" in body
     assert "| warm-up + GRPO vs warm-up + SFT (same wall time) | +25.0 | 1 | 0 | 1.000 |" in body
     assert "seeds finished: [0] (a claim needs all 3)" in body
+    assert asked == ["train-easy"]  # the pools' kinds come from the split the warm-up trained on
     assert "GRPO arm: the recipe's RL phase, no demonstrations in the RL updates" in body
     (seed / "grpo" / "args.json").write_text(json.dumps({"rl_demo_coef": 1.0, "rl_demo_batch": 16}))
     body = bench_rl.report(bench_rl.BenchArgs(seeds=[0], runs_dir=str(tmp_path)))
@@ -67,22 +70,34 @@ def test_sft_budget_and_report_from_runs_on_disk(tmp_path, monkeypatch):
     assert "| seed 0 | 11.7 | 8.3 | 7.5 | 4 | 7.0 |" in body
 
 
-def test_every_arm_is_scored_on_the_training_world_validation_split(tmp_path, monkeypatch):
+def test_every_arm_is_scored_on_the_validation_split_and_the_long_files(tmp_path, monkeypatch):
     seed = tmp_path / "seed0"
     started: list[list[str]] = []
     monkeypatch.setattr(bench_rl, "train", lambda run_dir, flags: started.append([str(run_dir), *flags]) or {})
-    bench_rl.validate(seed, str(seed / "warmup" / "checkpoints" / "warmup"), bench_rl.BenchArgs())
-    assert [run[0] for run in started] == [str(seed / a / "validation") for a in ("warmup-eval", "grpo", "sft")]
-    adapters = [run[run.index("--init_adapter") + 1] for run in started]
+    args = bench_rl.BenchArgs(files_eval="files-eval", validation="train-easy-files@100000")
+    assert bench_rl.final_scorings(args) == {"validation": ("train-easy-files@100000", 48), "files": ("files-eval", 0)}
+    assert bench_rl.final_scorings(bench_rl.BenchArgs(validation="")) == {}
+    for folder, (tasks, size) in bench_rl.final_scorings(args).items():
+        bench_rl.score_final_adapters(seed, str(seed / "warmup" / "checkpoints" / "warmup"), folder, tasks, size)
+    assert [run[0] for run in started] == [str(seed / a / f) for f in ("validation", "files")
+                                           for a in ("warmup-eval", "grpo", "sft")]
+    adapters = [run[run.index("--init_adapter") + 1] for run in started[:3]]
     assert adapters == [str(seed / "warmup" / "checkpoints" / "warmup"), str(seed / "grpo"),
                         str(seed / "sft" / "checkpoints" / "warmup")]
-    assert all(run[run.index("--eval_tasks") + 1] == "train-easy@100000" and run[run.index("--iterations") + 1] == "0"
+    assert [(run[run.index("--eval_tasks") + 1], run[run.index("--eval_size") + 1]) for run in started] == \
+        [("train-easy-files@100000", "48")] * 3 + [("files-eval", "0")] * 3
+    assert all(run[run.index("--iterations") + 1] == "0" and run[run.index("--eval_level") + 1] == "1"
                for run in started)
     val = [f"train-easy@100000-{i}" for i in range(4)]
     for arm, hits in (("warmup-eval", [1, 0, 0, 0]), ("grpo", [1, 1, 1, 0]), ("sft", [0, 1, 0, 0])):
         _run(seed / arm / "validation", [{"step": 0}], dict(zip(val, hits, strict=True)), {"wall_seconds": 60.0})
+        _run(seed / arm / "files", [{"step": 0}], dict(zip(val[:2], hits[:2], strict=True)), {"wall_seconds": 9.0})
     names = {"warmup-eval": "warm-up only", "grpo": "warm-up + GRPO", "sft": "warm-up + SFT"}
-    body = bench_rl.validation_report(bench_rl.BenchArgs(runs_dir=str(tmp_path)), [0], names)
+    body = bench_rl.final_report(bench_rl.BenchArgs(runs_dir=str(tmp_path)), [0], names)
+    assert body.startswith("Training-world validation (4 level-1 tasks of `train-easy@100000`")
     assert "| warm-up + GRPO | 75.0 | 75.0 |" in body and "| warm-up + SFT | 25.0 | 25.0 |" in body
     assert "| warm-up + GRPO vs warm-up + SFT: won / lost, McNemar p | 2 / 0 | 0.500 |" in body
-    assert bench_rl.validation_report(bench_rl.BenchArgs(runs_dir=str(tmp_path)), [1], names) == ""
+    files = bench_rl.final_report(bench_rl.BenchArgs(runs_dir=str(tmp_path)), [0], names, "files", "files-eval")
+    assert files.startswith("Long files (2 level-1 tasks of `files-eval`")
+    assert "| warm-up only | 50.0 | 50.0 |" in files and "| warm-up + GRPO | 100.0 | 100.0 |" in files
+    assert bench_rl.final_report(bench_rl.BenchArgs(runs_dir=str(tmp_path)), [1], names) == ""

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from toolr1_env.sandbox import Sandbox, SandboxConfig, available_layers
+from toolr1_env.sandbox import Sandbox, SandboxConfig, SandboxError, available_layers
 
 LAYERS = available_layers()
 ANY_IMPORT = SandboxConfig(allowed_imports=None, preload=(), step_timeout=5)
@@ -390,3 +391,36 @@ def test_keyboard_interrupt_signal_from_agent_is_contained(sb):
     assert result.error_type == "KeyboardInterrupt" or result.worker_died
     assert sb.run("1").value == "1"
     assert signal.getsignal(signal.SIGINT) is before  # the agent's signal left this process's handling alone
+
+
+@pytest.mark.skipif(sys.prefix == sys.base_prefix, reason="needs the tests to run in a virtualenv")
+def test_a_virtualenv_reached_through_a_linked_folder_keeps_its_packages(tmp_path, monkeypatch):
+    # A worktree sharing a checkout's environment (`.venv -> <the real one>`): started through the link, the
+    # interpreter inside bubblewrap missed its pyvenv.cfg and lost pandas (no long-file task could compute).
+    link = tmp_path / "linked-venv"
+    link.symlink_to(Path(sys.prefix).resolve(), target_is_directory=True)
+    monkeypatch.setattr(sys, "executable", str(link / "bin" / Path(sys.executable).name))
+    monkeypatch.setattr(sys, "prefix", str(link))
+    sandbox = make()
+    try:
+        # the sandbox runs in the tests' own environment, not in the base interpreter under it
+        assert sandbox.run("import sys\nsys.prefix").value == repr(str(Path(sys.prefix).resolve()))
+        assert sandbox.run("import pandas\nint(pandas.Series([2, 3]).sum())").value == "5"
+    finally:
+        sandbox.close()
+
+
+@pytest.mark.skipif(sys.prefix == sys.base_prefix, reason="needs the tests to run in a virtualenv")
+def test_a_sandbox_that_lost_the_environment_fails_to_start_instead_of_failing_every_file_task(
+        tmp_path, monkeypatch):
+    from toolr1_env.sandbox import isolation
+
+    link = tmp_path / "linked-venv"
+    link.symlink_to(Path(sys.prefix).resolve(), target_is_directory=True)
+    monkeypatch.setattr(sys, "prefix", str(link))
+    # the interpreter started through the link (the bug above): inside bubblewrap it runs without the venv
+    monkeypatch.setattr(isolation, "interpreter", lambda: str(link / "bin" / Path(sys.executable).name))
+    if not LAYERS["bwrap"]:
+        pytest.skip("outside bubblewrap the link is visible and the environment is not lost")
+    with pytest.raises(SandboxError, match="cannot import pandas, which this interpreter has"):
+        make(preload=("pandas",))

@@ -5,12 +5,12 @@ See the package docstring (``toolr1_env.sandbox``) for what is covered and what 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -270,7 +270,7 @@ class Sandbox:
         runtime_parent = isolation.RUNTIME_MOUNT if use_bwrap else str(Path(protocol.__file__).parents[1])
         bootstrap = (f"import sys; sys.path.insert(0, {runtime_parent!r}); from runtime.zygote import main; "
                      f"main({child_end.fileno()}, {json.dumps(list(cfg.preload))})")
-        command = [sys.executable, "-I", "-B", "-c", bootstrap]
+        command = [isolation.interpreter(), "-I", "-B", "-c", bootstrap]
         if use_bwrap:
             command = isolation.bwrap_command(sandbox_root=self._root, network=cfg.network,
                                               hidden_packages=HIDDEN_PACKAGES, as_root=os.getuid() == 0) + command
@@ -289,6 +289,14 @@ class Sandbox:
             raise SandboxError(f"the sandbox fork server did not start ({exc}). Its log:\n{log}") from None
         self.layers = {"bwrap": bool(use_bwrap), "bwrap_netns": bool(use_bwrap) and not cfg.network,
                        "bwrap_pidns": bool(use_bwrap), "preloaded": ready.get("preloaded", [])}
+        # A library the host has but the sandbox cannot import means the sandbox runs in another environment
+        # than ours: every file or table task would fail as if the agent's code were wrong. Stop here instead.
+        lost = [name for name in cfg.preload
+                if name not in self.layers["preloaded"] and importlib.util.find_spec(name) is not None]
+        if lost:
+            self.close()
+            raise SandboxError(f"the sandbox cannot import {', '.join(lost)}, which this interpreter has: it "
+                               f"started outside this environment ({isolation.interpreter()})")
         self._use_landlock = bool(abi) and cfg.use_landlock is not False
 
     def _spawn_worker(self) -> None:

@@ -74,6 +74,19 @@ def _system_binds() -> list[str]:
     return args
 
 
+def interpreter() -> str:
+    """The interpreter the sandbox starts: ``sys.executable`` with its folders' symlinks resolved, not its own.
+
+    Inside bubblewrap the environment is mounted at its real path, so a virtualenv reached through a linked folder
+    (``.venv -> /elsewhere/.venv``: a worktree sharing a checkout's environment) would start without the
+    ``pyvenv.cfg`` beside it and lose the environment's packages (pandas, numpy...). The file itself stays as it
+    is: a virtualenv's ``bin/python`` is a link to the base interpreter, and only the path through the
+    environment's ``bin/`` tells Python which environment it runs in.
+    """
+    executable = Path(os.path.abspath(sys.executable))
+    return str(Path(os.path.realpath(executable.parent)) / executable.name)
+
+
 def _python_binds(hidden_packages: tuple[str, ...]) -> list[str]:
     """Bind the interpreter and its import path read-only, hiding this project's own packages.
 
@@ -106,7 +119,7 @@ def _python_binds(hidden_packages: tuple[str, ...]) -> list[str]:
         for entry in root.glob("lib/python3*/site-packages/*"):
             if confine._is_hidden(entry.name, set(hidden_packages)) and entry.is_dir():
                 args += ["--tmpfs", str(entry)]
-    exe = Path(sys.executable).absolute()
+    exe = Path(interpreter())
     if not any(r in exe.parents for r in roots):
         args += ["--ro-bind", str(exe), str(exe)]
     return args

@@ -254,3 +254,16 @@ def test_an_rl_pool_of_one_level_holds_only_that_level_apart_from_the_warm_up_po
     _, validation = eval_tasks_of("train-easy@100000", 1, 12)
     assert len(validation) == 12 and {t.level for t in validation} == {1}
     assert validation[0].task_id == "train-easy-100000" or int(validation[0].task_id.rsplit("-", 1)[1]) > 100000
+
+
+def test_learner_sandboxes_preload_only_what_the_run_asks_for():
+    # pandas in every fork server costs ~38 MiB a sandbox (2.4 GiB over the recipe's 64); agent code still imports it
+    from agents.learner.heldout import make_envs
+    from toolr1_env.env import resolve_tasks
+
+    tasks = resolve_tasks("level1-eval")
+    for preload, expected in (("numpy", ("numpy",)), ("numpy,pandas", ("numpy", "pandas")), ("", ())):
+        with make_envs(tasks, Args(num_envs=2, sandbox_preload=preload)) as envs:
+            assert [env.sandbox_config.preload for env in envs.envs] == [expected, expected]
+            assert envs.envs[0].sandbox_config.step_timeout == Args().step_timeout  # the run's other settings kept
+    assert Args().sandbox_preload == "numpy"

@@ -31,6 +31,7 @@ from agents.learner.records import Trajectory
 from agents.learner.run_log import RunLog
 from agents.learner.update import without_infra_errors
 from toolr1_env.env import ToolR1Env, resolve_tasks
+from toolr1_env.sandbox import SandboxConfig
 from toolr1_env.tasks import Task, TaskSet
 from toolr1_env.vector import ThreadVectorEnv
 
@@ -53,7 +54,7 @@ class EnvSettings(Protocol):
 
 def make_envs(task_set: TaskSet, args: EnvSettings, num_envs: int | None = None) -> ThreadVectorEnv:
     """``num_envs`` (default ``args.num_envs``) environments over one task set, with its tools (threads:
-    the work happens in sandbox processes).
+    the work happens in sandbox processes), each sandbox preloading ``args.sandbox_preload``.
 
     With ``args.env_servers`` (``ws://a:8000,ws://b:8000``; settings without the field play here), the envs
     are remote, spread round-robin over those servers, and play the set by the name the servers know it by
@@ -70,8 +71,10 @@ def make_envs(task_set: TaskSet, args: EnvSettings, num_envs: int | None = None)
         return remote_vector_env(servers, num_envs or args.num_envs, task_set_name(task_set) or task_set.name,
                                  **settings)
 
+    preload = tuple(name for name in getattr(args, "sandbox_preload", "numpy,pandas").split(",") if name)
+
     def factory() -> ToolR1Env:
-        return ToolR1Env(tasks=task_set, **settings)
+        return ToolR1Env(tasks=task_set, sandbox=SandboxConfig(preload=preload), **settings)
     return ThreadVectorEnv([factory] * (num_envs or args.num_envs))
 
 

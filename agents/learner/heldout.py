@@ -71,7 +71,8 @@ def make_envs(task_set: TaskSet, args: EnvSettings, num_envs: int | None = None)
         return remote_vector_env(servers, num_envs or args.num_envs, task_set_name(task_set) or task_set.name,
                                  **settings)
 
-    preload = tuple(name for name in getattr(args, "sandbox_preload", "numpy,pandas").split(",") if name)
+    asked = getattr(args, "sandbox_preload", None)  # settings without the field keep the sandbox's default
+    preload = SandboxConfig().preload if asked is None else tuple(name for name in asked.split(",") if name)
 
     def factory() -> ToolR1Env:
         return ToolR1Env(tasks=task_set, sandbox=SandboxConfig(preload=preload), **settings)

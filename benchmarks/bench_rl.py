@@ -293,6 +293,14 @@ def final_report(args: BenchArgs, seeds: list[int], names: dict[str, str], folde
                                     for a in FINAL_ADAPTERS)}
     if not scored:
         return ""
+    left_out: list[str] = []
+    if folder == "validation":  # tasks of the training world: a pool may ask the very same question
+        args_file = Path(args.runs_dir) / f"seed{min(scored)}" / "warmup" / "args.json"
+        run_args = json.loads(args_file.read_text()) if args_file.is_file() else {}
+        ids = {t for arms in scored.values() for t in arms["grpo"]}
+        left_out = sorted(ids & asked_by_pools(tasks or args.validation, args.validation_size, run_args))
+        scored = {s: {a: {t: v for t, v in arms[a].items() if t not in left_out} for a in arms}
+                  for s, arms in scored.items()}
     rows = []
     for arm in FINAL_ADAPTERS:
         rates = [100 * statistics.mean(scored[s][arm].values()) for s in scored]
@@ -306,8 +314,27 @@ def final_report(args: BenchArgs, seeds: list[int], names: dict[str, str], folde
     what = ("Training-world validation ({n} level-1 tasks of `{t}`; the split recipes are chosen on)"
             if folder == "validation" else "Long files ({n} level-1 tasks of `{t}`, another world; answers only "
             "code can compute)")
-    return (what.format(n=count, t=tasks or args.validation) + f", seeds {sorted(scored)}:\n\n"
+    dropped = (f"; left out: {len(left_out)} whose question a training pool also asks ({', '.join(left_out)})"
+               if left_out else "")
+    return (what.format(n=count, t=tasks or args.validation) + f"{dropped}, seeds {sorted(scored)}:\n\n"
             + markdown_table(["arm", "success % per seed", "mean"], rows))
+
+
+def asked_by_pools(validation: str, size: int, run_args: dict) -> set[str]:
+    """Ids of the level-1 tasks of ``validation`` (``<split>@<seed>``) whose question the run's warm-up pool or RL
+    pool also asks (``run_args``: the run's ``args.json``). The split's seeds are disjoint from the pools', but the
+    training world is one world: a question about one of its few countries, say, recurs at other seeds."""
+    from agents.learner.config import generated_tasks
+    from agents.learner.heldout import eval_tasks_of
+    from toolr1_env.env import resolve_tasks
+
+    split = resolve_tasks(run_args.get("tasks", "train-easy"))
+    warm = max(run_args.get("task_pool_size", 48), 0)
+    pools = generated_tasks(split, 0, warm)
+    if run_args.get("rl_pool_size", 0) > 0:
+        pools += generated_tasks(split, warm, run_args["rl_pool_size"], run_args.get("rl_level", -1))
+    asked = {t.question for t in pools}
+    return {t.task_id for t in eval_tasks_of(validation, 1, size)[1] if t.question in asked}
 
 
 def main(argv: list[str] | None = None) -> str:

@@ -101,3 +101,24 @@ def test_every_arm_is_scored_on_the_validation_split_and_the_long_files(tmp_path
     assert files.startswith("Long files (2 level-1 tasks of `files-eval`")
     assert "| warm-up only | 50.0 | 50.0 |" in files and "| warm-up + GRPO | 100.0 | 100.0 |" in files
     assert bench_rl.final_report(bench_rl.BenchArgs(runs_dir=str(tmp_path)), [1], names) == ""
+
+
+def test_validation_leaves_out_the_questions_a_training_pool_also_asks(tmp_path):
+    preset = {"tasks": "train-easy", "task_pool_size": 48, "rl_pool_size": 192, "rl_level": -1}
+    # The training world has 10 countries: three validation questions about them recur in the pools (seeds 10,
+    # 53 and 236 ask the very same thing), though no validation seed is a pool seed.
+    assert bench_rl.asked_by_pools("train-easy@100000", 48, preset) == {
+        "train-easy-100005", "train-easy-100055", "train-easy-100076"}
+    assert bench_rl.asked_by_pools("train-easy@100000", 48, {**preset, "rl_pool_size": 0}) == {"train-easy-100055"}
+    seed = tmp_path / "seed0"
+    (seed / "warmup").mkdir(parents=True)
+    (seed / "warmup" / "args.json").write_text(json.dumps(preset))
+    val = ["train-easy-100005", "train-easy-100001", "train-easy-100002"]
+    for arm, hits in (("warmup-eval", [0, 1, 0]), ("grpo", [1, 1, 1]), ("sft", [1, 0, 0])):
+        _run(seed / arm / "validation", [{"step": 0}], dict(zip(val, hits, strict=True)), {"wall_seconds": 60.0})
+    names = {"warmup-eval": "warm-up only", "grpo": "warm-up + GRPO", "sft": "warm-up + SFT"}
+    body = bench_rl.final_report(bench_rl.BenchArgs(runs_dir=str(tmp_path)), [0], names)
+    assert body.startswith("Training-world validation (2 level-1 tasks of `train-easy@100000`")
+    assert "left out: 1 whose question a training pool also asks (train-easy-100005)" in body
+    assert "| warm-up only | 50.0 | 50.0 |" in body and "| warm-up + SFT | 0.0 | 0.0 |" in body
+    assert "| warm-up + GRPO vs warm-up + SFT: won / lost, McNemar p | 2 / 0 | 0.500 |" in body

@@ -2,8 +2,9 @@
 
 ``--eval_tasks`` names one or more task sets, comma-separated (``level1-eval,validation``: the level-1 tasks of
 two worlds the training never sees, 85 tasks with ``--eval_level 1 --eval_size 0``). A generated split takes
-``@<first seed>`` (``train-easy@100000``: a validation split in the training world, disjoint from every pool
-the trainer draws): the first ``--eval_size`` tasks (48 when 0) of ``--eval_level`` from that seed on. Every
+``@<first seed>`` (``train-easy@100000``: a validation split in the training world at seeds no pool draws; being
+the same world, a few of its questions recur in the pools, which ``benchmarks/bench_rl.py`` leaves out): the first
+``--eval_size`` tasks (48 when 0) of ``--eval_level`` from that seed on. Every
 set is played in envs holding its own world's tools (a task played with another world's ``read_page`` finds
 none of its pages), every process playing a share.
 

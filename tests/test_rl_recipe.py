@@ -256,6 +256,27 @@ def test_an_rl_pool_of_one_level_holds_only_that_level_apart_from_the_warm_up_po
     assert validation[0].task_id == "train-easy-100000" or int(validation[0].task_id.rsplit("-", 1)[1]) > 100000
 
 
+def test_an_rl_pool_of_new_kinds_asks_nothing_a_demonstration_shows():
+    from agents.learner.config import Args, make_rl_pool, make_task_pool
+    from agents.learner.task_choice import question_kind
+
+    def kinds(tasks):
+        return {question_kind(t.metadata["template"], t.question) for t in tasks}
+
+    args = Args(tasks="train-easy", task_pool_size=48, rl_pool_size=64, rl_kinds="new")
+    warmup = make_task_pool(args)
+    pool = make_rl_pool(args, warmup)
+    everything = make_rl_pool(Args(tasks="train-easy", task_pool_size=48, rl_pool_size=64), warmup)
+    assert len(pool.tasks) == 64 and not kinds(pool.tasks) & kinds(warmup.tasks)
+    assert kinds(everything.tasks) & kinds(warmup.tasks)  # unfiltered, the RL pool repeats the warm-up's kinds
+    assert pool.name.endswith("-new-kinds") and {t.level for t in pool.tasks} == {0, 1}
+    level1 = make_rl_pool(Args(tasks="train-easy", task_pool_size=48, rl_pool_size=16, rl_kinds="new", rl_level=1),
+                          warmup)
+    assert {t.level for t in level1.tasks} == {1} and not kinds(level1.tasks) & kinds(warmup.tasks)
+    with pytest.raises(ValueError, match="--rl_kinds filters the separate RL pool"):
+        make_rl_pool(Args(tasks="train-easy", rl_kinds="new"), warmup)
+
+
 def test_learner_sandboxes_preload_only_what_the_run_asks_for():
     # pandas in every fork server costs ~38 MiB a sandbox (2.4 GiB over the recipe's 64); agent code still imports it
     from agents.learner.heldout import make_envs

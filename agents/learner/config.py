@@ -7,6 +7,7 @@ The dataclass defaults are the one-turn run (the ``single-step`` preset); the co
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from agents.cli import arg
@@ -14,6 +15,7 @@ from agents.learner.demonstrations import STYLES
 from agents.learner.presets import preset_names
 from agents.learner.sample_queue import SampleQueueConfig
 from agents.learner.task_choice import CHOICES as TASK_CHOICES
+from agents.learner.task_choice import question_kind
 from toolr1_env.env import resolve_tasks
 from toolr1_env.reward import EXEC_BONUS
 from toolr1_env.tasks import Task, TaskSet
@@ -37,6 +39,9 @@ class Args:
                                "warm-up pool (disjoint from it); 0 = RL on the warm-up pool")
     rl_level: int = arg(-1, "only tasks of this level in the separate RL pool (drawn from the seeds after the warm-up "
                             "pool until --rl_pool_size of them are found); -1 = every level")
+    rl_kinds: str = arg("all", "question kinds of the separate RL pool: all, or new (only kinds no warm-up pool task "
+                               "asks: RL practises what no demonstration shows; kind = "
+                               "agents.learner.task_choice.question_kind)", ("all", "new"))
     task_choice: str = arg("uniform", "how an RL iteration picks its tasks: uniform; learnable (skip mastered and "
                                       "hopeless tasks, weight the rest by p(1-p)); learnable-kind (the same, a "
                                       "task's prior pooled over its question kind): agents/learner/task_choice.py",
@@ -214,37 +219,45 @@ def make_rl_pool(args: Args, warmup_pool: TaskSet) -> TaskSet:
         ValueError: the pool holds fewer tasks than one iteration asks for.
     """
     pool = warmup_pool
-    if args.rl_level >= 0 and args.rl_pool_size <= 0:
-        raise ValueError(f"--rl_level {args.rl_level} filters the separate RL pool: give --rl_pool_size too")
+    for flag, value in (("--rl_level", args.rl_level >= 0), ("--rl_kinds", args.rl_kinds != "all")):
+        if value and args.rl_pool_size <= 0:
+            raise ValueError(f"{flag} filters the separate RL pool: give --rl_pool_size too")
     if args.rl_pool_size > 0:
         task_set = resolve_tasks(args.tasks)
         if not task_set.is_generated:
             raise ValueError(f"--rl_pool_size needs a generated split; {args.tasks!r} is fixed")
-        if args.rl_level >= 0:
-            first = max(args.task_pool_size, 0)
-            pool = task_set.subset(f"{task_set.name}-pool@{first}-level{args.rl_level}",
-                                   generated_tasks(task_set, first, args.rl_pool_size, args.rl_level))
+        first = max(args.task_pool_size, 0)
+        if args.rl_level >= 0 or args.rl_kinds != "all":
+            known = {question_kind(t.metadata.get("template", "?"), t.question) for t in warmup_pool.tasks}
+            new_kind = (lambda t: question_kind(t.metadata.get("template", "?"), t.question) not in known) \
+                if args.rl_kinds == "new" else None
+            name = f"{task_set.name}-pool@{first}" + (f"-level{args.rl_level}" if args.rl_level >= 0 else "") + \
+                ("-new-kinds" if new_kind else "")
+            pool = task_set.subset(name, generated_tasks(task_set, first, args.rl_pool_size, args.rl_level, new_kind))
         else:
-            pool = make_task_pool(args, max(args.task_pool_size, 0), args.rl_pool_size)
+            pool = make_task_pool(args, first, args.rl_pool_size)
     if args.iterations > 0 and len(pool.tasks) < args.tasks_per_iteration:
         raise ValueError(f"the RL pool holds {len(pool.tasks)} tasks, fewer than --tasks_per_iteration "
                          f"{args.tasks_per_iteration}: raise --rl_pool_size/--task_pool_size or lower the batch")
     return pool
 
 
-def generated_tasks(task_set: TaskSet, first_seed: int, count: int, level: int = -1) -> list[Task]:
-    """The first ``count`` tasks of ``level`` (-1: any) a generated split makes from ``first_seed`` on.
+def generated_tasks(task_set: TaskSet, first_seed: int, count: int, level: int = -1,
+                    keep: Callable[[Task], bool] | None = None) -> list[Task]:
+    """The first ``count`` tasks of ``level`` (-1: any), and that ``keep`` accepts when given, a generated split
+    makes from ``first_seed`` on.
 
     Raises:
-        ValueError: the split makes no task of ``level`` within ``100 * count`` seeds.
+        ValueError: the split makes fewer such tasks within ``100 * count`` seeds.
     """
     tasks: list[Task] = []
     for seed in range(first_seed, first_seed + 100 * count):
         if len(tasks) == count:
             break
         task = task_set.pick(seed)
-        if level < 0 or task.level == level:
+        if (level < 0 or task.level == level) and (keep is None or keep(task)):
             tasks.append(task)
     if len(tasks) < count:
-        raise ValueError(f"{task_set.name} made only {len(tasks)} tasks of level {level} in {100 * count} seeds")
+        raise ValueError(f"{task_set.name} made only {len(tasks)} tasks of level {level}"
+                         f"{' that the filter keeps' if keep else ''} in {100 * count} seeds")
     return tasks

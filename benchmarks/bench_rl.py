@@ -295,8 +295,10 @@ def final_report(args: BenchArgs, seeds: list[int], names: dict[str, str], folde
         return ""
     left_out: list[str] = []
     if folder == "validation":  # tasks of the training world: a pool may ask the very same question
-        args_file = Path(args.runs_dir) / f"seed{min(scored)}" / "warmup" / "args.json"
-        run_args = json.loads(args_file.read_text()) if args_file.is_file() else {}
+        seed_dir = Path(args.runs_dir) / f"seed{min(scored)}"
+        args_file = next((f for f in (seed_dir / "grpo" / "args.json", seed_dir / "warmup" / "args.json")
+                          if f.is_file()), None)  # the GRPO arm's names its RL pool
+        run_args = json.loads(args_file.read_text()) if args_file else {}
         ids = {t for arms in scored.values() for t in arms["grpo"]}
         left_out = sorted(ids & asked_by_pools(tasks or args.validation, args.validation_size, run_args))
         scored = {s: {a: {t: v for t, v in arms[a].items() if t not in left_out} for a in arms}
@@ -322,18 +324,19 @@ def final_report(args: BenchArgs, seeds: list[int], names: dict[str, str], folde
 
 def asked_by_pools(validation: str, size: int, run_args: dict) -> set[str]:
     """Ids of the level-1 tasks of ``validation`` (``<split>@<seed>``) whose question the run's warm-up pool or RL
-    pool also asks (``run_args``: the run's ``args.json``). The split's seeds are disjoint from the pools', but the
-    training world is one world: a question about one of its few countries, say, recurs at other seeds."""
-    from agents.learner.config import generated_tasks
-    from agents.learner.heldout import eval_tasks_of
-    from toolr1_env.env import resolve_tasks
+    pool also asks (``run_args``: the run's ``args.json``; the trainer's defaults where a key is missing). The
+    split's seeds are disjoint from the pools', but the training world is one world: a question about one of its
+    few countries, say, recurs at other seeds."""
+    import dataclasses
 
-    split = resolve_tasks(run_args.get("tasks", "train-easy"))
-    warm = max(run_args.get("task_pool_size", 48), 0)
-    pools = generated_tasks(split, 0, warm)
-    if run_args.get("rl_pool_size", 0) > 0:
-        pools += generated_tasks(split, warm, run_args["rl_pool_size"], run_args.get("rl_level", -1))
-    asked = {t.question for t in pools}
+    from agents.learner.config import Args, make_rl_pool, make_task_pool
+    from agents.learner.heldout import eval_tasks_of
+
+    names = {f.name for f in dataclasses.fields(Args)}
+    train_args = Args(**{"tasks": "train-easy", "task_pool_size": 48,
+                         **{k: v for k, v in run_args.items() if k in names}, "iterations": 0})
+    warm = make_task_pool(train_args)
+    asked = {t.question for pool in (warm, make_rl_pool(train_args, warm)) for t in pool.tasks}
     return {t.task_id for t in eval_tasks_of(validation, 1, size)[1] if t.question in asked}
 
 

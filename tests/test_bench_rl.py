@@ -110,6 +110,8 @@ def test_validation_leaves_out_the_questions_a_training_pool_also_asks(tmp_path)
     assert bench_rl.asked_by_pools("train-easy@100000", 48, preset) == {
         "train-easy-100005", "train-easy-100055", "train-easy-100076"}
     assert bench_rl.asked_by_pools("train-easy@100000", 48, {**preset, "rl_pool_size": 0}) == {"train-easy-100055"}
+    # an RL pool of new kinds skips the currency-code kind the warm-up pool asks: only seed 10's question is left
+    assert bench_rl.asked_by_pools("train-easy@100000", 48, {**preset, "rl_kinds": "new"}) == {"train-easy-100055"}
     seed = tmp_path / "seed0"
     (seed / "warmup").mkdir(parents=True)
     (seed / "warmup" / "args.json").write_text(json.dumps(preset))

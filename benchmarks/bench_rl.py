@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agents.cli import arg, parse_with_extra
-from agents.learner.task_choice import question_kind
+from agents.learner.task_choice import task_kind
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -199,10 +199,9 @@ def kinds(split: str = "train-easy") -> tuple[dict[str, str], set[str], set[str]
     for name in ("level1-eval", "validation"):
         for t in resolve_tasks(name).tasks:
             if t.level == 1:
-                held[t.task_id] = question_kind(t.metadata.get("template", "?"), t.question)
+                held[t.task_id] = task_kind(t)
     train = resolve_tasks(split)
-    pool = {s: question_kind(t.metadata.get("template", "?"), t.question) for s, t in
-            ((s, train.pick(s)) for s in range(240))}
+    pool = {s: task_kind(train.pick(s)) for s in range(240)}
     return held, {k for s, k in pool.items() if s < 48}, {k for s, k in pool.items() if s >= 48}
 
 

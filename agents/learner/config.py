@@ -15,7 +15,7 @@ from agents.learner.demonstrations import STYLES
 from agents.learner.presets import preset_names
 from agents.learner.sample_queue import SampleQueueConfig
 from agents.learner.task_choice import CHOICES as TASK_CHOICES
-from agents.learner.task_choice import question_kind
+from agents.learner.task_choice import task_kind
 from toolr1_env.env import resolve_tasks
 from toolr1_env.reward import EXEC_BONUS
 from toolr1_env.tasks import Task, TaskSet
@@ -228,9 +228,8 @@ def make_rl_pool(args: Args, warmup_pool: TaskSet) -> TaskSet:
             raise ValueError(f"--rl_pool_size needs a generated split; {args.tasks!r} is fixed")
         first = max(args.task_pool_size, 0)
         if args.rl_level >= 0 or args.rl_kinds != "all":
-            known = {question_kind(t.metadata.get("template", "?"), t.question) for t in warmup_pool.tasks}
-            new_kind = (lambda t: question_kind(t.metadata.get("template", "?"), t.question) not in known) \
-                if args.rl_kinds == "new" else None
+            known = {task_kind(t) for t in warmup_pool.tasks}
+            new_kind = (lambda t: task_kind(t) not in known) if args.rl_kinds == "new" else None
             name = f"{task_set.name}-pool@{first}" + (f"-level{args.rl_level}" if args.rl_level >= 0 else "") + \
                 ("-new-kinds" if new_kind else "")
             pool = task_set.subset(name, generated_tasks(task_set, first, args.rl_pool_size, args.rl_level, new_kind))

@@ -36,7 +36,10 @@ import random
 import re
 from collections import deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from toolr1_env.tasks import Task
 
 CHOICES = ("uniform", "learnable", "learnable-kind")
 
@@ -50,6 +53,11 @@ def question_kind(template: str, question: str) -> str:
     rest = re.sub(r"\d+", "D", rest)
     rest = re.sub(r"\b[A-Z][\w-]*(?:\s+[A-Z][\w-]*)*", "N", rest)
     return f"{template}: {first} {rest}"
+
+
+def task_kind(task: Task) -> str:
+    """The :func:`question_kind` of a task (its template from the metadata, ``?`` when it has none)."""
+    return question_kind(task.metadata.get("template", "?"), task.question)
 
 
 class TaskChooser:
@@ -145,7 +153,7 @@ class TaskChooser:
 
 def make_chooser(pool: Any, mode: str) -> TaskChooser:
     """The chooser of a task pool (a :class:`~toolr1_env.tasks.TaskSet`), with its tasks' question kinds."""
-    kinds = {t.task_id: question_kind(t.metadata.get("template", "?"), t.question) for t in pool.tasks}
+    kinds = {t.task_id: task_kind(t) for t in pool.tasks}
     return TaskChooser([t.task_id for t in pool.tasks], mode, kinds=kinds)
 
 

@@ -28,7 +28,8 @@ def test_multistep_preset_sets_defaults_and_explicit_flags_win():
     overridden = parse_args(["--iterations", "3", "--preset", "multistep", "--max_turns", "2"])
     assert (overridden.iterations, overridden.max_turns, overridden.tasks) == (3, 2, "train-easy")
     plain = parse_args([])  # the command line's default is the main recipe
-    assert (plain.preset, plain.max_turns, plain.tasks, plain.rl_pool_size) == ("multistep", 4, "train-easy", 192)
+    assert (plain.preset, plain.max_turns, plain.tasks, plain.rl_pool_size, plain.rl_kinds) == \
+        ("multistep", 4, "train-easy", 192, "new")
     single = parse_args(["--preset", "single-step"])
     assert (single.preset, single.max_turns, single.tasks, single.demo_warmup_epochs) == ("single-step", 1, "warmup", 0)
     assert parse_args(["--preset", "warmup"]).max_turns == 1  # the single-step run's historical name

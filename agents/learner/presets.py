@@ -13,8 +13,9 @@ The presets:
   with up to 4 code actions per episode, each observation fed back. Phase 1, a supervised warm-up: six passes
   over compact two-turn demonstrations (look with ``read_page`` or ``inspect_file``, then answer) of a
   48-task pool (``agents.learner.warmup``), kept as ``checkpoints/warmup``. Phase 2, GRPO on a separate pool of
-  192 tasks with no demonstrations (``--rl_pool_size``: the warm-up pool is memorised, and it misses question
-  kinds the held-out tasks ask), tasks chosen by learnability (``agents.learner.task_choice``), a fresh AdamW at
+  192 tasks with no demonstrations, all of question kinds no warm-up task asks (``--rl_pool_size``,
+  ``--rl_kinds new``: the warm-up pool is memorised, and RL's updates on the kinds imitation already covers
+  gave nothing back; chosen on the training-world validation split), tasks chosen by learnability (``agents.learner.task_choice``), a fresh AdamW at
   a tenth of the warm-up's learning rate (chosen on the training-world validation split), advantages centred but
   not divided by the group's std (Dr. GRPO), the execution bonus only on correct answers (``--exec_bonus
   correct``), only token-budget cuts masked, a 64-token turn (the longest held-out answer turn needs 56),
@@ -49,7 +50,8 @@ PRESETS: dict[str, Mapping[str, Any]] = {
     "multistep": {
         "tasks": "train-easy",
         "task_pool_size": 48,  # the warm-up pool: seeds 0-47, one compact demonstration each
-        "rl_pool_size": 192,  # RL's own tasks: seeds 48-239, no demonstrations; covers the held-out question kinds
+        "rl_pool_size": 192,  # RL's own tasks, no demonstrations
+        "rl_kinds": "new",  # only question kinds no warm-up task asks (seeds 48-419): RL's gains sat on those kinds
         "task_choice": "learnable",
         "eval_tasks": "level1-eval",
         "eval_level": 1,

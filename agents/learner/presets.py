@@ -15,8 +15,8 @@ The presets:
   48-task pool (``agents.learner.warmup``), kept as ``checkpoints/warmup``. Phase 2, GRPO on a separate pool of
   192 tasks with no demonstrations, all of question kinds no warm-up task asks (``--rl_pool_size``,
   ``--rl_kinds new``: the warm-up pool is memorised, and RL's updates on the kinds imitation already covers
-  gave nothing back; chosen on the training-world validation split), tasks chosen by learnability (``agents.learner.task_choice``), a fresh AdamW at
-  a tenth of the warm-up's learning rate (chosen on the training-world validation split), advantages centred but
+  gave nothing back; chosen on the training-world validation split), tasks chosen by learnability
+  (``agents.learner.task_choice``), a fresh AdamW at a tenth of the warm-up's learning rate (chosen on the training-world validation split), advantages centred but
   not divided by the group's std (Dr. GRPO), the execution bonus only on correct answers (``--exec_bonus
   correct``), only token-budget cuts masked, a 64-token turn (the longest held-out answer turn needs 56),
   temperature 1.0, the sample queue holding the policy's own successes. Held-out evaluation before the warm-up,

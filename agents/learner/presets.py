@@ -9,20 +9,20 @@ before the command line is read, so ``args.json`` records the resolved values (a
 ``--help`` shows every flag as usual. Without ``--preset`` the command line applies :data:`DEFAULT_PRESET`.
 The presets:
 
-* ``multistep`` (the main recipe, ``docs/training_result.md``): level-0 and level-1 tasks of ``train-easy``
-  with up to 4 code actions per episode, each observation fed back. Phase 1, a supervised warm-up: six passes
-  over compact two-turn demonstrations (look with ``read_page`` or ``inspect_file``, then answer) of a
-  48-task pool (``agents.learner.warmup``), kept as ``checkpoints/warmup``. Phase 2, GRPO on a separate pool of
-  192 tasks with no demonstrations, all of question kinds no warm-up task asks (``--rl_pool_size``,
-  ``--rl_kinds new``: the warm-up pool is memorised, and RL's updates on the kinds imitation already covers
-  gave nothing back; chosen on the training-world validation split), tasks chosen by learnability
-  (``agents.learner.task_choice``), a fresh AdamW at a tenth of the warm-up's learning rate (chosen on the training-world validation split), advantages centred but
-  not divided by the group's std (Dr. GRPO), the execution bonus only on correct answers (``--exec_bonus
-  correct``), only token-budget cuts masked, a 64-token turn (the longest held-out answer turn needs 56),
-  temperature 1.0, the sample queue holding the policy's own successes. Held-out evaluation before the warm-up,
-  after it and at the end, on the 32 level-1 tasks of ``level1-eval`` (another world: no training entity, page or
-  question appears in it), with a table at the end. bfloat16 autocast (``--bf16``; faster than fp32 on CPUs with
-  AVX512-BF16, see the docs; on a CPU without native bfloat16 pass ``--no_bf16``).
+* ``multistep`` (the main recipe, ``docs/training_result.md``): level-0 and level-1 tasks of ``train-easy`` with up to
+  4 code actions per episode, each observation fed back. Phase 1, a supervised warm-up: six passes over compact
+  two-turn demonstrations (look with ``read_page`` or ``inspect_file``, then answer) of a 48-task pool
+  (``agents.learner.warmup``), kept as ``checkpoints/warmup``. Phase 2, GRPO on a separate pool of 192 tasks with no
+  demonstrations, all of question kinds no warm-up task asks (``--rl_pool_size``, ``--rl_kinds new``: the warm-up pool
+  is memorised, and RL's updates on the kinds imitation already covers gave nothing back; chosen on the training-world
+  validation split), tasks chosen by learnability (``agents.learner.task_choice``), a fresh AdamW at a tenth of the
+  warm-up's learning rate (chosen on the training-world validation split), advantages centred but not divided by the
+  group's std (Dr. GRPO), the execution bonus only on correct answers (``--exec_bonus correct``), only token-budget
+  cuts masked, a 64-token turn (the longest held-out answer turn needs 56), temperature 1.0, the sample queue holding
+  the policy's own successes. Held-out evaluation before the warm-up, after it and at the end, on the 32 level-1 tasks
+  of ``level1-eval`` (another world: no training entity, page or question appears in it), with a table at the end.
+  bfloat16 autocast (``--bf16``; faster than fp32 on CPUs with AVX512-BF16, see the docs; on a CPU without native
+  bfloat16 pass ``--no_bf16``).
 * ``single-step`` (``warmup`` is its historical name): the :class:`~agents.learner.config.Args` defaults: one
   code action per episode on level-0 warm-up tasks, GRPO with the pool's reference solutions in the sample
   queue, held-out ``warmup-eval``.

@@ -3,6 +3,7 @@ checks): learnable task choice, the KL reference as RL started, token-budget-onl
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -275,6 +276,44 @@ def test_an_rl_pool_of_new_kinds_asks_nothing_a_demonstration_shows():
     assert {t.level for t in level1.tasks} == {1} and not kinds(level1.tasks) & kinds(warmup.tasks)
     with pytest.raises(ValueError, match="--rl_kinds filters the separate RL pool"):
         make_rl_pool(Args(tasks="train-easy", rl_kinds="new"), warmup)
+
+
+def test_an_rl_pool_from_a_world_of_its_own_shares_no_name_and_plays_with_its_own_tools():
+    from agents.learner.config import make_rl_pool, make_task_pool
+    from agents.learner.heldout import same_tools
+    from agents.learner.task_choice import task_kind
+    from toolr1_env.suite.worlds import WORLD_NAMES, get_world
+
+    args = Args(tasks="train-easy", task_pool_size=48, rl_pool_size=32, rl_tasks="rl-easy", rl_kinds="new")
+    warmup = make_task_pool(args)
+    pool = make_rl_pool(args, warmup)
+    assert pool.name == "rl-easy-pool@0-new-kinds" and len(pool.tasks) == 32
+    assert {t.metadata["world"] for t in pool.tasks} == {"rl"} and pool.tasks[0].task_id == "rl-easy-0"
+    assert not {task_kind(t) for t in pool.tasks} & {task_kind(t) for t in warmup.tasks}
+    rl_names = {name.lower() for name in get_world("rl").all_names()}
+    for other in set(WORLD_NAMES) - {"rl"}:  # no entity, page or answer of another world is named there
+        assert not rl_names & {name.lower() for name in get_world(other).all_names()}, other
+    assert not same_tools(pool, warmup)  # so the trainer gives the RL pool envs of its own
+    entity = sorted(rl_names)[0]
+    search = {tool.__name__: tool for tool in pool.tools}["web_search"]
+    elsewhere = {tool.__name__: tool for tool in warmup.tools}["web_search"]
+    assert search(entity)[0]["title"].lower() == entity and elsewhere(entity) == []
+    with pytest.raises(ValueError, match="--rl_tasks 'rl-easy' names the separate RL pool's split"):
+        make_rl_pool(Args(tasks="train-easy", rl_tasks="rl-easy"), warmup)
+    with pytest.raises(ValueError, match="--rl_pool_size needs a generated split; 'level1-eval' is fixed"):
+        make_rl_pool(Args(tasks="train-easy", rl_pool_size=8, rl_tasks="level1-eval"), warmup)
+
+
+def test_the_trainer_plays_an_rl_pool_of_another_world_in_that_world(tmp_path):
+    from tests.test_train_grpo import rows, run
+
+    out = tmp_path / "run"
+    result = run(["--rl_tasks", "rl-easy", "--rl_pool_size", "4", "--iterations", "1", "--no_use_queue",
+                  "--output_dir", str(out)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    played = rows(out)[1]["rollout/task_ids"].split(",")
+    assert len(played) == 2 and all(task_id.startswith("rl-easy-") for task_id in played), played
+    assert json.loads((out / "args.json").read_text())["rl_tasks"] == "rl-easy"
 
 
 def test_learner_sandboxes_preload_only_what_the_run_asks_for():

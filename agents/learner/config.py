@@ -37,6 +37,9 @@ class Args:
                                   "(0 = all): the warm-up's demonstrations, and RL's tasks without --rl_pool_size")
     rl_pool_size: int = arg(0, "tasks of a separate RL pool, drawn from the same split at the seeds after the "
                                "warm-up pool (disjoint from it); 0 = RL on the warm-up pool")
+    rl_tasks: str = arg("", "the split the separate RL pool is drawn from ('' = --tasks); a generated split of "
+                            "another world plays in envs of its own, e.g. rl-easy: train-easy's mix in a world "
+                            "no demonstration, validation or evaluation task uses")
     rl_level: int = arg(-1, "only tasks of this level in the separate RL pool (drawn from the seeds after the warm-up "
                             "pool until --rl_pool_size of them are found); -1 = every level")
     rl_kinds: str = arg("all", "question kinds of the separate RL pool: all, or new (only kinds no warm-up pool task "
@@ -213,7 +216,9 @@ def make_task_pool(args: Args, first_seed: int = 0, size: int | None = None) -> 
 
 def make_rl_pool(args: Args, warmup_pool: TaskSet) -> TaskSet:
     """The tasks RL plays: ``--rl_pool_size`` generated tasks right after the warm-up pool's seeds (none of them in
-    it; only level ``--rl_level`` ones when given), or the warm-up pool itself.
+    it; only level ``--rl_level`` ones, and only kinds no warm-up task asks with ``--rl_kinds new``), or the
+    warm-up pool itself. With ``--rl_tasks`` (another generated split) the tasks come from that split from seed 0
+    on, in its own world.
 
     Raises:
         ValueError: the pool holds fewer tasks than one iteration asks for.
@@ -222,11 +227,15 @@ def make_rl_pool(args: Args, warmup_pool: TaskSet) -> TaskSet:
     for flag, value in (("--rl_level", args.rl_level >= 0), ("--rl_kinds", args.rl_kinds != "all")):
         if value and args.rl_pool_size <= 0:
             raise ValueError(f"{flag} filters the separate RL pool: give --rl_pool_size too")
+    if args.rl_tasks and args.rl_pool_size <= 0:
+        raise ValueError(f"--rl_tasks {args.rl_tasks!r} names the separate RL pool's split: give --rl_pool_size too")
     if args.rl_pool_size > 0:
-        task_set = resolve_tasks(args.tasks)
+        source = args.rl_tasks or args.tasks
+        task_set = resolve_tasks(source)
         if not task_set.is_generated:
-            raise ValueError(f"--rl_pool_size needs a generated split; {args.tasks!r} is fixed")
-        first = max(args.task_pool_size, 0)
+            raise ValueError(f"--rl_pool_size needs a generated split; {source!r} is fixed")
+        other_split = bool(args.rl_tasks) and args.rl_tasks != args.tasks
+        first = 0 if other_split else max(args.task_pool_size, 0)
         if args.rl_level >= 0 or args.rl_kinds != "all":
             known = {task_kind(t) for t in warmup_pool.tasks}
             new_kind = (lambda t: task_kind(t) not in known) if args.rl_kinds == "new" else None
@@ -234,7 +243,8 @@ def make_rl_pool(args: Args, warmup_pool: TaskSet) -> TaskSet:
                 ("-new-kinds" if new_kind else "")
             pool = task_set.subset(name, generated_tasks(task_set, first, args.rl_pool_size, args.rl_level, new_kind))
         else:
-            pool = make_task_pool(args, first, args.rl_pool_size)
+            pool = task_set.subset(f"{task_set.name}-pool@{first}",
+                                   [task_set.pick(seed) for seed in range(first, first + args.rl_pool_size)])
     if args.iterations > 0 and len(pool.tasks) < args.tasks_per_iteration:
         raise ValueError(f"the RL pool holds {len(pool.tasks)} tasks, fewer than --tasks_per_iteration "
                          f"{args.tasks_per_iteration}: raise --rl_pool_size/--task_pool_size or lower the batch")

@@ -106,7 +106,8 @@ class Run:
     update_config: UpdateConfig
     warmup_pool: TaskSet
     rl_pool: TaskSet
-    envs: ThreadVectorEnv
+    envs: ThreadVectorEnv  # the warm-up pool's (and the RL pool's when both share tools)
+    rl_envs: ThreadVectorEnv  # the RL pool's: ``envs``, or envs of its own world (``--rl_tasks``)
     eval_sets: list[EvalSet]
     log: RunLog
     queue: SampleQueue | None
@@ -163,6 +164,8 @@ def main(args: Args) -> dict[str, float]:
         raise
     finally:
         run.envs.close()
+        if run.rl_envs is not run.envs:
+            run.rl_envs.close()
         close_eval_sets(run.eval_sets)
         run.log.close()
 
@@ -220,11 +223,13 @@ def set_up(args: Args) -> Run:
     np.random.seed(args.seed + rank)
     torch.manual_seed(args.seed + rank)
 
-    training_set = warmup_pool if rl_pool is warmup_pool else warmup_pool.subset(
+    one_world = same_tools(warmup_pool, rl_pool)  # else the RL pool lives in a world of its own (--rl_tasks)
+    training_set = warmup_pool if rl_pool is warmup_pool or not one_world else warmup_pool.subset(
         f"{warmup_pool.name}+rl", [*warmup_pool.tasks, *rl_pool.tasks])
     envs = make_envs(training_set, args)
     run = Run(args=args, run_dir=run_dir, dp=dp, policy=policy, update_config=update_config,
               warmup_pool=warmup_pool, rl_pool=rl_pool, envs=envs,
+              rl_envs=envs if one_world else make_envs(rl_pool, args),
               eval_sets=make_eval_sets(args.eval_tasks, args.eval_level, args.eval_size, args, training_set, envs),
               log=RunLog(run_dir, enabled=dp.is_main),
               queue=SampleQueue(queue_settings) if queue_settings is not None else None,
@@ -298,7 +303,7 @@ def rl_phase(run: Run) -> None:
     progress = _progress(range(run.start_iteration, args.iterations), run.dp.is_main)
     for iteration in progress:
         _set_lr(run.optimizer, rl_learning_rate(args, iteration))
-        metrics, rollouts = train_iteration(iteration, run.policy, run.optimizer, run.envs, run.rl_pool, run.queue,
+        metrics, rollouts = train_iteration(iteration, run.policy, run.optimizer, run.rl_envs, run.rl_pool, run.queue,
                                             run.update_config, args, run.shared_rng, run.dp, run.log, fixes,
                                             chooser=run.chooser, reference=run.reference, anchors=anchors,
                                             held=run.held, last=iteration + 1 == args.iterations)

@@ -1,17 +1,18 @@
 """The bundled splits and :func:`load_split`: one call gives a :class:`~toolr1_env.tasks.TaskSet`.
 
-Fixed splits (``validation``, ``test``, ``warmup-eval``, ``level1-eval``, ``files-eval``) are generated
-from their split name at load time, always the same: for each level, the level's templates are used in
-turn so every template appears, each task draws its entities from a seed derived from the split name and
-its index, and repeated questions are redrawn. Generated splits (``train``, ``train-easy``, ``warmup``,
-``train-files``, ``train-easy-files``) make one task per integer seed (``train-<seed>``) in the training
-world, which shares no entity name with any evaluation world; a generated draft whose question equals a
-fixed split's question (possible only for world-free warm-up questions) is redrawn, so generated and fixed
-questions never overlap.
+Fixed splits (``validation``, ``test``, ``warmup-eval``, ``level1-eval``, ``files-eval``) are generated from
+their split name at load time, always the same: for each level, the level's templates are used in turn so
+every template appears, each task draws its entities from a seed derived from the split name and its index,
+and repeated questions are redrawn. Generated splits (``train``, ``train-easy``, ``warmup``, ``train-files``,
+``train-easy-files``) make one task per integer seed (``train-<seed>``) in the training world, which shares no
+entity name with any evaluation world; ``rl-easy`` makes ``train-easy``'s mix in a second training world,
+``rl``, whose names no other world uses (RL's own: no demonstration, validation or evaluation task is in it);
+a generated draft whose question equals a fixed split's question (possible only for world-free warm-up
+questions) is redrawn, so generated and fixed questions never overlap.
 
-A split draws from one template family (:data:`~toolr1_env.suite.generators.FAMILIES`): the first seven
-from ``standard``; ``train-files`` and ``files-eval`` from ``long-files`` (one attached table of 150-400
-rows per task, in every format, whose answer must be computed: copying from a printout cannot work);
+A split draws from one template family (:data:`~toolr1_env.suite.generators.FAMILIES`): the first seven and
+``rl-easy`` from ``standard``; ``train-files`` and ``files-eval`` from ``long-files`` (one attached table of
+150-400 rows per task, in every format, whose answer must be computed: copying from a printout cannot work);
 ``train-easy-files`` from both (``train-easy``'s mix with the long-file templates among its level-1 ones).
 
 Attached files are written when a task is made, only if not already there, under
@@ -84,6 +85,8 @@ SPLITS: dict[str, SplitSpec] = {
                   weights={1: 1.0}, family="long-files"),
         SplitSpec("train-easy-files", TRAIN_WORLD, "generated, train-easy's mix plus the long-table tasks (a third "
                   "of level 1)", weights={0: 0.5, 1: 0.5}, family="standard+long-files"),
+        SplitSpec("rl-easy", "rl", "generated, train-easy's mix in a world of its own that no demonstration, "
+                  "validation or evaluation task uses (an RL pool: --rl_tasks rl-easy)", weights={0: 0.5, 1: 0.5}),
     )
 }  # fmt: skip
 
@@ -198,7 +201,8 @@ def load_split(name: str, *, cache_dir: str | os.PathLike[str] | None = None) ->
 
     Args:
         name: one of :data:`SPLITS` (``validation``, ``test``, ``warmup-eval``, ``level1-eval``,
-            ``files-eval``, ``train``, ``train-easy``, ``warmup``, ``train-files``, ``train-easy-files``).
+            ``files-eval``, ``train``, ``train-easy``, ``warmup``, ``train-files``, ``train-easy-files``,
+            ``rl-easy``).
         cache_dir: folder for attached files (default :func:`default_cache_dir`).
 
     Fixed splits come back with their tasks (files written on first load). Generated splits come back

@@ -38,6 +38,9 @@ TRAIN_WORLD_SPEC = WorldSpec(seed=9_009, size=TRAIN_SIZE)
 #: Evaluation worlds added later, in order: each reserves the names of every world before it.
 LATE_WORLDS: dict[str, WorldSpec] = {
     "files-eval": WorldSpec(seed=5_005, size=EVAL_SIZE),
+    # A second training world, for reinforcement learning only (split ``rl-easy``): no demonstration,
+    # validation or evaluation task lives in it, so what RL learns there is not a memorised fact.
+    "rl": WorldSpec(seed=6_006, size=TRAIN_SIZE),
 }
 WORLD_NAMES = (*EVAL_WORLDS, TRAIN_WORLD, *LATE_WORLDS)
 

@@ -304,6 +304,27 @@ def test_an_rl_pool_from_a_world_of_its_own_shares_no_name_and_plays_with_its_ow
         make_rl_pool(Args(tasks="train-easy", rl_pool_size=8, rl_tasks="level1-eval"), warmup)
 
 
+def test_idle_envs_release_their_sandboxes_and_start_fresh_ones_at_the_next_reset():
+    from agents.learner.heldout import make_envs, release_sandboxes
+    from toolr1_env.env import resolve_tasks
+
+    envs = make_envs(resolve_tasks("level1-eval"), Args(max_turns=4), num_envs=2)
+    try:
+        envs.reset_some([0, 1], seeds=[0, 1])
+        envs.step_live({0: "x = 41", 1: "x = 1"})
+        with pytest.raises(RuntimeError, match="an episode is still running"):
+            release_sandboxes(envs)
+        envs.step_live({0: "final_answer(str(x + 1))"})
+        envs.abandon(1)
+        assert release_sandboxes(envs) == 2 and not any(env.has_sandbox for env in envs.envs)
+        assert release_sandboxes(envs) == 0
+        envs.reset_some([0], seeds=[0])
+        outcome = envs.step_live({0: "print('x' in globals(), 6 * 7)"})[0]
+        assert outcome.observation.strip().endswith("False 42") and envs.envs[0].has_sandbox  # a fresh sandbox
+    finally:
+        envs.close()
+
+
 def test_the_trainer_plays_an_rl_pool_of_another_world_in_that_world(tmp_path):
     from tests.test_train_grpo import rows, run
 

@@ -198,6 +198,11 @@ class ToolR1Env(gym.Env[str, str]):
         self._time_limit = max_episode_steps if max_episode_steps and max_episode_steps > 0 else None
 
     @property
+    def has_sandbox(self) -> bool:
+        """Whether a sandbox is running for this env (one starts at the first ``reset`` after ``close``)."""
+        return self._sandbox is not None
+
+    @property
     def sandbox(self) -> Sandbox:
         """The episode's sandbox (started at the first ``reset``)."""
         if self._sandbox is None:
@@ -354,7 +359,7 @@ class ToolR1Env(gym.Env[str, str]):
         return "\n\n".join(self._history)
 
     def close(self) -> None:
-        """Stop the sandbox's processes and delete its files."""
+        """Stop the sandbox's processes and delete its files; a later ``reset`` starts a fresh sandbox."""
         if self._sandbox is not None:
             self._sandbox.close()
             self._sandbox = None

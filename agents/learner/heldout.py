@@ -80,6 +80,21 @@ def make_envs(task_set: TaskSet, args: EnvSettings, num_envs: int | None = None)
     return ThreadVectorEnv([factory] * (num_envs or args.num_envs))
 
 
+def release_sandboxes(envs: ThreadVectorEnv) -> int:
+    """Stop the sandboxes of the local envs :func:`make_envs` made, while they sit idle between phases (each
+    starts a fresh sandbox at its next reset); returns how many were stopped. Remote envs keep theirs.
+
+    Raises:
+        RuntimeError: an env is inside an episode (its sandbox holds the episode's variables).
+    """
+    if any(envs.live):
+        raise RuntimeError("release_sandboxes: an episode is still running in these envs")
+    local = [env for env in envs.envs if isinstance(env, ToolR1Env) and env.has_sandbox]
+    for env in local:
+        env.close()
+    return len(local)
+
+
 def same_tools(a: TaskSet, b: TaskSet) -> bool:
     """Whether two task sets call the very same tools (then one set's envs can play the other's tasks)."""
     return a.tools == b.tools and a.hidden_tools == b.hidden_tools

@@ -69,6 +69,7 @@ from agents.learner.heldout import (
     evaluate,
     make_envs,
     make_eval_sets,
+    release_sandboxes,
     result_table,
     same_tools,
 )
@@ -157,6 +158,8 @@ def main(args: Args) -> dict[str, float]:
             first = evaluation_point(run, "after warm-up" if args.demo_warmup_epochs else "start", "0") \
                 if args.eval_at_start else {}
             run.log.log(0, {**base, **initial, **first})
+        if run.rl_envs is not run.envs and args.iterations > run.start_iteration:
+            release_sandboxes(run.envs)  # the warm-up pool's sandboxes idle while RL plays in its own world
         rl_phase(run)
         return finish(run)
     except BaseException as exc:

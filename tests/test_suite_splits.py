@@ -123,10 +123,11 @@ def test_no_overlap_between_generated_and_fixed_splits(fixed, tmp_path):
         task_set = load_split(name, cache_dir=tmp_path)
         tasks = [task_set.generate(seed) for seed in range(200)]
         assert not fixed_ids & {t.task_id for t in tasks}
-        assert all(t.metadata["world"] == "train" for t in tasks)
+        assert SPLITS[name].world == ("rl" if name == "rl-easy" else "train")  # the two training worlds
+        assert all(t.metadata["world"] == SPLITS[name].world for t in tasks)
         questions = {generated_draft(SPLITS[name], seed)[1].question for seed in range(3000)}
         assert not fixed_questions & questions, name
-    assert all(t.metadata["world"] != "train" for ts in fixed.values() for t in ts.tasks)
+    assert all(t.metadata["world"] not in ("train", "rl") for ts in fixed.values() for t in ts.tasks)
 
 
 def test_generated_training_tasks_are_distinct(tmp_path):

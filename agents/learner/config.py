@@ -200,12 +200,12 @@ def check_args(args: Args, world_size: int = 1) -> None:
         raise ValueError("; ".join(problems))
 
 
-def make_task_pool(args: Args, first_seed: int = 0, size: int | None = None) -> TaskSet:
-    """A fixed pool of training tasks: a generated split sampled once at seeds ``first_seed ..
-    first_seed + size - 1`` (``size`` default ``--task_pool_size``; tasks recur, so the queue can help); a
-    fixed split or folder is used as is."""
+def make_task_pool(args: Args, first_seed: int = 0, size: int | None = None, tasks: str = "") -> TaskSet:
+    """A fixed pool of training tasks: a generated split (``tasks``, default ``--tasks``) sampled once at seeds
+    ``first_seed .. first_seed + size - 1`` (``size`` default ``--task_pool_size``; tasks recur, so the queue can
+    help); a fixed split or folder is used as is."""
     size = args.task_pool_size if size is None else size
-    task_set = resolve_tasks(args.tasks)
+    task_set = resolve_tasks(tasks or args.tasks)
     if task_set.is_generated:
         if size <= 0:
             return task_set
@@ -243,8 +243,7 @@ def make_rl_pool(args: Args, warmup_pool: TaskSet) -> TaskSet:
                 ("-new-kinds" if new_kind else "")
             pool = task_set.subset(name, generated_tasks(task_set, first, args.rl_pool_size, args.rl_level, new_kind))
         else:
-            pool = task_set.subset(f"{task_set.name}-pool@{first}",
-                                   [task_set.pick(seed) for seed in range(first, first + args.rl_pool_size)])
+            pool = make_task_pool(args, first, args.rl_pool_size, source)
     if args.iterations > 0 and len(pool.tasks) < args.tasks_per_iteration:
         raise ValueError(f"the RL pool holds {len(pool.tasks)} tasks, fewer than --tasks_per_iteration "
                          f"{args.tasks_per_iteration}: raise --rl_pool_size/--task_pool_size or lower the batch")

@@ -54,6 +54,13 @@ class Args:
                                          "@<first seed> (agents/learner/heldout.py)")
     eval_size: int = arg(32, "tasks of each eval set used per evaluation (first N, fixed; 0 = all)")
     eval_level: int = arg(-1, "evaluate only the tasks of this level of eval_tasks (-1 = every level)")
+    select_tasks: str = arg("", "a validation split RL keeps its best adapter on, e.g. train-easy@200000 (training-"
+                                "world tasks no pool, validation or evaluation split draws): scored greedily as RL "
+                                "starts and every --select_every iterations, and the run ends on the best-scoring "
+                                "adapter (ties: the earlier), so a collapse during RL is rolled back "
+                                "(agents/learner/selection.py); '' = the last adapter")
+    select_size: int = arg(48, "tasks of --select_tasks scored each time (of --eval_level)")
+    select_every: int = arg(1, "score --select_tasks every N RL iterations (and after the last)")
     eval_at_start: bool = arg(True, "evaluate before the first GRPO update (after the warm-up, if any)")
     eval_base: bool = arg(False, "also evaluate the starting policy before the warm-up (the base model's score)")
     eval_every: int = arg(4, "evaluate every N iterations (0 = only at start and end)")
@@ -194,6 +201,10 @@ def check_args(args: Args, world_size: int = 1) -> None:
                         "must be >= 0 and, when > 0, at least one demonstration mixed into each update")
     if args.min_signal_groups < 0:
         problems.append(f"--min_signal_groups {args.min_signal_groups}: use 0 (step every iteration) or a count")
+    if args.select_tasks and (args.iterations <= 0 or args.select_every < 1 or args.select_size < 1):
+        problems.append(f"--select_tasks {args.select_tasks!r} chooses among RL iterations: it needs --iterations "
+                        f">= 1 (got {args.iterations}), --select_every >= 1 (got {args.select_every}) and "
+                        f"--select_size >= 1 (got {args.select_size})")
     if args.init_adapter and args.resume:
         problems.append("--init_adapter starts a new run; --resume continues one: give only one")
     if problems:

@@ -169,10 +169,11 @@ def episode_metrics(trajectories: Sequence[Trajectory], prefix: str) -> dict[str
 
 
 def evaluate(policy: Policy, sets: Sequence[EvalSet], args: EnvSettings, dp: DataParallel | None = None,
-             log: RunLog | None = None, tag: str = "0", prefix: str = "eval") -> dict[str, float]:
+             log: RunLog | None = None, tag: str = "0", prefix: str = "eval", episodes: str = "eval"
+             ) -> dict[str, float]:
     """Greedy success on every evaluation set (``<prefix>/success`` over all their tasks, and per set).
 
-    With ``log``, the episodes go to ``<run>/episodes/eval-<tag>.jsonl``. Infrastructure errors are left out
+    With ``log``, the episodes go to ``<run>/episodes/<episodes>-<tag>.jsonl``. Infrastructure errors are left out
     of the scores and counted (``<prefix>/infra_errors``).
     """
     start = time.perf_counter()
@@ -190,7 +191,7 @@ def evaluate(policy: Policy, sets: Sequence[EvalSet], args: EnvSettings, dp: Dat
                 float(np.mean([t.reward_components.get("answer_score", 0.0) for t in clean])) if clean else 0.0)
         played += trajectories
     if log is not None:
-        log.write_episodes(f"eval-{tag}", [episode_record(t) for t in played])
+        log.write_episodes(f"{episodes}-{tag}", [episode_record(t) for t in played])
     clean = without_infra_errors(played)
     metrics.update(episode_metrics(clean, prefix))
     metrics[f"{prefix}/success"] = metrics.pop(f"{prefix}/answer_score", 0.0)

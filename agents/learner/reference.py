@@ -25,18 +25,20 @@ class AdapterSnapshot:
     def __init__(self, params: Sequence[torch.nn.Parameter]) -> None:
         self.weights = [p.detach().clone() for p in params]
 
-    @contextmanager
-    def swapped_into(self, params: Sequence[torch.nn.Parameter]) -> Iterator[None]:
-        """Within the block ``params`` hold the snapshot's values; afterwards their own again."""
+    def copy_into(self, params: Sequence[torch.nn.Parameter]) -> None:
+        """Write the snapshot's values into ``params`` for good."""
         if len(params) != len(self.weights):
             raise ValueError(f"the snapshot holds {len(self.weights)} tensors, the model {len(params)}")
         with torch.no_grad():
-            live = [p.detach().clone() for p in params]
             for p, w in zip(params, self.weights, strict=True):
                 p.copy_(w)
+
+    @contextmanager
+    def swapped_into(self, params: Sequence[torch.nn.Parameter]) -> Iterator[None]:
+        """Within the block ``params`` hold the snapshot's values; afterwards their own again."""
+        live = AdapterSnapshot(params)
+        self.copy_into(params)
         try:
             yield
         finally:
-            with torch.no_grad():
-                for p, w in zip(params, live, strict=True):
-                    p.copy_(w)
+            live.copy_into(params)

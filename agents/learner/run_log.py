@@ -14,6 +14,7 @@ PLOTTED = (
     ("reward/answer_score", "training answer score"),
     ("reward/exec_success", "training execution success"),
     ("eval/success", "eval success (held-out)"),
+    ("select/success", "selection split success (--select_tasks)"),
     ("queue/size", "sample queue size"),
     ("groups/zero_signal_after", "zero-signal groups (after queue)"),
     ("update/entropy", "entropy"),

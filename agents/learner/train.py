@@ -12,7 +12,8 @@ A run is four phases, called in order by :func:`main`:
    (``agents.learner.warmup``), checkpointed every pass; the result is kept as ``checkpoints/warmup``.
 3. :func:`rl_phase`: GRPO iterations (``agents.learner.iteration.train_iteration``) on the RL pool with a
    fresh optimiser, the RL learning rate and its schedule, a KL to the policy RL started from, and learnable
-   task choice.
+   task choice; with ``--select_tasks`` the run ends on the adapter that scored best on that validation split
+   (``agents.learner.selection``).
 4. Held-out evaluations (``agents.learner.heldout``) before the warm-up, after it, and at the end, and a table.
 
 Each GRPO iteration: choose ``tasks_per_iteration`` tasks; play ``group_size`` episodes per task (fewer when
@@ -86,6 +87,7 @@ from agents.learner.records import Trajectory
 from agents.learner.reference import AdapterSnapshot
 from agents.learner.run_log import RunLog, plot_curves
 from agents.learner.sample_queue import SampleQueue
+from agents.learner.selection import BestAdapter
 from agents.learner.task_choice import TaskChooser, make_chooser
 from agents.learner.update import UpdateConfig
 from agents.learner.warmup import warm_up
@@ -110,6 +112,7 @@ class Run:
     envs: ThreadVectorEnv  # the warm-up pool's (and the RL pool's when both share tools)
     rl_envs: ThreadVectorEnv  # the RL pool's: ``envs``, or envs of its own world (``--rl_tasks``)
     eval_sets: list[EvalSet]
+    select_sets: list[EvalSet]  # --select_tasks (empty without): the validation split RL keeps its best adapter on
     log: RunLog
     queue: SampleQueue | None
     chooser: TaskChooser
@@ -120,6 +123,7 @@ class Run:
     warmup_done: int = 0
     online_rollouts: int = 0
     reference: AdapterSnapshot | None = None
+    best: BestAdapter | None = None  # the best adapter on --select_tasks so far
     held: HeldUpdate = field(default_factory=HeldUpdate)  # episodes waiting for --min_signal_groups
     demonstrations: list[Trajectory] = field(default_factory=list)  # the warm-up pool's, as played (once)
     demonstrations_retired: int = 0  # demonstrations the queue has retired (said once each time it grows)
@@ -170,6 +174,7 @@ def main(args: Args) -> dict[str, float]:
         if run.rl_envs is not run.envs:
             run.rl_envs.close()
         close_eval_sets(run.eval_sets)
+        close_eval_sets(run.select_sets)
         run.log.close()
 
 
@@ -234,12 +239,16 @@ def set_up(args: Args) -> Run:
               warmup_pool=warmup_pool, rl_pool=rl_pool, envs=envs,
               rl_envs=envs if one_world else make_envs(rl_pool, args),
               eval_sets=make_eval_sets(args.eval_tasks, args.eval_level, args.eval_size, args, training_set, envs),
+              select_sets=make_eval_sets(args.select_tasks, args.eval_level, args.select_size, args, training_set,
+                                         envs) if args.select_tasks else [],
               log=RunLog(run_dir, enabled=dp.is_main),
               queue=SampleQueue(queue_settings) if queue_settings is not None else None,
               chooser=make_chooser(rl_pool, args.task_choice),
               shared_rng=random.Random(args.seed * 1000),
               optimizer=torch.optim.AdamW(policy.trainable_parameters(), lr=args.lr, weight_decay=args.weight_decay),
               started=time.time())
+    if args.select_tasks:
+        run.best = BestAdapter(run_dir / "checkpoints" / "best", write=dp.is_main)
     if args.resume:
         _resume(run)
     if dp.is_main:
@@ -303,6 +312,8 @@ def rl_phase(run: Run) -> None:
     anchors = played_demonstrations(run) if args.rl_demo_coef > 0 else []
     run.say(f"GRPO: {args.iterations - run.start_iteration} iterations of {args.tasks_per_iteration} tasks x "
             f"{args.group_size} episodes on a pool of {len(run.rl_pool.tasks)} tasks")
+    if run.best is not None and run.best.best is None:  # the adapter RL starts from is a candidate too
+        run.log.log(run.start_iteration, selection_point(run, run.start_iteration))
     progress = _progress(range(run.start_iteration, args.iterations), run.dp.is_main)
     for iteration in progress:
         _set_lr(run.optimizer, rl_learning_rate(args, iteration))
@@ -320,8 +331,17 @@ def rl_phase(run: Run) -> None:
         metrics["update/lr"] = rl_learning_rate(args, iteration)
         metrics["time/elapsed_s"] = time.time() - run.started
         last = iteration + 1 == args.iterations
+        if run.best is not None and ((iteration + 1) % args.select_every == 0 or last):
+            metrics.update(selection_point(run, iteration + 1))
+        if run.best is not None and last:
+            kept = run.best.take_back(run.policy)
+            metrics["select/kept_iteration"] = float(kept.iteration)
+            run.say(f"the run ends on the adapter after iteration {kept.iteration} (selection success "
+                    f"{kept.score:.3f}, the best on {args.select_tasks}; kept in {run.best.folder})")
         if (args.eval_every and (iteration + 1) % args.eval_every == 0) or last:
-            metrics.update(evaluation_point(run, "end" if last else f"iteration {iteration + 1}", str(iteration + 1)))
+            name = f"iteration {iteration + 1}" if not last else "end" if "select/kept_iteration" not in metrics \
+                or kept.iteration == args.iterations else f"end (iteration {kept.iteration}'s adapter)"
+            metrics.update(evaluation_point(run, name, str(iteration + 1)))
         run.log.log(iteration + 1, metrics)
         if hasattr(progress, "set_postfix"):
             shown = {"reward": f"{metrics.get('reward/mean', 0):.2f}"}
@@ -330,6 +350,19 @@ def rl_phase(run: Run) -> None:
             progress.set_postfix(shown)
         if (iteration + 1) % args.checkpoint_every == 0 or last:
             run.checkpoint(iteration, {})
+
+
+def selection_point(run: Run, iteration: int) -> dict[str, float]:
+    """Score the policy on ``--select_tasks`` after ``iteration`` RL iterations and keep it when it is the best so
+    far (``agents.learner.selection``); returns the ``select/*`` metrics."""
+    metrics = evaluate(run.policy, run.select_sets, run.args, run.dp, run.log, str(iteration), "select", "select")
+    if run.rl_envs is not run.envs:  # the training world's sandboxes idle again until the next selection
+        release_sandboxes(run.envs)
+    score = metrics["select/success"]
+    kept = run.best.offer(run.policy, iteration, score, run.args)  # type: ignore[union-attr]
+    run.say(f"selection split after {iteration} iterations: success {score:.3f}"
+            f"{' (best so far: kept)' if kept else ''}")
+    return metrics
 
 
 def evaluation_point(run: Run, name: str, tag: str, prefix: str = "eval") -> dict[str, float]:
@@ -417,6 +450,8 @@ def _resume(run: Run) -> None:
         run.chooser.load_state_dict(extra["chooser"])
     if isinstance(extra.get("held"), HeldUpdate):  # episodes a --min_signal_groups run was holding
         run.held = extra["held"]
+    if run.best is not None and in_rl:  # the best adapter so far, as the killed run kept it
+        run.best.resume()
     run.log.truncate(run.start_iteration if state["iteration"] >= 0 else -1)  # rows after the checkpoint are redone
     run.say(f"resumed from {checkpoint.name}")
 

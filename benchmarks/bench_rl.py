@@ -272,6 +272,12 @@ def report(args: BenchArgs) -> str:
         json.loads(f.read_text()) if f.is_file() else {} for f in arm_args)})
     recipe = "; ".join(f"demonstrations mixed into each RL update: {b} at weight {c}" if c else
                        "no demonstrations in the RL updates" for c, b in mixing)
+    kept = {s: json.loads(f.read_text()) for s in per_seed
+            if (f := Path(args.runs_dir) / f"seed{s}" / "grpo" / "checkpoints" / "best" / "best.json").is_file()}
+    if kept:  # --select_tasks: the arm ended on its best adapter on that split
+        recipe += "; the adapter it ended on (--select_tasks), per seed: " + ", ".join(
+            f"seed {s} after iteration {k['iteration']} (selection success {100 * k['score']:.1f}%)"
+            for s, k in kept.items())
     trained = sorted({summaries[s][a].get("commit", "?") for s in per_seed for a in summaries[s]})
     commit = f"runs trained at {', '.join(trained)} (? = before commits were recorded), reported at {code_commit()}"
     return (f"{table}\n\n{paired}\n\n{wall}\n\n- seeds finished: {sorted(per_seed)} (a claim needs all 3); "

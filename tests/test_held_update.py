@@ -103,3 +103,29 @@ def test_held_episodes_survive_a_checkpoint(tokenizer, tmp_path):
     (traj, advantage), = restored.pairs
     assert (traj.group_id, traj.token_ids, traj.old_logprobs, advantage) == ("3-0", [1, 2, 3, 4, 5],
                                                                               [0.0, 0.0, 0.0, -0.5, -0.25], 0.5)
+
+
+def test_with_lr_by_signal_the_step_shrinks_with_the_share_of_groups_that_carry_signal(tokenizer, monkeypatch):
+    model, _ = make_tiny_model(tokenizer, seed=0)
+    policy = Policy(model, tokenizer, PolicyConfig(lora_r=4, lora_alpha=8, max_new_tokens=12, stop_at_code_end=False))
+    args = Args(model="tiny-random", tasks="train-easy", task_pool_size=4, num_envs=4, tasks_per_iteration=4,
+                group_size=2, max_turns=1, max_new_tokens=12, max_episode_tokens=1024, lr_by_signal=True)
+    # One group of the four carries signal (+1 / -1), the other three none.
+    monkeypatch.setattr(iteration_module, "compute_advantages",
+                        lambda batch, config: [(1.0 if i % 2 == 0 else -1.0) if t.group_id == batch[0].group_id
+                                               else 0.0 for i, t in enumerate(batch)])
+    rates: list[float] = []
+    real_update = iteration_module.update_policy
+
+    def recording_update(policy, optimizer, pairs, config, **kwargs):
+        rates.append(optimizer.param_groups[0]["lr"])
+        return real_update(policy, optimizer, pairs, config, **kwargs)
+
+    monkeypatch.setattr(iteration_module, "update_policy", recording_update)
+    optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=1e-3)
+    pool = make_task_pool(args)
+    with make_envs(pool, args) as envs:
+        metrics, _ = train_iteration(0, policy, optimizer, envs, pool, None, UpdateConfig(micro_batch_size=2), args,
+                                     random.Random(0))
+    assert rates == [pytest.approx(2.5e-4)] and metrics["update/lr_scale"] == 0.25  # 1 of 4 groups
+    assert optimizer.param_groups[0]["lr"] == 1e-3  # the schedule's rate is back for the next iteration

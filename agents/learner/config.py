@@ -58,7 +58,7 @@ class Args:
                                 "world tasks no pool, validation or evaluation split draws): scored greedily as RL "
                                 "starts and every --select_every iterations, and the run ends on the best-scoring "
                                 "adapter (ties: the earlier), so a collapse during RL is rolled back "
-                                "(agents/learner/selection.py); '' = the last adapter")
+                                "(agents/learner/selection.py; unused without RL iterations); '' = the last adapter")
     select_size: int = arg(48, "tasks of --select_tasks scored each time (of --eval_level)")
     select_every: int = arg(1, "score --select_tasks every N RL iterations (and after the last)")
     eval_at_start: bool = arg(True, "evaluate before the first GRPO update (after the warm-up, if any)")
@@ -111,6 +111,10 @@ class Args:
                                           "are trained (RAFT/ReST-style filtered imitation of own successes)")
     mask_truncated: bool = arg(True, "leave episodes cut by a token budget (the episode's, or the last turn's) out "
                                      "of the loss; episodes that used up their turns keep their reward")
+    lr_by_signal: bool = arg(False, "scale each RL step's learning rate by the share of its groups that carry a "
+                                    "non-zero advantage (AdamW moves every weight by about the learning rate "
+                                    "whatever the gradient: with 2 of 8 groups carrying signal the step is "
+                                    "mostly noise at full size); logged as update/lr_scale")
     min_signal_groups: int = arg(0, "step only when the iterations since the last step hold this many groups with "
                                     "a non-zero advantage (the weights do not change in between, so held episodes "
                                     "stay on-policy; the last iteration trains what is held); 0 = step every "
@@ -201,10 +205,10 @@ def check_args(args: Args, world_size: int = 1) -> None:
                         "must be >= 0 and, when > 0, at least one demonstration mixed into each update")
     if args.min_signal_groups < 0:
         problems.append(f"--min_signal_groups {args.min_signal_groups}: use 0 (step every iteration) or a count")
-    if args.select_tasks and (args.iterations <= 0 or args.select_every < 1 or args.select_size < 1):
-        problems.append(f"--select_tasks {args.select_tasks!r} chooses among RL iterations: it needs --iterations "
-                        f">= 1 (got {args.iterations}), --select_every >= 1 (got {args.select_every}) and "
-                        f"--select_size >= 1 (got {args.select_size})")
+    if args.select_tasks and args.iterations > 0 and (args.select_every < 1 or args.select_size < 1):
+        problems.append(f"--select_tasks {args.select_tasks!r} chooses among RL iterations: it needs "
+                        f"--select_every >= 1 (got {args.select_every}) and --select_size >= 1 (got "
+                        f"{args.select_size})")
     if args.init_adapter and args.resume:
         problems.append("--init_adapter starts a new run; --resume continues one: give only one")
     if problems:

@@ -24,7 +24,8 @@ import random
 import sys
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,6 +136,8 @@ def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optim
         metrics["time/update_s"] = time.perf_counter() - update_start
         return _queue_metrics(metrics, queue, dp), len(requests)
     metrics["update/held"] = 0.0
+    # --lr_by_signal: the step's size follows the share of its groups that carry signal
+    lr_scale = held.signal_groups / (args.tasks_per_iteration * held.iterations) if args.lr_by_signal else 1.0
     pairs, held.pairs, held.signal_groups, held.iterations = held.pairs, [], 0, 0
     owner = group_owner([t.group_id for t, _ in pairs], dp.world_size)
     mine = [pair for pair in pairs if owner[pair[0].group_id] == dp.rank]
@@ -150,15 +153,30 @@ def train_iteration(iteration: int, policy: Policy, optimizer: torch.optim.Optim
         metrics["rl_demo/demonstrations"] = float(len(mixed))
     mine += [(d, args.rl_demo_coef) for d in demos]
     try:
-        metrics.update(update_policy(policy, optimizer, mine, config, rng=shard_rng, dp=dp, reference=reference))
+        with scaled_lr(optimizer, lr_scale):
+            metrics.update(update_policy(policy, optimizer, mine, config, rng=shard_rng, dp=dp, reference=reference))
     except NonFiniteLossError as exc:  # raised on every process alike: they stay in step
         print(f"[iteration {iteration}] {exc}", file=sys.stderr)
         metrics["update/non_finite"] = 1.0
+    metrics["update/lr_scale"] = lr_scale
     metrics["time/update_s"] = time.perf_counter() - update_start
     policy.version += 1
     for i, value in enumerate(dp.gather_checksums(policy.trainable_parameters())):
         metrics[f"dp/adapter_checksum/rank{i}"] = float(value)
     return _queue_metrics(metrics, queue, dp), len(requests)
+
+
+@contextmanager
+def scaled_lr(optimizer: torch.optim.Optimizer, scale: float) -> Iterator[None]:
+    """Within the block every parameter group's learning rate is multiplied by ``scale``; afterwards restored."""
+    rates = [group["lr"] for group in optimizer.param_groups]
+    for group in optimizer.param_groups:
+        group["lr"] *= scale
+    try:
+        yield
+    finally:
+        for group, rate in zip(optimizer.param_groups, rates, strict=True):
+            group["lr"] = rate
 
 
 def _queue_metrics(metrics: dict[str, Any], queue: SampleQueue | None, dp: DataParallel) -> dict[str, Any]:

@@ -240,14 +240,14 @@ def set_up(args: Args) -> Run:
               rl_envs=envs if one_world else make_envs(rl_pool, args),
               eval_sets=make_eval_sets(args.eval_tasks, args.eval_level, args.eval_size, args, training_set, envs),
               select_sets=make_eval_sets(args.select_tasks, args.eval_level, args.select_size, args, training_set,
-                                         envs) if args.select_tasks else [],
+                                         envs) if args.select_tasks and args.iterations > 0 else [],
               log=RunLog(run_dir, enabled=dp.is_main),
               queue=SampleQueue(queue_settings) if queue_settings is not None else None,
               chooser=make_chooser(rl_pool, args.task_choice),
               shared_rng=random.Random(args.seed * 1000),
               optimizer=torch.optim.AdamW(policy.trainable_parameters(), lr=args.lr, weight_decay=args.weight_decay),
               started=time.time())
-    if args.select_tasks:
+    if run.select_sets:
         run.best = BestAdapter(run_dir / "checkpoints" / "best", write=dp.is_main)
     if args.resume:
         _resume(run)

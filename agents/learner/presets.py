@@ -19,10 +19,10 @@ The presets:
   warm-up's learning rate (chosen on the training-world validation split), advantages centred but not divided by the
   group's std (Dr. GRPO), the execution bonus only on correct answers (``--exec_bonus correct``), only token-budget
   cuts masked, a 64-token turn (the longest held-out answer turn needs 56), temperature 1.0, the sample queue holding
-  the policy's own successes. The run ends on the better of the adapter RL started from and RL's last one, scored on
-  24 training-world validation tasks (``--select_tasks``, ``agents.learner.selection``). Held-out evaluation before
-  the warm-up, after it and at the end, on the 32 level-1 tasks of ``level1-eval`` (another world: no training
-  entity, page or question appears in it), with a table at the end.
+  the policy's own successes. Held-out evaluation before the warm-up, after it and at the end, on the 32 level-1 tasks
+  of ``level1-eval`` (another world: no training entity, page or question appears in it), with a table at the end.
+  The run ends on RL's last adapter: ``--select_tasks`` (end on the best adapter on a validation split) costs about
+  a minute a scoring, more than the 20 minutes leave (docs/training_result.md).
   bfloat16 autocast (``--bf16``; faster than fp32 on CPUs with AVX512-BF16, see the docs; on a CPU without native
   bfloat16 pass ``--no_bf16``).
 * ``single-step`` (``warmup`` is its historical name): the :class:`~agents.learner.config.Args` defaults: one
@@ -61,12 +61,6 @@ PRESETS: dict[str, Mapping[str, Any]] = {
         "eval_base": True,
         "eval_at_start": True,  # after the warm-up: what the supervised passes alone reached
         "eval_every": 0,
-        # The run ends on the adapter RL started from unless RL's last one scores higher on 24 training-world
-        # validation tasks at seeds nothing else draws (agents/learner/selection.py): RL from this warm-up lost
-        # 5 held-out points on average without it (docs/training_result.md). About 35 s a scoring.
-        "select_tasks": "train-easy@200000",
-        "select_size": 24,
-        "select_every": 6,
         "demo_warmup_epochs": 6,
         "iterations": 6,
         "tasks_per_iteration": 8,

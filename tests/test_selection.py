@@ -94,6 +94,9 @@ def test_a_run_scores_the_selection_split_each_iteration_and_ends_on_the_best_ad
     assert kept["iteration"] == min(step for step, score in scores.items() if score == kept["score"])
     assert logged[-1]["select/kept_iteration"] == kept["iteration"]
     assert f"ends on the adapter after iteration {kept['iteration']}" in result.stderr
+    table = (out / "results.txt").read_text()  # the end row says which adapter it scored
+    assert ("end (iteration" in table) == (kept["iteration"] != 2), table
+    assert kept["iteration"] == 2 or f"end (iteration {kept['iteration']}'s adapter)" in table
 
     from safetensors.torch import load_file
 

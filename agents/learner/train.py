@@ -333,15 +333,16 @@ def rl_phase(run: Run) -> None:
         last = iteration + 1 == args.iterations
         if run.best is not None and ((iteration + 1) % args.select_every == 0 or last):
             metrics.update(selection_point(run, iteration + 1))
+        end = "end"
         if run.best is not None and last:
             kept = run.best.take_back(run.policy)
             metrics["select/kept_iteration"] = float(kept.iteration)
             run.say(f"the run ends on the adapter after iteration {kept.iteration} (selection success "
                     f"{kept.score:.3f}, the best on {args.select_tasks}; kept in {run.best.folder})")
+            if kept.iteration != args.iterations:
+                end = f"end (iteration {kept.iteration}'s adapter)"
         if (args.eval_every and (iteration + 1) % args.eval_every == 0) or last:
-            name = f"iteration {iteration + 1}" if not last else "end" if "select/kept_iteration" not in metrics \
-                or kept.iteration == args.iterations else f"end (iteration {kept.iteration}'s adapter)"
-            metrics.update(evaluation_point(run, name, str(iteration + 1)))
+            metrics.update(evaluation_point(run, end if last else f"iteration {iteration + 1}", str(iteration + 1)))
         run.log.log(iteration + 1, metrics)
         if hasattr(progress, "set_postfix"):
             shown = {"reward": f"{metrics.get('reward/mean', 0):.2f}"}

@@ -313,7 +313,7 @@ def rl_phase(run: Run) -> None:
     run.say(f"GRPO: {args.iterations - run.start_iteration} iterations of {args.tasks_per_iteration} tasks x "
             f"{args.group_size} episodes on a pool of {len(run.rl_pool.tasks)} tasks")
     if run.best is not None and run.best.best is None:  # the adapter RL starts from is a candidate too
-        run.log.log(run.start_iteration, selection_point(run, run.start_iteration))
+        run.log.log(run.start_iteration, selection_point(run, run.best, run.start_iteration))
     progress = _progress(range(run.start_iteration, args.iterations), run.dp.is_main)
     for iteration in progress:
         _set_lr(run.optimizer, rl_learning_rate(args, iteration))
@@ -332,7 +332,7 @@ def rl_phase(run: Run) -> None:
         metrics["time/elapsed_s"] = time.time() - run.started
         last = iteration + 1 == args.iterations
         if run.best is not None and ((iteration + 1) % args.select_every == 0 or last):
-            metrics.update(selection_point(run, iteration + 1))
+            metrics.update(selection_point(run, run.best, iteration + 1))
         end = "end"
         if run.best is not None and last:
             kept = run.best.take_back(run.policy)
@@ -353,14 +353,14 @@ def rl_phase(run: Run) -> None:
             run.checkpoint(iteration, {})
 
 
-def selection_point(run: Run, iteration: int) -> dict[str, float]:
-    """Score the policy on ``--select_tasks`` after ``iteration`` RL iterations and keep it when it is the best so
-    far (``agents.learner.selection``); returns the ``select/*`` metrics."""
+def selection_point(run: Run, best: BestAdapter, iteration: int) -> dict[str, float]:
+    """Score the policy on ``--select_tasks`` after ``iteration`` RL iterations and offer it to ``best`` (kept when
+    it is the best so far, ``agents.learner.selection``); returns the ``select/*`` metrics."""
     metrics = evaluate(run.policy, run.select_sets, run.args, run.dp, run.log, str(iteration), "select", "select")
     if run.rl_envs is not run.envs:  # the training world's sandboxes idle again until the next selection
         release_sandboxes(run.envs)
     score = metrics["select/success"]
-    kept = run.best.offer(run.policy, iteration, score, run.args)  # type: ignore[union-attr]
+    kept = best.offer(run.policy, iteration, score, run.args)
     run.say(f"selection split after {iteration} iterations: success {score:.3f}"
             f"{' (best so far: kept)' if kept else ''}")
     return metrics

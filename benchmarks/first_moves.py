@@ -132,10 +132,9 @@ def main(argv: list[str] | None = None) -> str:
     if args.write:
         from benchmarks.results_file import code_commit, write_section
 
-        names = ", ".join(Path(f).name for f in folders)
-        write_section(f"First moves on the selection split: {names}",
-                      f"- read at: {code_commit()}\n- percentages of each scoring's episodes; the reference's first "
-                      f"move is the task's bundled solution's first step\n\n{body}")
+        write_section("First moves on the selection split (first_moves.py)",
+                      f"- runs: {', '.join(folders)}\n- read at: {code_commit()}\n- percentages of each scoring's "
+                      f"episodes; the reference's first move is the task's bundled solution's first step\n\n{body}")
     return body
 
 

@@ -94,8 +94,8 @@ def scorings(runs_dir: Path) -> list[Scoring]:
             continue
         needed = needed_moves(run_args)
         seed = int(grpo.parent.name.removeprefix("seed"))
-        files = sorted((grpo / "episodes").glob("select-*.jsonl"), key=lambda p: int(p.stem.split("-")[1]))
-        found += [score_file(p, needed, seed, int(p.stem.split("-")[1])) for p in files]
+        by_iteration = {int(p.stem.removeprefix("select-")): p for p in (grpo / "episodes").glob("select-*.jsonl")}
+        found += [score_file(by_iteration[i], needed, seed, i) for i in sorted(by_iteration)]
     if not found:
         raise FileNotFoundError(f"{runs_dir}: no seed<k>/grpo run with --select_tasks and its select-*.jsonl")
     return found
@@ -107,9 +107,10 @@ def table(runs: dict[str, list[Scoring]]) -> str:
              + " | first move = reference's |", "|---|---|---|---|" + "---|" * len(MOVES) + "---|"]
     for name, found in runs.items():
         for s in found:
-            share = [f"{100 * s.moves[m] / s.episodes:.0f}" for m in MOVES]
-            lines.append(f"| {name} | {s.seed} | {s.iteration} | {100 * s.correct / s.episodes:.1f} | "
-                         f"{' | '.join(share)} | {100 * s.agree / s.episodes:.0f} |")
+            per = 100 / max(s.episodes, 1)  # a scoring cut off by a killed run may hold no episode yet
+            share = [f"{per * s.moves[m]:.0f}" for m in MOVES]
+            lines.append(f"| {name} | {s.seed} | {s.iteration} | {per * s.correct:.1f} | {' | '.join(share)} | "
+                         f"{per * s.agree:.0f} |")
     return "\n".join(lines)
 
 

@@ -76,3 +76,13 @@ def test_refusals(tmp_path: Path) -> None:
         first_moves.score_file(foreign, first_moves.needed_moves(SELECT), 0, 0)
     with pytest.raises(SystemExit, match="runs_dirs"):
         first_moves.main([])
+
+
+def test_a_scoring_a_killed_run_left_empty_is_a_row_of_zeros(tmp_path: Path) -> None:
+    grpo = tmp_path / "cut" / "seed0" / "grpo"
+    (grpo / "episodes").mkdir(parents=True)
+    (grpo / "args.json").write_text(json.dumps(SELECT))
+    (grpo / "episodes" / "select-0.jsonl").write_text("")
+    (empty,) = first_moves.scorings(tmp_path / "cut")
+    assert (empty.episodes, empty.correct, empty.agree) == (0, 0, 0)
+    assert "| cut | 0 | 0 | 0.0 | 0 | 0 | 0 | 0 | 0 |" in first_moves.table({"cut": [empty]})

@@ -27,6 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
+import torch.distributed  # noqa: E402
 import trl.generation.vllm_client as client_module  # noqa: E402
 import trl.generation.vllm_generation as generation_module  # noqa: E402
 from accelerate import Accelerator  # noqa: E402
@@ -161,6 +162,9 @@ def main(port: int, out: Path) -> None:
     accelerator.wait_for_everyone()
     if server is not None:
         server.shutdown()
+    # Every process takes its gloo group down before exit: left to interpreter teardown, a process could abort
+    # ("terminate called without an active exception") after both had written their records (seen once in CI).
+    torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

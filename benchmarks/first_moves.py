@@ -107,10 +107,10 @@ def table(runs: dict[str, list[Scoring]]) -> str:
              + " | first move = reference's |", "|---|---|---|---|" + "---|" * len(MOVES) + "---|"]
     for name, found in runs.items():
         for s in found:
-            per = 100 / max(s.episodes, 1)  # a scoring cut off by a killed run may hold no episode yet
-            share = [f"{per * s.moves[m]:.0f}" for m in MOVES]
-            lines.append(f"| {name} | {s.seed} | {s.iteration} | {per * s.correct:.1f} | {' | '.join(share)} | "
-                         f"{per * s.agree:.0f} |")
+            total = max(s.episodes, 1)  # a killed run's last scoring may hold no episode yet
+            share = [f"{100 * s.moves[m] / total:.0f}" for m in MOVES]
+            lines.append(f"| {name} | {s.seed} | {s.iteration} | {100 * s.correct / total:.1f} | "
+                         f"{' | '.join(share)} | {100 * s.agree / total:.0f} |")
     return "\n".join(lines)
 
 

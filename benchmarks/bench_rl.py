@@ -77,6 +77,12 @@ class BenchArgs:
     validation_size: int = arg(48, "level-1 tasks of the validation split (the held-out tasks' level)")
     files_eval: str = arg("", "a split of long-file tasks (files-eval: tables too long to copy an answer from) every "
                               "arm's final adapter is also scored on, in <arm>/files, reported apart; '' = none")
+    mix: list[float] = arg([], "also the arm grpo-mix: the GRPO arm's last RL adapter mixed back towards the warm-up "
+                               "at each weight (0 = warm-up, 1 = last), each scored on the GRPO arm's --select_tasks; "
+                               "it ends on the best of those and the GRPO arm's own (ties keep the GRPO arm's)")
+    mix_end: str = arg("checkpoints/rl-end", "the GRPO arm's last RL adapter, inside its folder (runs from before "
+                                             "rl-end was kept hold checkpoints/step-<iterations - 2>: one "
+                                             "iteration earlier)")
     no_write: bool = arg(False, "print only; do not touch benchmarks/RESULTS.md")
     label: str = arg("", "added to the RESULTS.md section title, so that runs of another recipe (another --runs_dir) "
                          "get a section of their own")
@@ -119,6 +125,10 @@ def run_seed(seed: int, args: BenchArgs) -> None:
                           "--eval_at_start", "false"])
     passes = sft_passes(root, args.sft_passes, args.seconds_per_pass)
     train(root / "sft", [*common, "--iterations", "0", "--init_adapter", start, "--demo_warmup_epochs", str(passes)])
+    if args.mix:
+        chosen = choose_mix(root, start, args.mix, args.mix_end)
+        train(root / "grpo-mix", [*common, "--iterations", "0", "--init_adapter", str(chosen),
+                                  "--demo_warmup_epochs", "0"])
     for folder, (tasks, size) in final_scorings(args).items():
         score_final_adapters(root, start, folder, tasks, size)
     if args.second_round:  # the same question one round later: from the longer warm-up, RL or still more SFT?
@@ -131,6 +141,54 @@ def run_seed(seed: int, args: BenchArgs) -> None:
 
 #: Where each arm's final adapter is, relative to a seed's folder (``start``: the saved warm-up).
 FINAL_ADAPTERS = {"warmup-eval": None, "grpo": "grpo", "sft": "sft/checkpoints/warmup"}
+
+
+#: Display names of the arms, in table order.
+ARM_NAMES = {"warmup-eval": "warm-up only", "grpo": "warm-up + GRPO",
+             "grpo-mix": "warm-up + GRPO, mixed back towards the warm-up", "sft": "warm-up + SFT (same wall time)"}
+#: The paired comparisons of the held-out table (those whose first arm ran).
+PAIRS = (("grpo", "warmup-eval"), ("grpo", "sft"), ("grpo-mix", "warmup-eval"), ("grpo-mix", "sft"),
+         ("grpo-mix", "grpo"), ("sft", "warmup-eval"))
+
+
+def choose_mix(root: Path, start: str, weights: list[float], end: str) -> Path:
+    """The adapter the arm ``grpo-mix`` ends on: the GRPO arm's own, or its last RL adapter mixed back towards the
+    warm-up (``mix/w<weight>``), whichever scores best on the split the GRPO arm selected on (``--select_tasks``;
+    ties keep the GRPO arm's). Each mix is scored by a run of its own (``mix/w<weight>/select``); the choice and
+    every score go to ``mix/choice.json``."""
+    from agents.learner.checkpointing import mix_adapters
+
+    grpo_args = json.loads((root / "grpo" / "args.json").read_text())
+    kept = root / "grpo" / "checkpoints" / "best" / "best.json"
+    if not grpo_args.get("select_tasks") or not kept.is_file():
+        raise ValueError(f"--mix: {root / 'grpo'} ran without --select_tasks, so there is no split to choose on")
+    scores = {"grpo": json.loads(kept.read_text())["score"]}
+    for weight in weights:
+        folder = root / "mix" / f"w{weight:g}"
+        if not (folder / "adapter").is_dir():
+            mix_adapters(start, root / "grpo" / end, weight, folder)
+        scored = train(folder / "select", ["--preset", "multistep", "--seed", root.name.removeprefix("seed"),
+                                           "--eval_tasks", grpo_args["select_tasks"], "--eval_level", "1",
+                                           "--eval_size", str(grpo_args.get("select_size", 48)), "--eval_base",
+                                           "false", "--iterations", "0", "--init_adapter", str(folder),
+                                           "--demo_warmup_epochs", "0"])
+        scores[folder.name] = scored["eval_success_end"]
+    chosen = max(scores, key=lambda name: scores[name])  # the first of equals: the GRPO arm's own
+    (root / "mix" / "choice.json").write_text(json.dumps({"scores": scores, "chosen": chosen, "end": end}, indent=2))
+    return root / "grpo" if chosen == "grpo" else root / "mix" / chosen
+
+
+def final_adapter(root: Path, arm: str) -> str | None:
+    """Where arm ``arm``'s final adapter is, relative to a seed's folder (None: the saved warm-up)."""
+    if arm == "grpo-mix":
+        chosen = json.loads((root / "mix" / "choice.json").read_text())["chosen"]
+        return "grpo" if chosen == "grpo" else f"mix/{chosen}"
+    return FINAL_ADAPTERS[arm]
+
+
+def arms_of(root: Path) -> list[str]:
+    """The arms whose final adapters a seed's folder holds: the three, and ``grpo-mix`` after ``--mix``."""
+    return [*FINAL_ADAPTERS, *(["grpo-mix"] if (root / "mix" / "choice.json").is_file() else [])]
 
 
 def final_scorings(args: BenchArgs) -> dict[str, tuple[str, int]]:
@@ -148,7 +206,8 @@ def score_final_adapters(root: Path, start: str, folder: str, tasks: str, size: 
     The run sits inside the arm's folder, so an arm linked from another ``--runs_dir`` (the warm-up and SFT arms a
     lever's runs share) is scored once.
     """
-    for arm, adapter in FINAL_ADAPTERS.items():
+    for arm in arms_of(root):
+        adapter = final_adapter(root, arm)
         train(root / arm / folder, ["--preset", "multistep", "--seed", root.name.removeprefix("seed"),
                                     "--eval_tasks", tasks, "--eval_level", "1", "--eval_size", str(size),
                                     "--eval_base", "false", "--iterations", "0",
@@ -207,18 +266,21 @@ def kinds(split: str = "train-easy") -> tuple[dict[str, str], set[str], set[str]
 
 def report(args: BenchArgs) -> str:
     """The comparison table, paired tests and per-kind split of every finished seed."""
-    arms = ("warmup-eval", "grpo", "sft")
-    names = {"warmup-eval": "warm-up only", "grpo": "warm-up + GRPO", "sft": "warm-up + SFT (same wall time)"}
     per_seed: dict[int, dict[str, dict[str, bool]]] = {}
     summaries: dict[int, dict[str, dict]] = {}
     for seed in args.seeds:
         root = Path(args.runs_dir) / f"seed{seed}"
-        if all((root / a / "summary.json").is_file() for a in arms):
-            per_seed[seed] = {a: outcomes(root / a) for a in arms}
+        if all((root / a / "summary.json").is_file() for a in FINAL_ADAPTERS):
+            per_seed[seed] = {a: outcomes(root / a) for a in FINAL_ADAPTERS}
             summaries[seed] = {a: json.loads((root / a / "summary.json").read_text())
                                for a in ("warmup", "grpo", "sft")}
     if not per_seed:
         return "No finished seed yet."
+    # --mix: the mixed arm joins the tables once every finished seed has it
+    mixed = all((Path(args.runs_dir) / f"seed{s}" / "grpo-mix" / "summary.json").is_file() for s in per_seed)
+    arms = [a for a in ARM_NAMES if a != "grpo-mix" or mixed]
+    for seed in per_seed if mixed else ():
+        per_seed[seed]["grpo-mix"] = outcomes(Path(args.runs_dir) / f"seed{seed}" / "grpo-mix")
     trained_on = json.loads((Path(args.runs_dir) / f"seed{min(per_seed)}" / "warmup" / "args.json").read_text())
     held, warm_kinds, rl_kinds = kinds(trained_on.get("tasks", "train-easy"))
     groups = {"warm-up pool's kinds": lambda k: k in warm_kinds,
@@ -231,16 +293,19 @@ def report(args: BenchArgs) -> str:
         for member in groups.values():
             hits = [v for s in per_seed for t, v in per_seed[s][arm].items() if member(held.get(t, ""))]
             split.append(f"{100 * statistics.mean(hits):.1f} ({len(hits) // len(per_seed)})" if hits else "-")
-        rows.append([names[arm], " / ".join(f"{r:.1f}" for r in rates), f"{statistics.mean(rates):.1f}", *split])
+        rows.append([ARM_NAMES[arm], " / ".join(f"{r:.1f}" for r in rates), f"{statistics.mean(rates):.1f}", *split])
     table = markdown_table(["arm", "held-out level-1 success % per seed", "mean",
                             *(f"{name} (tasks)" for name in groups)], rows)
     tests = []
-    for a, b in (("grpo", "warmup-eval"), ("grpo", "sft"), ("sft", "warmup-eval")):
+    for a, b in PAIRS:
+        if a not in arms:
+            continue
         wins = sum(per_seed[s][a][t] and not per_seed[s][b][t] for s in per_seed for t in per_seed[s][a])
         losses = sum(per_seed[s][b][t] and not per_seed[s][a][t] for s in per_seed for t in per_seed[s][a])
         delta = statistics.mean(100 * (statistics.mean(per_seed[s][a].values()) - statistics.mean(
             per_seed[s][b].values())) for s in per_seed)
-        tests.append([f"{names[a]} vs {names[b]}", f"{delta:+.1f}", wins, losses, f"{mcnemar(wins, losses):.3f}"])
+        tests.append([f"{ARM_NAMES[a]} vs {ARM_NAMES[b]}", f"{delta:+.1f}", wins, losses,
+                      f"{mcnemar(wins, losses):.3f}"])
     paired = markdown_table(["comparison", "mean change (points)", "tasks won", "tasks lost", "McNemar p"], tests)
     walls = [[f"seed {s}", *(f"{summaries[s][a]['wall_seconds'] / 60:.1f}" for a in ("warmup", "grpo", "sft")),
               str(json.loads((Path(args.runs_dir) / f"seed{s}" / "sft" / "args.json").read_text())[
@@ -264,7 +329,7 @@ def report(args: BenchArgs) -> str:
         paired += "\n\nSecond round, from the +SFT arm's adapter (seeds " + str(second) + "):\n\n" + markdown_table(
             ["comparison", "success %", "tasks won", "tasks lost", "McNemar p"], rows2)
     for folder, (tasks, _) in final_scorings(args).items():
-        extra = final_report(args, sorted(per_seed), names, folder, tasks)
+        extra = final_report(args, sorted(per_seed), folder, tasks)
         if extra:
             paired += "\n\n" + extra
     arm_args = [Path(args.runs_dir) / f"seed{s}" / "grpo" / "args.json" for s in per_seed]
@@ -278,6 +343,13 @@ def report(args: BenchArgs) -> str:
         recipe += "; the adapter it ended on (--select_tasks), per seed: " + ", ".join(
             f"seed {s} after iteration {k['iteration']} (selection success {100 * k['score']:.1f}%)"
             for s, k in kept.items())
+    if mixed:
+        choices = {s: json.loads((Path(args.runs_dir) / f"seed{s}" / "mix" / "choice.json").read_text())
+                   for s in per_seed}
+        recipe += ("\n- GRPO arm mixed back: its last RL adapter mixed with the warm-up (parameter by parameter), "
+                   "chosen with the GRPO arm's own adapter on its selection split; selection success per seed: " +
+                   "; ".join(f"seed {s}: " + ", ".join(f"{name} {100 * v:.1f}" for name, v in c["scores"].items())
+                             + f" (chose {c['chosen']})" for s, c in choices.items()))
     trained = sorted({summaries[s][a].get("commit", "?") for s in per_seed for a in summaries[s]})
     commit = f"runs trained at {', '.join(trained)} (? = before commits were recorded), reported at {code_commit()}"
     return (f"{table}\n\n{paired}\n\n{wall}\n\n- seeds finished: {sorted(per_seed)} (a claim needs all 3); "
@@ -289,15 +361,13 @@ def report(args: BenchArgs) -> str:
             "included\n")
 
 
-def final_report(args: BenchArgs, seeds: list[int], names: dict[str, str], folder: str = "validation",
-                 tasks: str = "") -> str:
-    """The arms' final adapters on one more split (``<arm>/<folder>``, seeds whose three arms were all scored),
-    paired."""
-    scored = {s: {a: outcomes(Path(args.runs_dir) / f"seed{s}" / a / folder) for a in FINAL_ADAPTERS}
-              for s in seeds if all((Path(args.runs_dir) / f"seed{s}" / a / folder / "summary.json").is_file()
-                                    for a in FINAL_ADAPTERS)}
-    if not scored:
+def final_report(args: BenchArgs, seeds: list[int], folder: str = "validation", tasks: str = "") -> str:
+    """The arms' final adapters on one more split (``<arm>/<folder>``, seeds whose arms were all scored), paired."""
+    arms = [a for a in ARM_NAMES if all((Path(args.runs_dir) / f"seed{s}" / a / folder / "summary.json").is_file()
+                                        for s in seeds)]
+    if not all(a in arms for a in FINAL_ADAPTERS):
         return ""
+    scored = {s: {a: outcomes(Path(args.runs_dir) / f"seed{s}" / a / folder) for a in arms} for s in seeds}
     left_out: list[str] = []
     if folder == "validation":  # tasks of the training world: a pool may ask the very same question
         seed_dir = Path(args.runs_dir) / f"seed{min(scored)}"
@@ -309,13 +379,15 @@ def final_report(args: BenchArgs, seeds: list[int], names: dict[str, str], folde
         scored = {s: {a: {t: v for t, v in arms[a].items() if t not in left_out} for a in arms}
                   for s, arms in scored.items()}
     rows = []
-    for arm in FINAL_ADAPTERS:
+    for arm in arms:
         rates = [100 * statistics.mean(scored[s][arm].values()) for s in scored]
-        rows.append([names[arm], " / ".join(f"{r:.1f}" for r in rates), f"{statistics.mean(rates):.1f}"])
-    for a, b in (("grpo", "warmup-eval"), ("grpo", "sft")):
+        rows.append([ARM_NAMES[arm], " / ".join(f"{r:.1f}" for r in rates), f"{statistics.mean(rates):.1f}"])
+    for a, b in PAIRS:
+        if a not in arms or (a, b) == ("sft", "warmup-eval"):
+            continue
         wins = sum(scored[s][a][t] and not scored[s][b][t] for s in scored for t in scored[s][a])
         losses = sum(scored[s][b][t] and not scored[s][a][t] for s in scored for t in scored[s][a])
-        rows.append([f"{names[a]} vs {names[b]}: won / lost, McNemar p", f"{wins} / {losses}",
+        rows.append([f"{ARM_NAMES[a]} vs {ARM_NAMES[b]}: won / lost, McNemar p", f"{wins} / {losses}",
                      f"{mcnemar(wins, losses):.3f}"])
     count = len(next(iter(scored.values()))["grpo"])
     what = ("Training-world validation ({n} level-1 tasks of `{t}`; the split recipes are chosen on)"

@@ -92,15 +92,14 @@ def test_every_arm_is_scored_on_the_validation_split_and_the_long_files(tmp_path
     for arm, hits in (("warmup-eval", [1, 0, 0, 0]), ("grpo", [1, 1, 1, 0]), ("sft", [0, 1, 0, 0])):
         _run(seed / arm / "validation", [{"step": 0}], dict(zip(val, hits, strict=True)), {"wall_seconds": 60.0})
         _run(seed / arm / "files", [{"step": 0}], dict(zip(val[:2], hits[:2], strict=True)), {"wall_seconds": 9.0})
-    names = {"warmup-eval": "warm-up only", "grpo": "warm-up + GRPO", "sft": "warm-up + SFT"}
-    body = bench_rl.final_report(bench_rl.BenchArgs(runs_dir=str(tmp_path)), [0], names)
+    body = bench_rl.final_report(bench_rl.BenchArgs(runs_dir=str(tmp_path)), [0])
     assert body.startswith("Training-world validation (4 level-1 tasks of `train-easy@100000`")
-    assert "| warm-up + GRPO | 75.0 | 75.0 |" in body and "| warm-up + SFT | 25.0 | 25.0 |" in body
-    assert "| warm-up + GRPO vs warm-up + SFT: won / lost, McNemar p | 2 / 0 | 0.500 |" in body
-    files = bench_rl.final_report(bench_rl.BenchArgs(runs_dir=str(tmp_path)), [0], names, "files", "files-eval")
+    assert "| warm-up + GRPO | 75.0 | 75.0 |" in body and "| warm-up + SFT (same wall time) | 25.0 | 25.0 |" in body
+    assert "| warm-up + GRPO vs warm-up + SFT (same wall time): won / lost, McNemar p | 2 / 0 | 0.500 |" in body
+    files = bench_rl.final_report(bench_rl.BenchArgs(runs_dir=str(tmp_path)), [0], "files", "files-eval")
     assert files.startswith("Long files (2 level-1 tasks of `files-eval`")
     assert "| warm-up only | 50.0 | 50.0 |" in files and "| warm-up + GRPO | 100.0 | 100.0 |" in files
-    assert bench_rl.final_report(bench_rl.BenchArgs(runs_dir=str(tmp_path)), [1], names) == ""
+    assert bench_rl.final_report(bench_rl.BenchArgs(runs_dir=str(tmp_path)), [1]) == ""
 
 
 def test_validation_leaves_out_the_questions_a_training_pool_also_asks(tmp_path):
@@ -118,9 +117,69 @@ def test_validation_leaves_out_the_questions_a_training_pool_also_asks(tmp_path)
     val = ["train-easy-100005", "train-easy-100001", "train-easy-100002"]
     for arm, hits in (("warmup-eval", [0, 1, 0]), ("grpo", [1, 1, 1]), ("sft", [1, 0, 0])):
         _run(seed / arm / "validation", [{"step": 0}], dict(zip(val, hits, strict=True)), {"wall_seconds": 60.0})
-    names = {"warmup-eval": "warm-up only", "grpo": "warm-up + GRPO", "sft": "warm-up + SFT"}
-    body = bench_rl.final_report(bench_rl.BenchArgs(runs_dir=str(tmp_path)), [0], names)
+    body = bench_rl.final_report(bench_rl.BenchArgs(runs_dir=str(tmp_path)), [0])
     assert body.startswith("Training-world validation (2 level-1 tasks of `train-easy@100000`")
     assert "left out: 1 whose question a training pool also asks (train-easy-100005)" in body
-    assert "| warm-up only | 50.0 | 50.0 |" in body and "| warm-up + SFT | 0.0 | 0.0 |" in body
-    assert "| warm-up + GRPO vs warm-up + SFT: won / lost, McNemar p | 2 / 0 | 0.500 |" in body
+    assert "| warm-up only | 50.0 | 50.0 |" in body and "| warm-up + SFT (same wall time) | 0.0 | 0.0 |" in body
+    assert "| warm-up + GRPO vs warm-up + SFT (same wall time): won / lost, McNemar p | 2 / 0 | 0.500 |" in body
+
+
+def test_the_mixed_arm_ends_on_the_best_mix_on_the_selection_split_and_a_tie_keeps_the_grpo_arm(tmp_path,
+                                                                                               monkeypatch):
+    seed = tmp_path / "seed1"
+    (seed / "grpo" / "checkpoints" / "best").mkdir(parents=True)
+    (seed / "grpo" / "args.json").write_text(json.dumps({"select_tasks": "train-easy@200000", "select_size": 48}))
+    (seed / "grpo" / "checkpoints" / "best" / "best.json").write_text(json.dumps({"iteration": 2, "score": 0.5}))
+    mixed: list[tuple[str, str, float]] = []
+
+    def fake_mix(start, end, weight, output):
+        mixed.append((str(start), str(end), weight))
+        (output / "adapter").mkdir(parents=True)
+        return output
+
+    monkeypatch.setattr("agents.learner.checkpointing.mix_adapters", fake_mix)
+    scores = {"w0.25": 0.4375, "w0.5": 0.5208, "w0.75": 0.5}
+    started: list[list[str]] = []
+    monkeypatch.setattr(bench_rl, "train", lambda run_dir, flags: started.append([str(run_dir), *flags]) or {
+        "eval_success_end": scores[run_dir.parent.name]})
+    chosen = bench_rl.choose_mix(seed, "START", [0.25, 0.5, 0.75], "checkpoints/rl-end")
+    assert chosen == seed / "mix" / "w0.5"
+    assert mixed == [("START", str(seed / "grpo" / "checkpoints" / "rl-end"), w) for w in (0.25, 0.5, 0.75)]
+    assert [run[0] for run in started] == [str(seed / "mix" / f"w{w}" / "select") for w in ("0.25", "0.5", "0.75")]
+    first = started[0]
+    assert [first[first.index(flag) + 1] for flag in ("--seed", "--eval_tasks", "--eval_size", "--iterations",
+                                                      "--init_adapter")] == \
+        ["1", "train-easy@200000", "48", "0", str(seed / "mix" / "w0.25")]
+    choice = json.loads((seed / "mix" / "choice.json").read_text())
+    assert choice["chosen"] == "w0.5" and choice["scores"]["grpo"] == 0.5
+    assert bench_rl.final_adapter(seed, "grpo-mix") == "mix/w0.5"
+    assert bench_rl.arms_of(seed) == ["warmup-eval", "grpo", "sft", "grpo-mix"]
+
+    scores.update({"w0.5": 0.5})  # a mix that only equals the GRPO arm's adapter does not replace it
+    assert bench_rl.choose_mix(seed, "START", [0.25, 0.5, 0.75], "checkpoints/rl-end") == seed / "grpo"
+    assert bench_rl.final_adapter(seed, "grpo-mix") == "grpo"
+    (seed / "grpo" / "args.json").write_text(json.dumps({"select_tasks": ""}))
+    with pytest.raises(ValueError, match="without --select_tasks"):
+        bench_rl.choose_mix(seed, "START", [0.5], "checkpoints/rl-end")
+
+
+def test_the_report_compares_the_mixed_arm_with_every_other(tmp_path, monkeypatch):
+    seed = tmp_path / "seed0"
+    tasks = [f"level1-eval-{i:04d}" for i in range(4)]
+    _run(seed / "warmup", [{"step": 0, "time/warmup_s": 600.0}], {}, {"wall_seconds": 700.0},
+         {"demo_warmup_epochs": 6})
+    for arm, hits in (("warmup-eval", [1, 0, 0, 0]), ("grpo", [1, 1, 0, 0]), ("sft", [0, 0, 0, 0]),
+                      ("grpo-mix", [1, 1, 1, 1])):
+        _run(seed / arm, [{"step": 0}], dict(zip(tasks, hits, strict=True)), {"wall_seconds": 60.0},
+             {"demo_warmup_epochs": 4})
+    (seed / "mix").mkdir()
+    (seed / "mix" / "choice.json").write_text(json.dumps({"scores": {"grpo": 0.5, "w0.5": 0.5625},
+                                                          "chosen": "w0.5", "end": "checkpoints/rl-end"}))
+    monkeypatch.setattr(bench_rl, "kinds", lambda split: ({t: "k" for t in tasks}, {"k"}, {"k"}))
+    body = bench_rl.report(bench_rl.BenchArgs(seeds=[0], runs_dir=str(tmp_path)))
+    assert "| warm-up + GRPO, mixed back towards the warm-up | 100.0 | 100.0 | 100.0 (4) | - | - |" in body
+    assert "| warm-up + GRPO, mixed back towards the warm-up vs warm-up only | +75.0 | 3 | 0 | 0.250 |" in body
+    assert "| warm-up + GRPO, mixed back towards the warm-up vs warm-up + GRPO | +50.0 | 2 | 0 | 0.500 |" in body
+    assert "seed 0: grpo 50.0, w0.5 56.2 (chose w0.5)" in body
+    (seed / "grpo-mix" / "summary.json").unlink()  # until every seed has it, the arm stays out of the table
+    assert "mixed back" not in bench_rl.report(bench_rl.BenchArgs(seeds=[0], runs_dir=str(tmp_path)))

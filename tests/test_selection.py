@@ -103,3 +103,8 @@ def test_a_run_scores_the_selection_split_each_iteration_and_ends_on_the_best_ad
     final = load_file(str(latest_checkpoint(out) / "adapter" / "adapter_model.safetensors"))
     best = load_file(str(out / "checkpoints" / "best" / "adapter" / "adapter_model.safetensors"))
     assert final.keys() == best.keys() and all(torch.equal(final[k], best[k]) for k in final)
+    # the last RL adapter stays beside it (checkpoints/rl-end): the kept one itself when the last scored best
+    rl_end = load_file(str(out / "checkpoints" / "rl-end" / "adapter" / "adapter_model.safetensors"))
+    assert rl_end.keys() == best.keys()
+    if kept["iteration"] == 2:
+        assert all(torch.equal(rl_end[k], best[k]) for k in best)

@@ -11,7 +11,8 @@ own. A checkpoint written by ``N`` processes resumes only with ``N``.
 
 Adapters alone: :func:`keep_adapter` writes a playable one (``checkpoints/warmup``: the warm-up's result), and
 :func:`init_adapter_dir` / :func:`load_matching_adapter` start a new run from one (``--init_adapter``), refusing an
-adapter of another model or LoRA shape.
+adapter of another model or LoRA shape. :func:`mix_adapters` writes a weighted mean of two adapters of one shape
+(the RL phase's last adapter mixed back towards the adapter RL started from).
 """
 
 from __future__ import annotations
@@ -189,3 +190,52 @@ def load_matching_adapter(policy: Policy, folder: Path) -> None:
         raise ValueError(f"--init_adapter {folder}: {len(wrong)} of {len(saved)} tensors do not match this model's "
                          f"adapter (first: {wrong[:1]}); start from an adapter of the same model and LoRA shape")
     policy.load_adapter_weights(str(folder))
+
+
+def mix_adapters(start: str | Path, end: str | Path, weight: float, output: str | Path) -> Path:
+    """Write ``(1 - weight) * start + weight * end``, tensor by tensor, as a playable adapter in ``output``.
+
+    The mean is of the adapter's parameters (LoRA's A and B matrices), not of the weight change ``B @ A`` they
+    make: for an RL adapter trained from ``start`` the two differ by ``weight * (1 - weight) * dB @ dA``, second
+    order in how far RL moved. ``weight`` 0 is ``start``, 1 is ``end``; above 1 extrapolates.
+
+    Args:
+        start: the adapter RL started from (any path :func:`resolve_adapter` takes).
+        end: the adapter it ended on.
+        weight: how far from ``start`` towards ``end``.
+        output: the folder written: ``adapter/``, ``args.json`` (``end``'s run) and ``mix.json`` (what was mixed).
+
+    Raises:
+        ValueError: a non-finite weight, or adapters of another LoRA shape or model (named).
+    """
+    from safetensors.torch import load_file, save_file
+
+    if not np.isfinite(weight):
+        raise ValueError(f"mix weight {weight}: give a finite number (0 = start, 1 = end)")
+    (start_dir, start_args), (end_dir, end_args) = resolve_adapter(start), resolve_adapter(end)
+    configs = [json.loads((d / "adapter_config.json").read_text()) for d in (start_dir, end_dir)]
+    differ = [key for key in ("r", "lora_alpha", "target_modules", "base_model_name_or_path")
+              if _comparable(configs[0].get(key)) != _comparable(configs[1].get(key))]
+    if start_args.get("model") and end_args.get("model") and start_args["model"] != end_args["model"]:
+        differ.append("model")
+    first, second = (load_file(str(d / "adapter_model.safetensors")) for d in (start_dir, end_dir))
+    if not differ and (first.keys() != second.keys() or any(first[k].shape != second[k].shape for k in first)):
+        differ.append("tensor names or shapes")
+    if differ:
+        raise ValueError(f"cannot mix {start_dir} and {end_dir}: their {', '.join(differ)} differ; mix two "
+                         "adapters of one model and LoRA shape")
+    mixed = {k: ((1 - weight) * first[k].float() + weight * second[k].float()).to(first[k].dtype).contiguous()
+             for k in first}
+    folder = Path(output)
+    (folder / "adapter").mkdir(parents=True, exist_ok=True)
+    save_file(mixed, str(folder / "adapter" / "adapter_model.safetensors"), metadata={"format": "pt"})
+    shutil.copy(end_dir / "adapter_config.json", folder / "adapter" / "adapter_config.json")
+    (folder / "args.json").write_text(json.dumps(end_args, indent=2))
+    (folder / "mix.json").write_text(json.dumps({"start": str(start_dir), "end": str(end_dir), "weight": weight},
+                                                indent=2))
+    return folder
+
+
+def _comparable(value: Any) -> Any:
+    """A config value compared by content: PEFT writes ``target_modules`` (a set) in no fixed order."""
+    return sorted(value) if isinstance(value, list) else value

@@ -80,6 +80,16 @@ class DataParallel:
         """Rank 0 (writes logs and checkpoints)."""
         return self.rank == 0
 
+    def close(self) -> None:
+        """Take the process group down, after a run that ended normally on every rank.
+
+        Left to interpreter teardown, a gloo process could abort ("terminate called without an active
+        exception") after its work was done. Not called after a failure: a peer may be gone, and the
+        launcher ends the processes then.
+        """
+        if self.enabled and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
     def shard(self, items: Sequence[Any]) -> list[Any]:
         """This rank's share of ``items``: every ``world_size``-th, starting at ``rank``."""
         return list(items[self.rank :: self.world_size])

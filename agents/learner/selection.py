@@ -8,7 +8,8 @@ scores the policy greedily on that split as RL starts (iteration 0: the adapter 
 last iteration the policy takes the best adapter back when the last one scored lower; the end-of-run
 evaluation, the last checkpoint and ``agents/evaluate.py --adapter <run>`` then all use it. A tie keeps the
 earlier adapter: the same score with fewer RL steps. This is early stopping on a validation split, chosen after
-the fact; it never looks at the held-out tasks.
+the fact; it never looks at the held-out tasks. The last RL adapter is kept too, in ``checkpoints/rl-end``
+(for playing it, or mixing it with the start adapter: ``agents.learner.checkpointing.mix_adapters``).
 
 Give it a split of its own (``train-easy@200000``: training-world tasks at seeds no pool, validation or
 evaluation split draws): the kept adapter's score on it is the best of several, so it is biased upwards and must

@@ -165,7 +165,7 @@ def main(args: Args) -> dict[str, float]:
         if run.rl_envs is not run.envs and args.iterations > run.start_iteration:
             release_sandboxes(run.envs)  # the warm-up pool's sandboxes idle while RL plays in its own world
         rl_phase(run)
-        return finish(run)
+        summary = finish(run)
     except BaseException as exc:
         run.dp.record_failure(exc)  # the other processes quote this note when they stop
         raise
@@ -176,6 +176,8 @@ def main(args: Args) -> dict[str, float]:
         close_eval_sets(run.eval_sets)
         close_eval_sets(run.select_sets)
         run.log.close()
+    run.dp.close()
+    return summary
 
 
 def set_up(args: Args) -> Run:
@@ -335,6 +337,8 @@ def rl_phase(run: Run) -> None:
             metrics.update(selection_point(run, run.best, iteration + 1))
         end = "end"
         if run.best is not None and last:
+            if run.dp.is_main:  # the last RL adapter stays playable (and mixable) beside the kept one
+                keep_adapter(run.policy, run.run_dir / "checkpoints" / "rl-end", args)
             kept = run.best.take_back(run.policy)
             metrics["select/kept_iteration"] = float(kept.iteration)
             run.say(f"the run ends on the adapter after iteration {kept.iteration} (selection success "

@@ -8,6 +8,8 @@
         --seconds_per_pass 76 -- --rl_demo_coef 1          # another recipe, its own runs and RESULTS.md section
     python -m benchmarks.bench_rl --runs_dir runs/bench-rl-files --files_eval files-eval \
         --validation train-easy-files@100000 -- --tasks train-easy-files   # pools with long-file tasks
+    python -m benchmarks.bench_rl --mix 0.25 0.5 0.75 -- --select_tasks train-easy@200000
+        # also the arm grpo-mix: the last RL adapter mixed back towards the warm-up, chosen on the selection split
 
 Per seed, with the main recipe's settings (``--preset multistep``, ``agents/learner/presets.py``):
 

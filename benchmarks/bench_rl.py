@@ -365,10 +365,13 @@ def report(args: BenchArgs) -> str:
 
 def final_report(args: BenchArgs, seeds: list[int], folder: str = "validation", tasks: str = "") -> str:
     """The arms' final adapters on one more split (``<arm>/<folder>``, seeds whose arms were all scored), paired."""
-    arms = [a for a in ARM_NAMES if all((Path(args.runs_dir) / f"seed{s}" / a / folder / "summary.json").is_file()
-                                        for s in seeds)]
-    if not all(a in arms for a in FINAL_ADAPTERS):
+    def done(seed: int, arm: str) -> bool:
+        return (Path(args.runs_dir) / f"seed{seed}" / arm / folder / "summary.json").is_file()
+
+    seeds = [s for s in seeds if all(done(s, a) for a in FINAL_ADAPTERS)]
+    if not seeds:
         return ""
+    arms = [a for a in ARM_NAMES if all(done(s, a) for s in seeds)]  # grpo-mix too once every seed has it
     scored = {s: {a: outcomes(Path(args.runs_dir) / f"seed{s}" / a / folder) for a in arms} for s in seeds}
     left_out: list[str] = []
     if folder == "validation":  # tasks of the training world: a pool may ask the very same question
@@ -378,8 +381,8 @@ def final_report(args: BenchArgs, seeds: list[int], folder: str = "validation", 
         run_args = json.loads(args_file.read_text()) if args_file else {}
         ids = {t for arms in scored.values() for t in arms["grpo"]}
         left_out = sorted(ids & asked_by_pools(tasks or args.validation, args.validation_size, run_args))
-        scored = {s: {a: {t: v for t, v in arms[a].items() if t not in left_out} for a in arms}
-                  for s, arms in scored.items()}
+        scored = {s: {a: {t: v for t, v in by_arm[a].items() if t not in left_out} for a in by_arm}
+                  for s, by_arm in scored.items()}
     rows = []
     for arm in arms:
         rates = [100 * statistics.mean(scored[s][arm].values()) for s in scored]

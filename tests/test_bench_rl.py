@@ -181,5 +181,15 @@ def test_the_report_compares_the_mixed_arm_with_every_other(tmp_path, monkeypatc
     assert "| warm-up + GRPO, mixed back towards the warm-up vs warm-up only | +75.0 | 3 | 0 | 0.250 |" in body
     assert "| warm-up + GRPO, mixed back towards the warm-up vs warm-up + GRPO | +50.0 | 2 | 0 | 0.500 |" in body
     assert "seed 0: grpo 50.0, w0.5 56.2 (chose w0.5)" in body
+    for arm, hits in (("warmup-eval", [1, 0]), ("grpo", [1, 0]), ("sft", [0, 0]), ("grpo-mix", [0, 1])):
+        _run(seed / arm / "files", [{"step": 0}], dict(zip(tasks[:2], hits, strict=True)), {"wall_seconds": 9.0})
+    files = bench_rl.final_report(bench_rl.BenchArgs(runs_dir=str(tmp_path)), [0], "files", "files-eval")
+    assert "| warm-up + GRPO, mixed back towards the warm-up | 50.0 | 50.0 |" in files
+    assert "| warm-up + GRPO, mixed back towards the warm-up vs warm-up + GRPO: won / lost, McNemar p | 1 / 1 |" \
+        in files
+    (seed / "grpo-mix" / "files" / "summary.json").unlink()  # a seed without it: the other arms are still reported
+    assert "mixed back" not in bench_rl.final_report(bench_rl.BenchArgs(runs_dir=str(tmp_path)), [0], "files")
+    assert "| warm-up + GRPO | 50.0 | 50.0 |" in bench_rl.final_report(bench_rl.BenchArgs(runs_dir=str(tmp_path)),
+                                                                      [0], "files")
     (seed / "grpo-mix" / "summary.json").unlink()  # until every seed has it, the arm stays out of the table
     assert "mixed back" not in bench_rl.report(bench_rl.BenchArgs(seeds=[0], runs_dir=str(tmp_path)))

@@ -10,6 +10,8 @@
         --validation train-easy-files@100000 -- --tasks train-easy-files   # pools with long-file tasks
     python -m benchmarks.bench_rl --mix 0.25 0.5 0.75 -- --select_tasks train-easy@200000
         # also the arm grpo-mix: the last RL adapter mixed back towards the warm-up, chosen on the selection split
+    python -m benchmarks.bench_rl --last -- --select_tasks train-easy@200000
+        # also the arm grpo-last: the last RL adapter, what the run gives without the guard
 
 Per seed, with the main recipe's settings (``--preset multistep``, ``agents/learner/presets.py``):
 
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -82,9 +85,11 @@ class BenchArgs:
     mix: list[float] = arg([], "also the arm grpo-mix: the GRPO arm's last RL adapter mixed back towards the warm-up "
                                "at each weight (0 = warm-up, 1 = last), each scored on the GRPO arm's --select_tasks; "
                                "it ends on the best of those and the GRPO arm's own (ties keep the GRPO arm's)")
-    mix_end: str = arg("checkpoints/rl-end", "the GRPO arm's last RL adapter, inside its folder (runs from before "
-                                             "rl-end was kept hold checkpoints/step-<iterations - 2>: one "
-                                             "iteration earlier)")
+    last: bool = arg(False, "also the arm grpo-last: the GRPO arm's last RL adapter (--mix_end), scored like every "
+                            "arm: what the recipe gives without --select_tasks, from the same run")
+    mix_end: str = arg("checkpoints/rl-end", "the GRPO arm's last RL adapter, inside its folder, for --mix and "
+                                             "--last (runs from before rl-end was kept: checkpoints/step-<iterations "
+                                             "- 1>; for --mix, session 14 used step-<iterations - 2>)")
     no_write: bool = arg(False, "print only; do not touch benchmarks/RESULTS.md")
     label: str = arg("", "added to the RESULTS.md section title, so that runs of another recipe (another --runs_dir) "
                          "get a section of their own")
@@ -131,6 +136,10 @@ def run_seed(seed: int, args: BenchArgs) -> None:
         chosen = choose_mix(root, start, args.mix, args.mix_end)
         train(root / "grpo-mix", [*common, "--iterations", "0", "--init_adapter", str(chosen),
                                   "--demo_warmup_epochs", "0"])
+    if args.last:
+        end = last_adapter(root, args.mix_end).resolve()  # absolute: final_adapter reads it back from args.json
+        train(root / "grpo-last", [*common, "--iterations", "0", "--init_adapter", str(end),
+                                   "--demo_warmup_epochs", "0"])
     for folder, (tasks, size) in final_scorings(args).items():
         score_final_adapters(root, start, folder, tasks, size)
     if args.second_round:  # the same question one round later: from the longer warm-up, RL or still more SFT?
@@ -147,10 +156,14 @@ FINAL_ADAPTERS = {"warmup-eval": None, "grpo": "grpo", "sft": "sft/checkpoints/w
 
 #: Display names of the arms, in table order.
 ARM_NAMES = {"warmup-eval": "warm-up only", "grpo": "warm-up + GRPO",
-             "grpo-mix": "warm-up + GRPO, mixed back towards the warm-up", "sft": "warm-up + SFT (same wall time)"}
-#: The paired comparisons of the held-out table (those whose first arm ran).
+             "grpo-mix": "warm-up + GRPO, mixed back towards the warm-up",
+             "grpo-last": "warm-up + GRPO, last RL adapter (no guard)", "sft": "warm-up + SFT (same wall time)"}
+#: Arms beyond the three that only ``--mix`` and ``--last`` add; each joins a table once every seed in it has it.
+OPTIONAL_ARMS = ("grpo-mix", "grpo-last")
+#: The paired comparisons of the held-out table (those whose two arms ran).
 PAIRS = (("grpo", "warmup-eval"), ("grpo", "sft"), ("grpo-mix", "warmup-eval"), ("grpo-mix", "sft"),
-         ("grpo-mix", "grpo"), ("sft", "warmup-eval"))
+         ("grpo-mix", "grpo"), ("grpo-last", "warmup-eval"), ("grpo-last", "sft"), ("grpo", "grpo-last"),
+         ("sft", "warmup-eval"))
 
 
 def choose_mix(root: Path, start: str, weights: list[float], end: str) -> Path:
@@ -180,17 +193,33 @@ def choose_mix(root: Path, start: str, weights: list[float], end: str) -> Path:
     return root / "grpo" if chosen == "grpo" else root / "mix" / chosen
 
 
+def last_adapter(root: Path, end: str) -> Path:
+    """The GRPO arm's last RL adapter: ``end`` inside its folder when the guard (``--select_tasks``) kept it there,
+    else the arm's own adapter (without the guard the run ends on its last adapter)."""
+    grpo_args = json.loads((root / "grpo" / "args.json").read_text())
+    if not grpo_args.get("select_tasks"):
+        return root / "grpo"
+    if not (root / "grpo" / end).is_dir():
+        raise FileNotFoundError(f"--last: {root / 'grpo' / end} is missing (the run predates rl-end? pass "
+                                f"--mix_end checkpoints/step-<iterations - 1>)")
+    return root / "grpo" / end
+
+
 def final_adapter(root: Path, arm: str) -> str | None:
     """Where arm ``arm``'s final adapter is, relative to a seed's folder (None: the saved warm-up)."""
     if arm == "grpo-mix":
         chosen = json.loads((root / "mix" / "choice.json").read_text())["chosen"]
         return "grpo" if chosen == "grpo" else f"mix/{chosen}"
+    if arm == "grpo-last":  # the adapter its scoring run started from (an absolute path)
+        return json.loads((root / arm / "args.json").read_text())["init_adapter"]
     return FINAL_ADAPTERS[arm]
 
 
 def arms_of(root: Path) -> list[str]:
-    """The arms whose final adapters a seed's folder holds: the three, and ``grpo-mix`` after ``--mix``."""
-    return [*FINAL_ADAPTERS, *(["grpo-mix"] if (root / "mix" / "choice.json").is_file() else [])]
+    """The arms whose final adapters a seed's folder holds: the three, ``grpo-mix`` after ``--mix`` and
+    ``grpo-last`` after ``--last``."""
+    return [*FINAL_ADAPTERS, *(["grpo-mix"] if (root / "mix" / "choice.json").is_file() else []),
+            *(["grpo-last"] if (root / "grpo-last" / "args.json").is_file() else [])]
 
 
 def final_scorings(args: BenchArgs) -> dict[str, tuple[str, int]]:
@@ -278,11 +307,13 @@ def report(args: BenchArgs) -> str:
                                for a in ("warmup", "grpo", "sft")}
     if not per_seed:
         return "No finished seed yet."
-    # --mix: the mixed arm joins the tables once every finished seed has it
-    mixed = all((Path(args.runs_dir) / f"seed{s}" / "grpo-mix" / "summary.json").is_file() for s in per_seed)
-    arms = [a for a in ARM_NAMES if a != "grpo-mix" or mixed]
-    for seed in per_seed if mixed else ():
-        per_seed[seed]["grpo-mix"] = outcomes(Path(args.runs_dir) / f"seed{seed}" / "grpo-mix")
+    # --mix, --last: such an arm joins the tables once every finished seed has it
+    joined = [a for a in OPTIONAL_ARMS
+              if all((Path(args.runs_dir) / f"seed{s}" / a / "summary.json").is_file() for s in per_seed)]
+    arms = [a for a in ARM_NAMES if a not in OPTIONAL_ARMS or a in joined]
+    for seed in per_seed:
+        per_seed[seed].update({a: outcomes(Path(args.runs_dir) / f"seed{seed}" / a) for a in joined})
+    mixed = "grpo-mix" in joined
     trained_on = json.loads((Path(args.runs_dir) / f"seed{min(per_seed)}" / "warmup" / "args.json").read_text())
     held, warm_kinds, rl_kinds = kinds(trained_on.get("tasks", "train-easy"))
     groups = {"warm-up pool's kinds": lambda k: k in warm_kinds,
@@ -300,7 +331,7 @@ def report(args: BenchArgs) -> str:
                             *(f"{name} (tasks)" for name in groups)], rows)
     tests = []
     for a, b in PAIRS:
-        if a not in arms:
+        if a not in arms or b not in arms:
             continue
         wins = sum(per_seed[s][a][t] and not per_seed[s][b][t] for s in per_seed for t in per_seed[s][a])
         losses = sum(per_seed[s][b][t] and not per_seed[s][a][t] for s in per_seed for t in per_seed[s][a])
@@ -352,6 +383,11 @@ def report(args: BenchArgs) -> str:
                    "chosen with the GRPO arm's own adapter on its selection split; selection success per seed: " +
                    "; ".join(f"seed {s}: " + ", ".join(f"{name} {100 * v:.1f}" for name, v in c["scores"].items())
                              + f" (chose {c['chosen']})" for s, c in choices.items()))
+    if "grpo-last" in joined:
+        ends = {s: os.path.relpath(final_adapter(seed_dir, "grpo-last") or "", seed_dir.resolve())
+                for s in per_seed if (seed_dir := Path(args.runs_dir) / f"seed{s}")}
+        recipe += ("\n- GRPO arm's last RL adapter (what the run gives without the guard), inside each seed's folder: "
+                   + ", ".join(f"seed {s}: {end}" for s, end in ends.items()))
     trained = sorted({summaries[s][a].get("commit", "?") for s in per_seed for a in summaries[s]})
     commit = f"runs trained at {', '.join(trained)} (? = before commits were recorded), reported at {code_commit()}"
     return (f"{table}\n\n{paired}\n\n{wall}\n\n- seeds finished: {sorted(per_seed)} (a claim needs all 3); "
@@ -388,7 +424,7 @@ def final_report(args: BenchArgs, seeds: list[int], folder: str = "validation", 
         rates = [100 * statistics.mean(scored[s][arm].values()) for s in scored]
         rows.append([ARM_NAMES[arm], " / ".join(f"{r:.1f}" for r in rates), f"{statistics.mean(rates):.1f}"])
     for a, b in PAIRS:
-        if a not in arms or (a, b) == ("sft", "warmup-eval"):
+        if a not in arms or b not in arms or (a, b) == ("sft", "warmup-eval"):
             continue
         wins = sum(scored[s][a][t] and not scored[s][b][t] for s in scored for t in scored[s][a])
         losses = sum(scored[s][b][t] and not scored[s][a][t] for s in scored for t in scored[s][a])

@@ -193,3 +193,46 @@ def test_the_report_compares_the_mixed_arm_with_every_other(tmp_path, monkeypatc
                                                                       [0], "files")
     (seed / "grpo-mix" / "summary.json").unlink()  # until every seed has it, the arm stays out of the table
     assert "mixed back" not in bench_rl.report(bench_rl.BenchArgs(seeds=[0], runs_dir=str(tmp_path)))
+
+
+def test_the_last_arm_scores_the_last_rl_adapter_and_joins_the_report(tmp_path, monkeypatch):
+    seed = tmp_path / "seed0"
+    tasks = [f"level1-eval-{i:04d}" for i in range(4)]
+    _run(seed / "warmup", [{"step": 0, "time/warmup_s": 600.0}], {}, {"wall_seconds": 700.0},
+         {"demo_warmup_epochs": 6})
+    for arm, hits in (("warmup-eval", [1, 0, 0, 0]), ("grpo", [1, 1, 1, 0]), ("sft", [0, 0, 0, 0])):
+        _run(seed / arm, [{"step": 0}], dict(zip(tasks, hits, strict=True)), {"wall_seconds": 60.0},
+             {"demo_warmup_epochs": 4, "select_tasks": "train-easy@200000"})
+    with pytest.raises(FileNotFoundError, match="predates rl-end"):  # guarded, but no last adapter kept
+        bench_rl.last_adapter(seed, "checkpoints/rl-end")
+    (seed / "grpo" / "checkpoints" / "rl-end").mkdir(parents=True)
+    assert bench_rl.last_adapter(seed, "checkpoints/rl-end") == seed / "grpo" / "checkpoints" / "rl-end"
+
+    started: list[list[str]] = []
+
+    def fake_train(run_dir, flags):  # only the last arm is missing; it records its adapter as a run would
+        started.append([str(run_dir), *flags])
+        _run(run_dir, [{"step": 0}], dict(zip(tasks, [1, 1, 0, 0], strict=True)), {"wall_seconds": 30.0},
+             {"init_adapter": flags[flags.index("--init_adapter") + 1]})
+        return {}
+
+    monkeypatch.setattr(bench_rl, "train", lambda run_dir, flags: {} if (run_dir / "summary.json").is_file()
+                        else fake_train(run_dir, flags))
+    monkeypatch.setattr(bench_rl, "sft_passes", lambda *a: 4)
+    bench_rl.run_seed(0, bench_rl.BenchArgs(runs_dir=str(tmp_path), last=True, validation=""))
+    assert [run[0] for run in started] == [str(seed / "grpo-last")]
+    flags = started[0]
+    assert flags[flags.index("--init_adapter") + 1] == str((seed / "grpo" / "checkpoints" / "rl-end").resolve())
+    assert flags[flags.index("--iterations") + 1] == "0"
+    assert bench_rl.arms_of(seed) == ["warmup-eval", "grpo", "sft", "grpo-last"]
+    assert bench_rl.final_adapter(seed, "grpo-last") == str((seed / "grpo" / "checkpoints" / "rl-end").resolve())
+
+    monkeypatch.setattr(bench_rl, "kinds", lambda split: ({t: "k" for t in tasks}, {"k"}, {"k"}))
+    body = bench_rl.report(bench_rl.BenchArgs(seeds=[0], runs_dir=str(tmp_path)))
+    assert "| warm-up + GRPO, last RL adapter (no guard) | 50.0 | 50.0 | 50.0 (4) | - | - |" in body
+    assert "| warm-up + GRPO, last RL adapter (no guard) vs warm-up only | +25.0 | 1 | 0 | 1.000 |" in body
+    assert "| warm-up + GRPO vs warm-up + GRPO, last RL adapter (no guard) | +25.0 | 1 | 0 | 1.000 |" in body
+    assert "inside each seed's folder: seed 0: grpo/checkpoints/rl-end" in body
+
+    (seed / "grpo" / "args.json").write_text(json.dumps({"select_tasks": ""}))  # no guard: the run ends on it
+    assert bench_rl.last_adapter(seed, "checkpoints/rl-end") == seed / "grpo"

@@ -88,8 +88,9 @@ class BenchArgs:
     last: bool = arg(False, "also the arm grpo-last: the GRPO arm's last RL adapter (--mix_end), scored like every "
                             "arm: what the recipe gives without --select_tasks, from the same run")
     mix_end: str = arg("checkpoints/rl-end", "the GRPO arm's last RL adapter, inside its folder, for --mix and "
-                                             "--last (runs from before rl-end was kept: checkpoints/step-<iterations "
-                                             "- 1>; for --mix, session 14 used step-<iterations - 2>)")
+                                             "--last (runs from before rl-end was kept hold no last adapter: their "
+                                             "last checkpoint is written after the guard took the kept one back; "
+                                             "checkpoints/step-<iterations - 2> is one iteration earlier)")
     no_write: bool = arg(False, "print only; do not touch benchmarks/RESULTS.md")
     label: str = arg("", "added to the RESULTS.md section title, so that runs of another recipe (another --runs_dir) "
                          "get a section of their own")
@@ -200,8 +201,8 @@ def last_adapter(root: Path, end: str) -> Path:
     if not grpo_args.get("select_tasks"):
         return root / "grpo"
     if not (root / "grpo" / end).is_dir():
-        raise FileNotFoundError(f"--last: {root / 'grpo' / end} is missing (the run predates rl-end? pass "
-                                f"--mix_end checkpoints/step-<iterations - 1>)")
+        raise FileNotFoundError(f"--last: {root / 'grpo' / end} is missing (a run from before rl-end was kept "
+                                f"holds no last adapter: --mix_end checkpoints/step-<iterations - 2> is one earlier)")
     return root / "grpo" / end
 
 

@@ -203,7 +203,7 @@ def test_the_last_arm_scores_the_last_rl_adapter_and_joins_the_report(tmp_path, 
     for arm, hits in (("warmup-eval", [1, 0, 0, 0]), ("grpo", [1, 1, 1, 0]), ("sft", [0, 0, 0, 0])):
         _run(seed / arm, [{"step": 0}], dict(zip(tasks, hits, strict=True)), {"wall_seconds": 60.0},
              {"demo_warmup_epochs": 4, "select_tasks": "train-easy@200000"})
-    with pytest.raises(FileNotFoundError, match="predates rl-end"):  # guarded, but no last adapter kept
+    with pytest.raises(FileNotFoundError, match="holds no last adapter"):  # guarded, but no last adapter kept
         bench_rl.last_adapter(seed, "checkpoints/rl-end")
     (seed / "grpo" / "checkpoints" / "rl-end").mkdir(parents=True)
     assert bench_rl.last_adapter(seed, "checkpoints/rl-end") == seed / "grpo" / "checkpoints" / "rl-end"

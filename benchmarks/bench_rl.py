@@ -207,7 +207,8 @@ def last_adapter(root: Path, end: str) -> Path:
 
 
 def final_adapter(root: Path, arm: str) -> str | None:
-    """Where arm ``arm``'s final adapter is, relative to a seed's folder (None: the saved warm-up)."""
+    """Where arm ``arm``'s final adapter is: relative to a seed's folder, or absolute for ``grpo-last`` (None: the
+    saved warm-up)."""
     if arm == "grpo-mix":
         chosen = json.loads((root / "mix" / "choice.json").read_text())["chosen"]
         return "grpo" if chosen == "grpo" else f"mix/{chosen}"
@@ -385,8 +386,8 @@ def report(args: BenchArgs) -> str:
                    "; ".join(f"seed {s}: " + ", ".join(f"{name} {100 * v:.1f}" for name, v in c["scores"].items())
                              + f" (chose {c['chosen']})" for s, c in choices.items()))
     if "grpo-last" in joined:
-        ends = {s: os.path.relpath(final_adapter(seed_dir, "grpo-last") or "", seed_dir.resolve())
-                for s in per_seed if (seed_dir := Path(args.runs_dir) / f"seed{s}")}
+        seed_dirs = {s: Path(args.runs_dir) / f"seed{s}" for s in per_seed}
+        ends = {s: os.path.relpath(final_adapter(d, "grpo-last") or "", d.resolve()) for s, d in seed_dirs.items()}
         recipe += ("\n- GRPO arm's last RL adapter (what the run gives without the guard), inside each seed's folder: "
                    + ", ".join(f"seed {s}: {end}" for s, end in ends.items()))
     trained = sorted({summaries[s][a].get("commit", "?") for s in per_seed for a in summaries[s]})

@@ -17,7 +17,7 @@ HEADER = ("# Benchmark results\n\nEvery table below was written by the script na
 
 
 def machine() -> str:
-    """A one-line description of this machine."""
+    """A one-line description of this machine (the CPU's model and vector unit included: see :func:`cpu_kind`)."""
     cpus = os.cpu_count()
     mem = ""
     try:
@@ -25,7 +25,30 @@ def machine() -> str:
         mem = f", {kib / 2**20:.0f} GiB RAM"
     except (OSError, StopIteration, ValueError):
         pass
-    return f"{platform.machine()}, {cpus} CPUs{mem}, Linux {platform.release()}, Python {platform.python_version()}"
+    try:
+        cpu = f" ({cpu_kind(Path('/proc/cpuinfo').read_text())})"
+    except OSError:
+        cpu = ""
+    return (f"{platform.machine()}{cpu}, {cpus} CPUs{mem}, Linux {platform.release()}, "
+            f"Python {platform.python_version()}")
+
+
+#: CPU flags, widest first, and how a benchmark line names them.
+_VECTOR_UNITS = (("amx_bf16", "AMX, native bf16"), ("avx512_bf16", "AVX512-BF16, native bf16"),
+                 ("avx512f", "AVX512, bf16 emulated"), ("avx2", "AVX2, bf16 emulated"))
+
+
+def cpu_kind(cpuinfo: str) -> str:
+    """The CPU's model name and widest vector unit from the text of ``/proc/cpuinfo``, e.g. ``AMD EPYC, AVX2,
+    bf16 emulated``: what sets a CPU run's speed, and whether ``--bf16`` autocast speeds it up (native) or slows
+    it down (emulated)."""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    unit = next((name for flag, name in _VECTOR_UNITS if flag in flags), "no AVX2")
+    return f"{fields.get('model name', 'unknown CPU')}, {unit}"
 
 
 def code_commit(paths: Sequence[str] = ("agents", "toolr1_env", "benchmarks")) -> str:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import torch
 
+from agents.learner.model_loading import native_bf16
 from agents.learner.presets import PRESETS
 from agents.learner.train import Args, parse_args
 
@@ -15,6 +17,7 @@ def test_every_preset_sets_only_existing_fields_with_their_types():
     for name, values in PRESETS.items():
         for key, value in values.items():
             assert key in fields, (name, key)
+            value = value() if callable(value) else value  # a setting that depends on the machine
             assert isinstance(value, type(getattr(Args(), key))), (name, key, value)
 
 
@@ -40,3 +43,33 @@ def test_an_unknown_preset_is_refused(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--preset", "nope"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def _machine(monkeypatch, *, cuda: bool = False, cuda_bf16: bool = False, avx512_bf16: bool = False,
+             amx: bool = False) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: cuda_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+
+
+@pytest.mark.parametrize(("machine", "native"), [
+    ({}, False),  # an AVX2-only CPU: bfloat16 is emulated, autocast would slow the run down
+    ({"avx512_bf16": True}, True),
+    ({"amx": True}, True),
+    ({"cuda": True, "cuda_bf16": True}, True),
+    ({"cuda": True, "cuda_bf16": False, "avx512_bf16": True}, False),  # the GPU runs the model, not the CPU
+])
+def test_native_bf16_reads_the_machine(monkeypatch, machine, native):
+    _machine(monkeypatch, **machine)
+    assert native_bf16() is native
+
+
+def test_the_main_recipe_autocasts_in_bf16_only_where_bf16_is_native_and_flags_still_win(monkeypatch):
+    _machine(monkeypatch)  # AVX2 only
+    assert parse_args([]).bf16 is False
+    assert parse_args(["--bf16"]).bf16 is True
+    _machine(monkeypatch, avx512_bf16=True)
+    assert parse_args(["--preset", "multistep"]).bf16 is True
+    assert parse_args(["--no_bf16"]).bf16 is False
+    assert parse_args(["--preset", "single-step"]).bf16 is False  # the Args default, whatever the machine

@@ -231,3 +231,24 @@ def make_tiny_model(tokenizer: Any = None, seed: int = 0) -> tuple[Any, Any]:
         model = LlamaForCausalLM(config)
     model.eval()
     return model, tokenizer
+
+
+#: ``torch.cpu`` checks for CPUs whose bfloat16 arithmetic is native (AVX512-BF16, AMX).
+_NATIVE_BF16_CPU_CHECKS = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+
+
+def native_bf16() -> bool:
+    """Whether bfloat16 arithmetic is native here, so that ``--bf16`` autocast speeds a run up: a CUDA GPU that
+    supports it, or a CPU with AVX512-BF16 or AMX.
+
+    Elsewhere (a CPU with AVX2 only) PyTorch emulates bfloat16 and autocast makes sampling slower than fp32:
+    on an AVX2-only AMD EPYC the trainer's sampler ran 30 tokens/s under autocast against 74 in fp32
+    (``benchmarks/bench_sampler.py --bf16``, docs/training_result.md). The main recipe's preset turns ``--bf16``
+    on only where this returns True.
+    """
+    import torch
+
+    if torch.cuda.is_available():
+        return bool(torch.cuda.is_bf16_supported())
+    cpu = getattr(torch, "cpu", None)
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in _NATIVE_BF16_CPU_CHECKS)

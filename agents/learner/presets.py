@@ -5,7 +5,8 @@
     python agents/train_grpo.py --preset single-step                 # the one-turn run
 
 A preset is only a dict of :class:`agents.learner.config.Args` field values applied as parser defaults
-before the command line is read, so ``args.json`` records the resolved values (and the preset's name) and
+before the command line is read (a value that is a function is called then: a setting that depends on the
+machine, such as ``bf16``), so ``args.json`` records the resolved values (and the preset's name) and
 ``--help`` shows every flag as usual. Without ``--preset`` the command line applies :data:`DEFAULT_PRESET`.
 The presets:
 
@@ -23,8 +24,9 @@ The presets:
   of ``level1-eval`` (another world: no training entity, page or question appears in it), with a table at the end.
   The run ends on RL's last adapter: ``--select_tasks`` (end on the best adapter on a validation split) costs about
   a minute a scoring, more than the 20 minutes leave (docs/training_result.md).
-  bfloat16 autocast (``--bf16``; faster than fp32 on CPUs with AVX512-BF16, see the docs; on a CPU without native
-  bfloat16 pass ``--no_bf16``).
+  bfloat16 autocast (``--bf16``) where bfloat16 is native (a CUDA GPU, a CPU with AVX512-BF16 or AMX: faster than
+  fp32 there), fp32 elsewhere (on an AVX2-only CPU autocast is emulated and sampling runs about 2.5x slower than
+  fp32); ``--bf16`` or ``--no_bf16`` overrides that choice.
 * ``single-step`` (``warmup`` is its historical name): the :class:`~agents.learner.config.Args` defaults: one
   code action per episode on level-0 warm-up tasks, GRPO with the pool's reference solutions in the sample
   queue, held-out ``warmup-eval``.
@@ -38,6 +40,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from agents.cli import build_parser
+from agents.learner.model_loading import native_bf16
 
 T = TypeVar("T")
 
@@ -81,7 +84,7 @@ PRESETS: dict[str, Mapping[str, Any]] = {
         "repair_demonstrations": False,
         "queue_max_age": 16,
         "queue_max_reuse": 4,
-        "bf16": True,
+        "bf16": native_bf16,  # resolved on this machine when the preset is applied (args.json keeps the result)
     },
 }
 
@@ -104,7 +107,10 @@ def parse_with_preset(cls: type[T], argv: Sequence[str] | None = None, *, descri
     early.add_argument("--preset", default=DEFAULT_PRESET, choices=preset_names())
     known, _ = early.parse_known_args(argv)
     parser = build_parser(cls, description)
-    values = {"preset": known.preset, **PRESETS[known.preset]} if known.preset else {}
+    preset = PRESETS[known.preset] if known.preset else {}
+    values = {name: value() if callable(value) else value for name, value in preset.items()}
+    if known.preset:
+        values["preset"] = known.preset
     fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(values) - fields)
     if unknown:

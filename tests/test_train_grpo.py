@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+
+from agents.learner.train import progress_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "agents" / "train_grpo.py"
@@ -56,6 +60,19 @@ def test_two_iterations_write_metrics_checkpoints_and_curves(tmp_path):
     assert len(trained) == logged[2]["rollout/online_total"] - logged[1]["rollout/online_total"]
     assert all(e["turns"] and {"action", "error", "observation"} <= e["turns"][0].keys() for e in trained)
     assert len((out / "episodes" / "eval-2.jsonl").read_text().splitlines()) == 2
+    # Evaluations report their progress while they play, not only when they end.
+    assert re.search(r"held-out evaluation \(end\): 1/2 episodes ended, about \d+:\d\d left", result.stderr)
+
+
+def test_progress_lines_say_each_quarter_once_with_the_time_left() -> None:
+    said: list[str] = []
+    report = progress_lines(SimpleNamespace(say=said.append), "held-out evaluation (start)")  # type: ignore[arg-type]
+    for ended in range(1, 9):
+        report(ended, 8)
+    assert [line.split(", about")[0] for line in said] == [
+        "held-out evaluation (start): 2/8 episodes ended", "held-out evaluation (start): 4/8 episodes ended",
+        "held-out evaluation (start): 6/8 episodes ended"]
+    assert all(re.search(r"about \d+:\d\d left$", line) for line in said)
 
 
 def test_resume_after_a_kill_continues_where_it_stopped(tmp_path):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -169,22 +169,28 @@ def episode_metrics(trajectories: Sequence[Trajectory], prefix: str) -> dict[str
 
 
 def evaluate(policy: Policy, sets: Sequence[EvalSet], args: EnvSettings, dp: DataParallel | None = None,
-             log: RunLog | None = None, tag: str = "0", prefix: str = "eval", episodes: str = "eval"
-             ) -> dict[str, float]:
+             log: RunLog | None = None, tag: str = "0", prefix: str = "eval", episodes: str = "eval",
+             progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
     """Greedy success on every evaluation set (``<prefix>/success`` over all their tasks, and per set).
 
     With ``log``, the episodes go to ``<run>/episodes/<episodes>-<tag>.jsonl``. Infrastructure errors are left out
-    of the scores and counted (``<prefix>/infra_errors``).
+    of the scores and counted (``<prefix>/infra_errors``). ``progress`` is called with (episodes ended, episodes
+    to play) over all the sets each time one of this process's episodes ends (under data parallel each process
+    plays about its share of the total).
     """
     start = time.perf_counter()
     played: list[Trajectory] = []
     metrics: dict[str, Any] = {}
+    dp = dp or DataParallel()
+    total = sum(-(-len(s.tasks) // dp.world_size) for s in sets)  # this process's share, rounded up
     for eval_set in sets:
+        before = len(played) // dp.world_size
         requests = [EpisodeRequest(t.task_id, f"eval-{t.task_id}", seed=0, task=t) for t in eval_set.tasks]
-        trajectories, _ = collect_everywhere(dp or DataParallel(), policy, eval_set.envs, requests,
+        on_end = None if progress is None else (lambda ended, _, before=before: progress(before + ended, total))
+        trajectories, _ = collect_everywhere(dp, policy, eval_set.envs, requests,
                                              max_episode_tokens=args.max_episode_tokens,
                                              system_prompt=args.system_prompt or None, temperature=0.0,
-                                             response_prefix=args.response_prefix)
+                                             response_prefix=args.response_prefix, on_end=on_end)
         clean = without_infra_errors(trajectories)
         if len(sets) > 1:
             metrics[f"{prefix}/{eval_set.name}/success"] = (

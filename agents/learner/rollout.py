@@ -13,7 +13,7 @@ An episode whose tokens would exceed ``max_episode_tokens`` is cut (``truncated`
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,19 +201,28 @@ class PolicyPlayer:
 def collect(policy: Policy, envs: ThreadVectorEnv, requests: Sequence[EpisodeRequest], *,
             max_episode_tokens: int = 2048, system_prompt: str | None = None, temperature: float | None = None,
             response_prefix: str = "", generator: torch.Generator | None = None,
-            scripts: Sequence[Sequence[str]] | None = None) -> tuple[list[Trajectory], RolloutStats]:
+            scripts: Sequence[Sequence[str]] | None = None, on_end: Callable[[int, int], None] | None = None
+            ) -> tuple[list[Trajectory], RolloutStats]:
     """Play every request to the end through :func:`agents.engine.play_episodes`; one trajectory per request.
 
     ``temperature`` overrides the policy's sampling temperature (0 = greedy, for evaluation);
     ``response_prefix``, ``system_prompt`` and ``max_episode_tokens`` make the :class:`Conversation`
-    (tokens per turn: ``policy.config.max_new_tokens``); ``scripts`` see :class:`PolicyPlayer`.
+    (tokens per turn: ``policy.config.max_new_tokens``); ``scripts`` see :class:`PolicyPlayer`; ``on_end`` is
+    called with (episodes ended, episodes to play) each time an episode ends (progress reports).
     """
     conversation = Conversation(system_prompt or None, response_prefix, policy.config.max_new_tokens,
                                 max_episode_tokens)
     player = PolicyPlayer(policy, conversation, temperature=temperature, generator=generator, scripts=scripts)
     engine = EngineStats()
+    ended = [0]
+
+    def count(_index: int, _episode: object) -> None:
+        ended[0] += 1
+        if on_end is not None:
+            on_end(ended[0], len(requests))
+
     with policy.reusing_turns() as turns:  # the weights stay fixed while episodes play
-        episodes = play_episodes(player, envs, requests, stats=engine)
+        episodes = play_episodes(player, envs, requests, stats=engine, on_end=count)
     player.stats.reused_prompt_tokens = turns.reused_tokens
     stats = player.stats
     stats.episodes, stats.env_steps = engine.episodes, engine.env_steps

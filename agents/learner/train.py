@@ -45,6 +45,7 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -360,7 +361,8 @@ def rl_phase(run: Run) -> None:
 def selection_point(run: Run, best: BestAdapter, iteration: int) -> dict[str, float]:
     """Score the policy on ``--select_tasks`` after ``iteration`` RL iterations and offer it to ``best`` (kept when
     it is the best so far, ``agents.learner.selection``); returns the ``select/*`` metrics."""
-    metrics = evaluate(run.policy, run.select_sets, run.args, run.dp, run.log, str(iteration), "select", "select")
+    metrics = evaluate(run.policy, run.select_sets, run.args, run.dp, run.log, str(iteration), "select", "select",
+                       progress=progress_lines(run, f"selection split after {iteration} iterations"))
     if run.rl_envs is not run.envs:  # the training world's sandboxes idle again until the next selection
         release_sandboxes(run.envs)
     score = metrics["select/success"]
@@ -376,11 +378,28 @@ def evaluation_point(run: Run, name: str, tag: str, prefix: str = "eval") -> dic
     previous = [m[f"time/{p}_s"] for _, m in run.results for p in ("eval", "eval_base") if f"time/{p}_s" in m]
     guess = f", about {_clock(previous[-1])}" if previous else ""
     run.say(f"held-out evaluation ({name}): {tasks} tasks, greedy{guess}")
-    metrics = evaluate(run.policy, run.eval_sets, run.args, run.dp, run.log, tag, prefix)
+    metrics = evaluate(run.policy, run.eval_sets, run.args, run.dp, run.log, tag, prefix,
+                       progress=progress_lines(run, f"held-out evaluation ({name})"))
     run.say(f"held-out evaluation ({name}): success {metrics[f'{prefix}/success']:.3f}")
     at = {"time/elapsed_s": time.time() - run.started}  # for the table only: the logged elapsed time excludes it
     run.results.append((name, {**{k.replace(f"{prefix}/", "eval/", 1): v for k, v in metrics.items()}, **at}))
     return metrics
+
+
+def progress_lines(run: Run, what: str) -> Callable[[int, int], None]:
+    """A progress callback for an evaluation: a line at each quarter of its episodes, with the time left estimated
+    from the pace so far (episodes play side by side and end on later turns, so it is a rough guess)."""
+    started = time.time()
+    said: set[int] = set()
+
+    def report(ended: int, total: int) -> None:
+        quarter = 4 * ended // max(total, 1)
+        if 0 < quarter < 4 and quarter not in said:
+            said.add(quarter)
+            left = (time.time() - started) / ended * (total - ended)
+            run.say(f"{what}: {ended}/{total} episodes ended, about {_clock(left)} left")
+
+    return report
 
 
 def finish(run: Run) -> dict[str, float]:

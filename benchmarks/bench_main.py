@@ -4,6 +4,7 @@
     python -m benchmarks.bench_main --seeds 0 --no_write  # one seed, print only
     python -m benchmarks.bench_main --report_only         # tabulate the runs already on disk
     python -m benchmarks.bench_main -- --iterations 8     # flags after -- go to every run
+    python -m benchmarks.bench_main --runs_dir runs/bench-main-avx2 --label "AVX2-only CPU"  # a section of its own
 
 Each seed runs exactly ``bash scripts/train.sh --seed <k> --output_dir runs/bench-main/seed<k>`` (the set-up
 included, which only checks on a machine already set up), watched by :class:`benchmarks.memory.MemoryWatch`:
@@ -44,6 +45,8 @@ class MainArgs:
     runs_dir: str = arg(str(ROOT / "runs" / "bench-main"), "where the runs live")
     report_only: bool = arg(False, "do not train; tabulate what is on disk")
     no_write: bool = arg(False, "print only; do not touch benchmarks/RESULTS.md")
+    label: str = arg("", "added to the RESULTS.md section title, so that runs on another machine or code (another "
+                         "--runs_dir) get a section of their own")
     extra: list[str] = arg([], "internal: filled from the arguments after -- (agents/train_grpo.py flags)")
 
 
@@ -96,6 +99,7 @@ def _end_episodes(run_dir: Path) -> Path:
 def report(args: MainArgs) -> str:
     """The per-seed table, the spread and the paired warm-up -> end test, from the runs on disk."""
     rows, spreads, wins, losses, done = [], {k: [] for k in range(6)}, 0, 0, []
+    autocast: list[str] = []  # the preset turns bf16 on only where bfloat16 is native: say what each seed ran
     for seed in args.seeds:
         run_dir = Path(args.runs_dir) / f"seed{seed}"
         if not (run_dir / "bench.json").exists():
@@ -118,6 +122,8 @@ def report(args: MainArgs) -> str:
                      f"{bench['peak_sandboxes_mib'] / 1024:.1f}) at {bench['peak_at_s'] / 60:.0f} min",
                      bench["commit"], bench["date"]])
         done.append(seed)
+        run_args = json.loads((run_dir / "args.json").read_text()) if (run_dir / "args.json").is_file() else {}
+        autocast.append(f"seed {seed} {({True: 'bf16', False: 'fp32'}).get(run_args.get('bf16'), '?')}")
     if not rows:
         return "no finished seed on disk"
     if len(rows) > 1:
@@ -131,12 +137,18 @@ def report(args: MainArgs) -> str:
     notes = ("- command: `bash scripts/train.sh --seed <k>` (the README's main command; `--preset multistep`), "
              "one seed after another\n"
              f"- machine: {machine()}\n"
+             f"- arithmetic (`bf16` in each run's args.json): {', '.join(autocast)}\n"
              "- held-out: the run's own `--eval_tasks` (the recipe: 32 level-1 tasks of `level1-eval`, greedy); "
              "start = the base model\n"
              "- peak GiB = PSS of the whole process tree (trainer + sandbox processes), sampled every 2 s")
     if len(done) < 3:
         notes += f"\n- seeds finished: {done}: fewer than 3 seeds is an anecdote, not a spread"
     return f"{table}\n\n{paired}\n\n{notes}\n"
+
+
+def section_title(args: MainArgs) -> str:
+    """The RESULTS.md section the report goes to: :data:`TITLE`, with ``--label`` after it when given."""
+    return f"{TITLE}, {args.label}" if args.label else TITLE
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -149,7 +161,7 @@ def main(argv: list[str] | None = None) -> str:
     text = report(args)
     print(text)
     if not args.no_write:
-        print("written to", write_section(TITLE, text))
+        print("written to", write_section(section_title(args), text))
     return text
 
 

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.bench_main import MainArgs, report
+from benchmarks.bench_main import TITLE, MainArgs, report, section_title
 from benchmarks.memory import MemoryWatch, tree_pss_mib
 
 
@@ -53,3 +53,13 @@ def test_memory_watch_sees_a_child_that_holds_memory():
     assert live > 150  # the 200 MiB buffer, touched by bytearray's zero fill
     assert watch.peak.root_mib > 150 and watch.peak_gib > 150 / 1024
     assert watch.timeline()[0]["seconds"] >= 0.0
+
+
+def test_report_says_which_arithmetic_each_seed_ran_and_a_label_gives_a_section_of_its_own(tmp_path):
+    fake_run(tmp_path, 0, [True, False, False, False], [True, True, True, False], wall_s=900.0, peak_gib=5.0)
+    fake_run(tmp_path, 1, [True, True, False, False], [True, False, True, True], wall_s=1020.0, peak_gib=6.0)
+    (tmp_path / "seed0" / "args.json").write_text(json.dumps({"bf16": False}))
+    text = report(MainArgs(seeds=[0, 1], runs_dir=str(tmp_path)))
+    assert "- arithmetic (`bf16` in each run's args.json): seed 0 fp32, seed 1 ?" in text
+    assert section_title(MainArgs()) == TITLE
+    assert section_title(MainArgs(label="AVX2-only CPU")) == f"{TITLE}, AVX2-only CPU"

@@ -45,10 +45,11 @@ def test_an_unknown_preset_is_refused(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
-def _machine(monkeypatch, *, cuda: bool = False, cuda_bf16: bool = False, avx512_bf16: bool = False,
+def _machine(monkeypatch, *, cuda: tuple[int, int] | None = None, avx512_bf16: bool = False,
              amx: bool = False) -> None:
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: cuda_bf16)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda is not None)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: cuda)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0 if cuda is None else 1)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
 
@@ -57,8 +58,9 @@ def _machine(monkeypatch, *, cuda: bool = False, cuda_bf16: bool = False, avx512
     ({}, False),  # an AVX2-only CPU: bfloat16 is emulated, autocast would slow the run down
     ({"avx512_bf16": True}, True),
     ({"amx": True}, True),
-    ({"cuda": True, "cuda_bf16": True}, True),
-    ({"cuda": True, "cuda_bf16": False, "avx512_bf16": True}, False),  # the GPU runs the model, not the CPU
+    ({"cuda": (8, 0)}, True),  # A100
+    ({"cuda": (9, 0)}, True),  # H100
+    ({"cuda": (7, 5), "avx512_bf16": True}, False),  # a T4: the GPU runs the model, not the CPU
 ])
 def test_native_bf16_reads_the_machine(monkeypatch, machine, native):
     _machine(monkeypatch, **machine)

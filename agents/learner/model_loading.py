@@ -238,8 +238,8 @@ _NATIVE_BF16_CPU_CHECKS = ("_is_avx512_bf16_supported", "_is_amx_tile_supported"
 
 
 def native_bf16() -> bool:
-    """Whether bfloat16 arithmetic is native here, so that ``--bf16`` autocast speeds a run up: a CUDA GPU that
-    supports it, or a CPU with AVX512-BF16 or AMX.
+    """Whether bfloat16 arithmetic is native here, so that ``--bf16`` autocast speeds a run up: a CUDA GPU of
+    compute capability 8.0 or later (Ampere onwards), or a CPU with AVX512-BF16 or AMX.
 
     Elsewhere (a CPU with AVX2 only) PyTorch emulates bfloat16 and autocast makes sampling slower than fp32:
     on an AVX2-only AMD EPYC the trainer's sampler ran 30 tokens/s under autocast against 74 in fp32
@@ -248,7 +248,10 @@ def native_bf16() -> bool:
     """
     import torch
 
-    if torch.cuda.is_available():
-        return bool(torch.cuda.is_bf16_supported())
+    if torch.cuda.is_available():  # compute capability 8.0 (Ampere) or later; this process's GPU under a launcher
+        # Read from the device's properties: creating a tensor to probe would open a context on GPU 0 in every
+        # data-parallel process before the accelerator places it.
+        device = min(int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count() - 1)
+        return torch.cuda.get_device_capability(device) >= (8, 0)
     cpu = getattr(torch, "cpu", None)
     return any(bool(getattr(cpu, name, lambda: False)()) for name in _NATIVE_BF16_CPU_CHECKS)

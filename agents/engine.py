@@ -23,6 +23,8 @@ rollout function and the benchmarks all play episodes through :func:`play_episod
 
 ``on_end(index, episode)`` (optional) is called as each episode ends, with its request index: the
 evaluation appends records to disk there, so a killed run loses only the episodes in flight.
+``on_round(rounds, ended)`` (optional) is called after each round of actions (one turn of every live
+episode) with the rounds played and the episodes ended so far: the trainer's progress lines.
 """
 
 from __future__ import annotations
@@ -152,7 +154,8 @@ class Player(Protocol, Generic[E]):
 
 
 def play_episodes(player: Player[E], envs: ThreadVectorEnv, requests: Sequence[EpisodeRequest], *,
-                  on_end: Callable[[int, E], None] | None = None, stats: EngineStats | None = None) -> list[E]:
+                  on_end: Callable[[int, E], None] | None = None, stats: EngineStats | None = None,
+                  on_round: Callable[[int, int], None] | None = None) -> list[E]:
     """Play every request to its end, ``envs.num_envs`` at a time; return the records in request order.
 
     ``stats`` (optional) is filled with counts and the time spent in the envs and in ``player.act``.
@@ -191,6 +194,7 @@ def play_episodes(player: Player[E], envs: ThreadVectorEnv, requests: Sequence[E
                     end(None, index, player.failed(request, exc), Ending.from_halt(Halt("agent_error", message)))
 
     refill()
+    rounds = 0
     while live:
         t0 = time.perf_counter()
         actions = player.act({slot: episode for slot, (_, episode) in live.items()})
@@ -215,6 +219,9 @@ def play_episodes(player: Player[E], envs: ThreadVectorEnv, requests: Sequence[E
             player.observe(episode, to_step[slot], outcome)
             if outcome.done:
                 end(slot, index, episode, Ending.from_step(outcome))
+        rounds += 1
+        if on_round is not None:
+            on_round(rounds, len(done))
         refill()
     stats.episodes += len(done)
     stats.wall_seconds += time.perf_counter() - started

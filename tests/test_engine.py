@@ -70,9 +70,10 @@ def make_envs(n: int) -> ThreadVectorEnv:
 
 
 def test_slots_refill_and_records_come_back_in_request_order() -> None:
-    player, stats = CountingPlayer(), EngineStats()
+    player, stats, rounds = CountingPlayer(), EngineStats(), []
     with make_envs(2) as envs:
-        episodes = play_episodes(player, envs, [EpisodeRequest.of(t) for t in TASKS], stats=stats)
+        episodes = play_episodes(player, envs, [EpisodeRequest.of(t) for t in TASKS], stats=stats,
+                                 on_round=lambda played, ended: rounds.append((played, ended)))
     assert [e.index for e in episodes] == [0, 1, 2, 3, 4]  # request order, whatever order they ended in
     assert player.ended[:2] == [0, 1]  # task 0 ends first, its slot takes task 2 at once
     assert player.batches[0] == [0, 1] and player.batches[1] == [1, 2]
@@ -80,6 +81,10 @@ def test_slots_refill_and_records_come_back_in_request_order() -> None:
     assert all(e.ending.terminated and e.ending.reward == pytest.approx(1.2) for e in episodes)
     assert [len(e.actions) for e in episodes] == [1, 2, 3, 4, 5]
     assert stats.episodes == 5 and stats.env_steps == 15 and stats.env_seconds > 0
+    # A progress hook after every round of actions: rounds played, episodes ended so far.
+    assert [r for r, _ in rounds] == list(range(1, len(player.batches) + 1))
+    assert rounds[0] == (1, 1) and rounds[-1][1] == 5  # task 0 answers on its first action
+    assert all(a[1] <= b[1] for a, b in zip(rounds, rounds[1:], strict=False))
 
 
 def test_a_halt_ends_only_that_episode_and_frees_its_env() -> None:

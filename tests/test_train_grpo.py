@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from agents.learner.heldout import EvalProgress
 from agents.learner.train import progress_lines
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,17 +62,27 @@ def test_two_iterations_write_metrics_checkpoints_and_curves(tmp_path):
     assert all(e["turns"] and {"action", "error", "observation"} <= e["turns"][0].keys() for e in trained)
     assert len((out / "episodes" / "eval-2.jsonl").read_text().splitlines()) == 2
     # Evaluations report their progress while they play, not only when they end.
-    assert re.search(r"held-out evaluation \(end\): 1/2 episodes ended, about \d+:\d\d left", result.stderr)
+    assert re.search(r"held-out evaluation \(end\): turn 1, \d/2 episodes ended, about \d+:\d\d left",
+                     result.stderr)
 
 
-def test_progress_lines_say_each_quarter_once_with_the_time_left() -> None:
+def test_progress_lines_count_turns_and_episodes_and_estimate_the_time_left() -> None:
     said: list[str] = []
-    report = progress_lines(SimpleNamespace(say=said.append), "held-out evaluation (start)")  # type: ignore[arg-type]
-    for ended in range(1, 9):
-        report(ended, 8)
-    assert [line.split(", about")[0] for line in said] == [
-        "held-out evaluation (start): 2/8 episodes ended", "held-out evaluation (start): 4/8 episodes ended",
-        "held-out evaluation (start): 6/8 episodes ended"]
+    run = SimpleNamespace(say=said.append, args=SimpleNamespace(max_turns=4))
+    report = progress_lines(run, "held-out evaluation (start)", every_s=10.0)  # type: ignore[arg-type]
+    # 32 episodes side by side, 30 s a turn, all to the turn limit (the base model): nothing ends before turn 4.
+    for rounds in (1, 2, 3, 4):
+        report(EvalProgress(rounds=rounds, ended=32 if rounds == 4 else 0, total=32, seconds=30.0 * rounds))
+    assert said == ["held-out evaluation (start): turn 1, 0/32 episodes ended, about 1:30 left",
+                    "held-out evaluation (start): turn 2, 0/32 episodes ended, about 1:00 left",
+                    "held-out evaluation (start): turn 3, 0/32 episodes ended, about 0:30 left"]
+    said.clear()
+    report = progress_lines(run, "selection split after 2 iterations", every_s=10.0)  # type: ignore[arg-type]
+    report(EvalProgress(rounds=2, ended=24, total=32, seconds=60.0))  # most answered on turn 2: two turns left
+    report(EvalProgress(rounds=3, ended=28, total=32, seconds=65.0))  # within 10 s of the last line: quiet
+    assert said == ["selection split after 2 iterations: turn 2, 24/32 episodes ended, about 1:00 left"]
+    # More episodes than slots: rounds pass the turn limit and the pace per episode ended decides.
+    assert EvalProgress(rounds=9, ended=60, total=85, seconds=120.0).seconds_left(max_turns=4) == 50.0
     assert all(re.search(r"about \d+:\d\d left$", line) for line in said)
 
 

@@ -168,15 +168,32 @@ def episode_metrics(trajectories: Sequence[Trajectory], prefix: str) -> dict[str
     return out
 
 
+@dataclass(frozen=True)
+class EvalProgress:
+    """Where an evaluation stands after a round of turns (one action of every live episode)."""
+
+    rounds: int  # rounds of the current set so far
+    ended: int  # episodes ended, over all the sets
+    total: int  # episodes to play, over all the sets
+    seconds: float  # since the evaluation started
+
+    def seconds_left(self, max_turns: int) -> float:
+        """A rough estimate: the larger of the pace per episode ended and, while the side-by-side episodes have
+        turns left, the pace per round times the rounds left (episodes that all run to the turn limit end
+        together, so counting ended episodes alone would say nothing until the end)."""
+        by_episodes = self.seconds / self.ended * (self.total - self.ended) if self.ended else 0.0
+        by_rounds = self.seconds / self.rounds * max(0, max_turns - self.rounds) if self.rounds else 0.0
+        return max(by_episodes, by_rounds)
+
+
 def evaluate(policy: Policy, sets: Sequence[EvalSet], args: EnvSettings, dp: DataParallel | None = None,
              log: RunLog | None = None, tag: str = "0", prefix: str = "eval", episodes: str = "eval",
-             progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
+             progress: Callable[[EvalProgress], None] | None = None) -> dict[str, float]:
     """Greedy success on every evaluation set (``<prefix>/success`` over all their tasks, and per set).
 
     With ``log``, the episodes go to ``<run>/episodes/<episodes>-<tag>.jsonl``. Infrastructure errors are left out
-    of the scores and counted (``<prefix>/infra_errors``). ``progress`` is called with (episodes ended, episodes
-    to play) over all the sets each time one of this process's episodes ends (under data parallel each process
-    plays about its share of the total).
+    of the scores and counted (``<prefix>/infra_errors``). ``progress`` gets an :class:`EvalProgress` after each
+    round of turns (under data parallel, of this process's share).
     """
     start = time.perf_counter()
     played: list[Trajectory] = []
@@ -186,11 +203,15 @@ def evaluate(policy: Policy, sets: Sequence[EvalSet], args: EnvSettings, dp: Dat
     for eval_set in sets:
         before = len(played) // dp.world_size
         requests = [EpisodeRequest(t.task_id, f"eval-{t.task_id}", seed=0, task=t) for t in eval_set.tasks]
-        on_end = None if progress is None else (lambda ended, _, before=before: progress(before + ended, total))
+
+        def on_round(rounds: int, ended: int, before: int = before) -> None:
+            if progress is not None:
+                progress(EvalProgress(rounds, before + ended, total, time.perf_counter() - start))
+
         trajectories, _ = collect_everywhere(dp, policy, eval_set.envs, requests,
                                              max_episode_tokens=args.max_episode_tokens,
                                              system_prompt=args.system_prompt or None, temperature=0.0,
-                                             response_prefix=args.response_prefix, on_end=on_end)
+                                             response_prefix=args.response_prefix, on_round=on_round)
         clean = without_infra_errors(trajectories)
         if len(sets) > 1:
             metrics[f"{prefix}/{eval_set.name}/success"] = (

@@ -201,28 +201,21 @@ class PolicyPlayer:
 def collect(policy: Policy, envs: ThreadVectorEnv, requests: Sequence[EpisodeRequest], *,
             max_episode_tokens: int = 2048, system_prompt: str | None = None, temperature: float | None = None,
             response_prefix: str = "", generator: torch.Generator | None = None,
-            scripts: Sequence[Sequence[str]] | None = None, on_end: Callable[[int, int], None] | None = None
+            scripts: Sequence[Sequence[str]] | None = None, on_round: Callable[[int, int], None] | None = None
             ) -> tuple[list[Trajectory], RolloutStats]:
     """Play every request to the end through :func:`agents.engine.play_episodes`; one trajectory per request.
 
     ``temperature`` overrides the policy's sampling temperature (0 = greedy, for evaluation);
     ``response_prefix``, ``system_prompt`` and ``max_episode_tokens`` make the :class:`Conversation`
-    (tokens per turn: ``policy.config.max_new_tokens``); ``scripts`` see :class:`PolicyPlayer`; ``on_end`` is
-    called with (episodes ended, episodes to play) each time an episode ends (progress reports).
+    (tokens per turn: ``policy.config.max_new_tokens``); ``scripts`` see :class:`PolicyPlayer`; ``on_round``
+    see :func:`agents.engine.play_episodes` (progress reports).
     """
     conversation = Conversation(system_prompt or None, response_prefix, policy.config.max_new_tokens,
                                 max_episode_tokens)
     player = PolicyPlayer(policy, conversation, temperature=temperature, generator=generator, scripts=scripts)
     engine = EngineStats()
-    ended = [0]
-
-    def count(_index: int, _episode: object) -> None:
-        ended[0] += 1
-        if on_end is not None:
-            on_end(ended[0], len(requests))
-
     with policy.reusing_turns() as turns:  # the weights stay fixed while episodes play
-        episodes = play_episodes(player, envs, requests, stats=engine, on_end=count)
+        episodes = play_episodes(player, envs, requests, stats=engine, on_round=on_round)
     player.stats.reused_prompt_tokens = turns.reused_tokens
     stats = player.stats
     stats.episodes, stats.env_steps = engine.episodes, engine.env_steps

@@ -66,6 +66,7 @@ from agents.learner.checkpointing import (
 from agents.learner.config import Args, check_args, make_rl_pool, make_task_pool, queue_config
 from agents.learner.data_parallel import DataParallel, from_accelerator
 from agents.learner.heldout import (
+    EvalProgress,
     EvalSet,
     close_eval_sets,
     evaluate,
@@ -386,18 +387,17 @@ def evaluation_point(run: Run, name: str, tag: str, prefix: str = "eval") -> dic
     return metrics
 
 
-def progress_lines(run: Run, what: str) -> Callable[[int, int], None]:
-    """A progress callback for an evaluation: a line at each quarter of its episodes, with the time left estimated
-    from the pace so far (episodes play side by side and end on later turns, so it is a rough guess)."""
-    started = time.time()
-    said: set[int] = set()
+def progress_lines(run: Run, what: str, every_s: float = 20.0) -> Callable[[EvalProgress], None]:
+    """A progress callback for an evaluation: after a round of turns, a line with the episodes ended and a rough
+    estimate of the time left (:meth:`EvalProgress.seconds_left`), at most one line every ``every_s`` seconds."""
+    said_at = [-every_s]
 
-    def report(ended: int, total: int) -> None:
-        quarter = 4 * ended // max(total, 1)
-        if 0 < quarter < 4 and quarter not in said:
-            said.add(quarter)
-            left = (time.time() - started) / ended * (total - ended)
-            run.say(f"{what}: {ended}/{total} episodes ended, about {_clock(left)} left")
+    def report(progress: EvalProgress) -> None:
+        if progress.ended < progress.total and progress.seconds - said_at[0] >= every_s:
+            said_at[0] = progress.seconds
+            left = progress.seconds_left(run.args.max_turns)
+            run.say(f"{what}: turn {progress.rounds}, {progress.ended}/{progress.total} episodes ended, "
+                    f"about {_clock(left)} left")
 
     return report
 

@@ -11,12 +11,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from agents.learner.heldout import EvalProgress
-from agents.learner.train import progress_lines
+from agents.learner.heldout import EvalProgress, progress_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "agents" / "train_grpo.py"
@@ -68,8 +66,7 @@ def test_two_iterations_write_metrics_checkpoints_and_curves(tmp_path):
 
 def test_progress_lines_count_turns_and_episodes_and_estimate_the_time_left() -> None:
     said: list[str] = []
-    run = SimpleNamespace(say=said.append, args=SimpleNamespace(max_turns=4))
-    report = progress_lines(run, "held-out evaluation (start)", every_s=10.0)  # type: ignore[arg-type]
+    report = progress_lines(said.append, "held-out evaluation (start)", 4, every_s=10.0)
     # 32 episodes side by side, 30 s a turn, all to the turn limit (the base model): nothing ends before turn 4.
     for rounds in (1, 2, 3, 4):
         report(EvalProgress(rounds=rounds, ended=32 if rounds == 4 else 0, total=32, seconds=30.0 * rounds))
@@ -77,7 +74,7 @@ def test_progress_lines_count_turns_and_episodes_and_estimate_the_time_left() ->
                     "held-out evaluation (start): turn 2, 0/32 episodes ended, about 1:00 left",
                     "held-out evaluation (start): turn 3, 0/32 episodes ended, about 0:30 left"]
     said.clear()
-    report = progress_lines(run, "selection split after 2 iterations", every_s=10.0)  # type: ignore[arg-type]
+    report = progress_lines(said.append, "selection split after 2 iterations", 4, every_s=10.0)
     report(EvalProgress(rounds=2, ended=24, total=32, seconds=60.0))  # most answered on turn 2: two turns left
     report(EvalProgress(rounds=3, ended=28, total=32, seconds=65.0))  # within 10 s of the last line: quiet
     assert said == ["selection split after 2 iterations: turn 2, 24/32 episodes ended, about 1:00 left"]

@@ -186,6 +186,28 @@ class EvalProgress:
         return max(by_episodes, by_rounds)
 
 
+def progress_lines(say: Callable[[str], None], what: str, max_turns: int, every_s: float = 20.0
+                   ) -> Callable[[EvalProgress], None]:
+    """A progress callback for :func:`evaluate`: after a round of turns, a line (through ``say``) with the episodes
+    ended and a rough estimate of the time left (:meth:`EvalProgress.seconds_left`), at most one every ``every_s``
+    seconds."""
+    said_at = [-every_s]
+
+    def report(progress: EvalProgress) -> None:
+        if progress.ended < progress.total and progress.seconds - said_at[0] >= every_s:
+            said_at[0] = progress.seconds
+            say(f"{what}: turn {progress.rounds}, {progress.ended}/{progress.total} episodes ended, "
+                f"about {clock(progress.seconds_left(max_turns))} left")
+
+    return report
+
+
+def clock(seconds: float) -> str:
+    """``m:ss`` for a duration in seconds (negative counts as 0)."""
+    seconds = max(int(seconds), 0)
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
 def evaluate(policy: Policy, sets: Sequence[EvalSet], args: EnvSettings, dp: DataParallel | None = None,
              log: RunLog | None = None, tag: str = "0", prefix: str = "eval", episodes: str = "eval",
              progress: Callable[[EvalProgress], None] | None = None) -> dict[str, float]:

@@ -45,7 +45,6 @@ import math
 import random
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,12 +65,13 @@ from agents.learner.checkpointing import (
 from agents.learner.config import Args, check_args, make_rl_pool, make_task_pool, queue_config
 from agents.learner.data_parallel import DataParallel, from_accelerator
 from agents.learner.heldout import (
-    EvalProgress,
     EvalSet,
+    clock,
     close_eval_sets,
     evaluate,
     make_envs,
     make_eval_sets,
+    progress_lines,
     release_sandboxes,
     result_table,
     same_tools,
@@ -139,7 +139,7 @@ class Run:
     def say(self, message: str) -> None:
         """A progress line on the main process (stderr, flushed: it shows in logs and background jobs)."""
         if self.dp.is_main:
-            print(f"[{_clock(time.time() - self.started)}] {message}", file=sys.stderr, flush=True)
+            print(f"[{clock(time.time() - self.started)}] {message}", file=sys.stderr, flush=True)
 
     def checkpoint(self, iteration: int, extra: dict[str, Any]) -> None:
         """Checkpoint after ``iteration`` (-1: during the warm-up) with the trainer's clock and generators."""
@@ -279,7 +279,7 @@ def warm_up_phase(run: Run) -> dict[str, float]:
             run.checkpoint(-1, {"warmup_epochs_done": epoch + 1})
             done = epoch + 1 - epochs.start
             left = (time.time() - pass_started) / done * (epochs.stop - epoch - 1)
-            run.say(f"warm-up pass {epoch + 1}/{args.demo_warmup_epochs} done, about {_clock(left)} left")
+            run.say(f"warm-up pass {epoch + 1}/{args.demo_warmup_epochs} done, about {clock(left)} left")
 
         run.say(f"warm-up: {len(epochs)} supervised passes over the verified demonstrations")
         metrics.update(warm_up(run.policy, run.optimizer, played, epochs, run.update_config, run.shared_rng, run.dp,
@@ -363,7 +363,8 @@ def selection_point(run: Run, best: BestAdapter, iteration: int) -> dict[str, fl
     """Score the policy on ``--select_tasks`` after ``iteration`` RL iterations and offer it to ``best`` (kept when
     it is the best so far, ``agents.learner.selection``); returns the ``select/*`` metrics."""
     metrics = evaluate(run.policy, run.select_sets, run.args, run.dp, run.log, str(iteration), "select", "select",
-                       progress=progress_lines(run, f"selection split after {iteration} iterations"))
+                       progress=progress_lines(run.say, f"selection split after {iteration} iterations",
+                                                run.args.max_turns))
     if run.rl_envs is not run.envs:  # the training world's sandboxes idle again until the next selection
         release_sandboxes(run.envs)
     score = metrics["select/success"]
@@ -377,29 +378,14 @@ def evaluation_point(run: Run, name: str, tag: str, prefix: str = "eval") -> dic
     """A held-out evaluation with a progress line before and after; kept for the end-of-run table."""
     tasks = sum(len(s.tasks) for s in run.eval_sets)
     previous = [m[f"time/{p}_s"] for _, m in run.results for p in ("eval", "eval_base") if f"time/{p}_s" in m]
-    guess = f", about {_clock(previous[-1])}" if previous else ""
+    guess = f", about {clock(previous[-1])}" if previous else ""
     run.say(f"held-out evaluation ({name}): {tasks} tasks, greedy{guess}")
     metrics = evaluate(run.policy, run.eval_sets, run.args, run.dp, run.log, tag, prefix,
-                       progress=progress_lines(run, f"held-out evaluation ({name})"))
+                       progress=progress_lines(run.say, f"held-out evaluation ({name})", run.args.max_turns))
     run.say(f"held-out evaluation ({name}): success {metrics[f'{prefix}/success']:.3f}")
     at = {"time/elapsed_s": time.time() - run.started}  # for the table only: the logged elapsed time excludes it
     run.results.append((name, {**{k.replace(f"{prefix}/", "eval/", 1): v for k, v in metrics.items()}, **at}))
     return metrics
-
-
-def progress_lines(run: Run, what: str, every_s: float = 20.0) -> Callable[[EvalProgress], None]:
-    """A progress callback for an evaluation: after a round of turns, a line with the episodes ended and a rough
-    estimate of the time left (:meth:`EvalProgress.seconds_left`), at most one line every ``every_s`` seconds."""
-    said_at = [-every_s]
-
-    def report(progress: EvalProgress) -> None:
-        if progress.ended < progress.total and progress.seconds - said_at[0] >= every_s:
-            said_at[0] = progress.seconds
-            left = progress.seconds_left(run.args.max_turns)
-            run.say(f"{what}: turn {progress.rounds}, {progress.ended}/{progress.total} episodes ended, "
-                    f"about {_clock(left)} left")
-
-    return report
 
 
 def finish(run: Run) -> dict[str, float]:
@@ -483,11 +469,6 @@ def _resume(run: Run) -> None:
 def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
-
-
-def _clock(seconds: float) -> str:
-    seconds = max(int(seconds), 0)
-    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 def _as_rng_state(state: object) -> tuple:
